@@ -1,0 +1,107 @@
+"""``jitsi-auth-sidecar``: serve, check-config, mint, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, UnixAddress, load_settings
+from sidecar.web import PathOnlyAccessLogger, create_app
+
+log = logging.getLogger("sidecar")
+
+
+async def serve(
+    settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set)."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log_class=PathOnlyAccessLogger, handle_signals=False)
+    await runner.setup()
+    listen = settings.server.listen
+    site: web.BaseSite
+    if isinstance(listen, UnixAddress):
+        site = web.UnixSite(runner, str(listen.path))
+    else:
+        site = web.TCPSite(runner, listen.host, listen.port)
+    await site.start()
+    if isinstance(listen, UnixAddress):
+        # Only nginx (the socket's group) may talk to the sidecar.
+        os.chmod(listen.path, settings.server.socket_mode)
+    log.info("listening on %s", site.name)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def _load(path: Path) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        # One line that names the key: that is all an admin needs to fix it.
+        print(f"jitsi-auth-sidecar: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jitsi-auth-sidecar", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("serve", "run the daemon"),
+        ("check-config", "read the configuration and report the first problem"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    demo = commands.add_parser("demo", help="a throwaway school: slapd, nginx and the sidecar")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument(
+        "--include",
+        type=Path,
+        default=None,
+        help="the nginx include file (default: the one in this source tree)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if args.command == "serve":
+        asyncio.run(serve(_load(args.config)))
+        return 0
+    if args.command == "check-config":
+        settings = _load(args.config)
+        print(
+            f"configuration ok: {len(settings.roles)} role rules, "
+            f"LDAP {', '.join(settings.ldap.urls)}"
+        )
+        return 0
+    if args.command == "demo":
+        from sidecar.demo.run import run_demo
+
+        return run_demo(port=args.port, include=args.include)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""The school's LDAP directory, through bonsai's asyncio API.
+
+A password is checked by binding a fresh connection as that person; the
+pooled connections (the service account, or anonymous) only search. Every
+network await is bounded by ``ldap.timeout``, taking a pooled connection
+included. An unreachable or slow directory is :class:`DirectoryUnavailable`,
+never :class:`InvalidCredentials`: an outage must not look like a wrong
+password, and certainly never like a right one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import bonsai
+
+from sidecar.config import LdapSettings, Secret
+from sidecar.credentials import Credentials
+from sidecar.dn import canonical_dn
+from sidecar.people import Person
+
+log = logging.getLogger(__name__)
+
+MEMBER_OF = "memberOf"
+
+
+class InvalidCredentials(Exception):
+    """Unknown user or wrong password: deliberately indistinguishable."""
+
+
+class DirectoryUnavailable(Exception):
+    """The directory did not answer in time, or not at all."""
+
+
+def _first(entry: Any, attribute: str) -> str | None:
+    values = entry.get(attribute)
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+class _ConnectionPool:
+    """Reusable reading connections, at most ``size`` at once.
+
+    Hand-made rather than bonsai's pool so that a connection which died with
+    the server is dropped instead of handed out again, and so that waiting
+    for a free connection has a deadline.
+    """
+
+    def __init__(self, directory: Directory, size: int) -> None:
+        self._directory = directory
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Any] = []
+
+    @asynccontextmanager
+    async def connection(self, *, fresh: bool = False) -> AsyncIterator[Any]:
+        async with asyncio.timeout(self._directory.timeout):
+            await self._slots.acquire()
+        try:
+            if fresh:
+                self.close()
+            conn = self._idle.pop() if self._idle else await self._directory.connect_reader()
+            try:
+                yield conn
+            except BaseException:
+                conn.close()
+                raise
+            self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+class Directory:
+    def __init__(self, settings: LdapSettings) -> None:
+        self._settings = settings
+        self.timeout = settings.timeout
+        self._pool = _ConnectionPool(self, settings.pool_size)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- connections -------------------------------------------------------
+
+    def _client(self, url: str, dn: str | None, password: Secret | str | None) -> Any:
+        settings = self._settings
+        client = bonsai.LDAPClient(url, tls=settings.start_tls)
+        client.set_cert_policy("demand" if settings.verify_certificates else "never")
+        if settings.ca_file is not None:
+            client.set_ca_cert(str(settings.ca_file))
+        client.set_server_chase_referrals(False)
+        if dn is not None and password is not None:
+            secret = password.reveal().decode("utf-8") if isinstance(password, Secret) else password
+            client.set_credentials("SIMPLE", user=dn, password=secret)
+        return client
+
+    async def _connect(self, dn: str | None, password: Secret | str | None) -> Any:
+        """Connect (and bind) to the first server that answers, in configured order."""
+        last_error: Exception | None = None
+        for url in self._settings.urls:
+            client = self._client(url, dn, password)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await client.connect(is_async=True, timeout=self.timeout)
+            except bonsai.AuthenticationError:
+                raise
+            except (bonsai.LDAPError, TimeoutError, OSError) as error:
+                log.warning("LDAP server %s unreachable: %s", url, type(error).__name__)
+                last_error = error
+        raise DirectoryUnavailable("no LDAP server answered") from last_error
+
+    async def connect_reader(self) -> Any:
+        settings = self._settings
+        try:
+            return await self._connect(settings.bind_dn, settings.bind_password)
+        except bonsai.AuthenticationError as error:
+            # A broken service account is an outage for everyone, not a wrong password.
+            log.error("the LDAP service account cannot bind (ldap.bind_dn)")
+            raise DirectoryUnavailable("service account rejected") from error
+
+    async def _bind_as(self, dn: str, password: str) -> Any:
+        try:
+            return await self._connect(dn, password)
+        except bonsai.AuthenticationError:
+            raise InvalidCredentials from None
+
+    async def _search(
+        self,
+        conn: Any,
+        base: str,
+        scope: bonsai.LDAPSearchScope,
+        filter_exp: str,
+        attributes: list[str],
+    ) -> list[Any]:
+        async with asyncio.timeout(self.timeout):
+            result: list[Any] = await conn.search(
+                base, scope, filter_exp, attributes, timeout=self.timeout
+            )
+            return result
+
+    async def _pooled_search(
+        self, base: str, scope: bonsai.LDAPSearchScope, filter_exp: str, attributes: list[str]
+    ) -> list[Any]:
+        """Search with a pooled connection; retry once on a fresh one if it had died."""
+        for fresh in (False, True):
+            try:
+                async with self._pool.connection(fresh=fresh) as conn:
+                    return await self._search(conn, base, scope, filter_exp, attributes)
+            except bonsai.ConnectionError:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- people --------------------------------------------------------------
+
+    def _attributes(self) -> list[str]:
+        settings = self._settings
+        return [settings.id_attribute, settings.name_attribute, settings.mail_attribute, MEMBER_OF]
+
+    async def authenticate(self, credentials: Credentials) -> Person:
+        """The person these credentials belong to, with their groups.
+
+        Raises InvalidCredentials or DirectoryUnavailable.
+        """
+        try:
+            if self._settings.user_dn_template:
+                return await self._authenticate_direct(credentials)
+            return await self._authenticate_by_search(credentials)
+        except (InvalidCredentials, DirectoryUnavailable):
+            raise
+        except (bonsai.LDAPError, TimeoutError, OSError) as error:
+            log.warning("LDAP request failed: %s", type(error).__name__)
+            raise DirectoryUnavailable(type(error).__name__) from error
+
+    async def _authenticate_direct(self, credentials: Credentials) -> Person:
+        dn = self._settings.user_dn_template.format(
+            username=bonsai.escape_attribute_value(credentials.username)
+        )
+        conn = await self._bind_as(dn, credentials.password)
+        try:
+            entries = await self._search(
+                conn, dn, bonsai.LDAPSearchScope.BASE, "(objectClass=*)", self._attributes()
+            )
+            if len(entries) != 1:
+                raise InvalidCredentials
+            entry = entries[0]
+            if self._settings.bind_dn is None:
+                groups = await self._groups(entry, credentials.username, conn)
+            else:
+                groups = await self._groups(entry, credentials.username, None)
+        finally:
+            conn.close()
+        return self._person(entry, credentials.username, groups)
+
+    async def _authenticate_by_search(self, credentials: Credentials) -> Person:
+        settings = self._settings
+        filter_exp = settings.user_filter.format(
+            username=bonsai.escape_filter_exp(credentials.username)
+        )
+        entries = await self._pooled_search(
+            settings.user_base, bonsai.LDAPSearchScope.SUBTREE, filter_exp, self._attributes()
+        )
+        if len(entries) != 1:
+            if len(entries) > 1:
+                log.warning("ldap.user_filter matches %d entries for one login", len(entries))
+            raise InvalidCredentials
+        entry = entries[0]
+        conn = await self._bind_as(str(entry.dn), credentials.password)
+        try:
+            reader = conn if settings.bind_dn is None else None
+            groups = await self._groups(entry, credentials.username, reader)
+        finally:
+            conn.close()
+        return self._person(entry, credentials.username, groups)
+
+    async def _groups(self, entry: Any, username: str, conn: Any | None) -> frozenset[str]:
+        settings = self._settings
+        if settings.group_mode == "memberof":
+            names = [str(value) for value in entry.get(MEMBER_OF, [])]
+        else:
+            user_id = _first(entry, settings.id_attribute) or username
+            filter_exp = settings.group_filter.format(
+                user_dn=bonsai.escape_filter_exp(str(entry.dn)),
+                username=bonsai.escape_filter_exp(user_id),
+            )
+            scope = bonsai.LDAPSearchScope.SUBTREE
+            if conn is None:
+                found = await self._pooled_search(settings.group_base, scope, filter_exp, ["1.1"])
+            else:
+                found = await self._search(conn, settings.group_base, scope, filter_exp, ["1.1"])
+            names = [str(group.dn) for group in found]
+        groups: set[str] = set()
+        for name in names:
+            try:
+                groups.add(canonical_dn(name))
+            except ValueError:
+                log.warning("ignoring a group that is not a DN")
+        return frozenset(groups)
+
+    def _person(self, entry: Any, username: str, groups: frozenset[str]) -> Person:
+        settings = self._settings
+        user_id = _first(entry, settings.id_attribute) or username
+        return Person(
+            user_id=user_id,
+            display_name=_first(entry, settings.name_attribute) or user_id,
+            email=_first(entry, settings.mail_attribute) or "",
+            groups=groups,
+        )

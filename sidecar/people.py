@@ -1,0 +1,13 @@
+"""Who somebody is, as the directory describes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str  # the directory's spelling of the login name
+    display_name: str
+    email: str
+    groups: frozenset[str]  # canonical group DNs

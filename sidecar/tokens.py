@@ -1,0 +1,98 @@
+"""Jitsi room tokens: minted the way Prosody's token authentication checks them.
+
+The rules (see DESIGN.md, "The token"): header ``typ`` exactly ``JWT`` and the
+configured HMAC algorithm; ``iss`` the app id, ``aud`` one string, ``sub``
+always; ``room`` the backend-safe room name; integer ``exp``/``nbf`` with
+``nbf`` a little in the past because Prosody allows no clock skew; every
+``context.user`` value a string, moderator rights both as ``affiliation`` and
+``moderator`` there, and as a top-level boolean for older plugins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+from sidecar.config import JitsiSettings, RoleRule
+from sidecar.people import Person
+
+# Clocks of this host and Prosody's may differ by this much.
+NOT_BEFORE_SLACK_SECONDS = 60
+# A token that runs out sooner than this is replaced before Jitsi gets it.
+MIN_REMAINING_SECONDS = 300
+ANY_ROOM = "*"
+
+
+class RoomTokens:
+    def __init__(self, settings: JitsiSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._key = settings.app_secret.reveal()
+        self._clock = clock
+
+    def _room_claim(self, rule: RoleRule, backend_room: str) -> str:
+        return ANY_ROOM if rule.any_room else backend_room
+
+    def mint(self, person: Person, rule: RoleRule, backend_room: str) -> str:
+        now = int(self._clock())
+        settings = self._settings
+        claims: dict[str, Any] = {
+            "iss": settings.app_id,
+            "aud": settings.audience,
+            "sub": settings.subject,
+            "room": self._room_claim(rule, backend_room),
+            "iat": now,
+            "nbf": now - NOT_BEFORE_SLACK_SECONDS,
+            "exp": now + settings.token_ttl,
+            "moderator": rule.moderator,
+            "context": {
+                "user": {
+                    "id": person.user_id,
+                    "name": person.display_name,
+                    "email": person.email,
+                    "affiliation": "owner" if rule.moderator else "member",
+                    "moderator": "true" if rule.moderator else "false",
+                },
+            },
+        }
+        return jwt.encode(claims, self._key, algorithm=settings.algorithm, headers={"typ": "JWT"})
+
+    def is_current(self, token: str, person: Person, rule: RoleRule, backend_room: str) -> bool:
+        """True when ``token`` is ours, for this person, role and room, and not about to expire."""
+        settings = self._settings
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[settings.algorithm],
+                audience=settings.audience,
+                issuer=settings.app_id,
+                # Time is judged below with our own clock and margin.
+                options={
+                    "require": ["exp", "nbf", "sub", "room", "context"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            return False
+        now = self._clock()
+        exp, nbf = claims["exp"], claims["nbf"]
+        if not isinstance(exp, int) or not isinstance(nbf, int):
+            return False
+        if not nbf <= now or exp - now < MIN_REMAINING_SECONDS:
+            return False
+        context = claims["context"]
+        user = context.get("user") if isinstance(context, dict) else None
+        return (
+            header.get("typ") == "JWT"
+            and claims["sub"] == settings.subject
+            and claims["room"] == self._room_claim(rule, backend_room)
+            and isinstance(user, dict)
+            and user.get("id") == person.user_id
+            and claims.get("moderator") is rule.moderator
+        )

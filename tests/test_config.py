@@ -1,0 +1,175 @@
+"""Configuration: defaults, environment overrides, secrets, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import ConfigError, Secret, TcpAddress, UnixAddress, load_settings
+from sidecar.dn import canonical_dn
+
+SECRET = "s" * 40
+
+
+def write_config(tmp_path: Path, body: str, secret: str = SECRET) -> Path:
+    (tmp_path / "app_secret").write_text(secret + "\n")
+    path = tmp_path / "config.toml"
+    path.write_text(body.replace("SECRET_FILE", str(tmp_path / "app_secret")))
+    return path
+
+
+MINIMAL = """
+[server]
+public_url = "https://meet.school.example"
+
+[jitsi]
+app_id = "school-meet"
+app_secret_file = "SECRET_FILE"
+subject = "meet.school.example"
+
+[ldap]
+user_base = "ou=people,dc=school,dc=example"
+
+[[roles]]
+name = "teacher"
+groups = ["CN=Teachers, ou=groups,dc=school,dc=example"]
+moderator = true
+
+[[roles]]
+name = "pupil"
+groups = ["cn=pupils,ou=groups,dc=school,dc=example"]
+"""
+
+
+def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, MINIMAL), environ={})
+    assert settings.server.listen == UnixAddress(Path("/run/jitsi-auth-sidecar/http.sock"))
+    assert settings.jitsi.audience == "school-meet"
+    assert settings.jitsi.token_ttl == 10800
+    assert settings.jitsi.algorithm == "HS256"
+    assert settings.jitsi.app_secret.reveal() == SECRET.encode()
+    assert settings.ldap.urls == ("ldap://127.0.0.1:389",)
+    assert settings.ldap.user_filter == "(uid={username})"
+    assert settings.ldap.group_mode == "memberof"
+    assert settings.ldap.verify_certificates is True
+    assert settings.login.methods == ("form", "basic")
+    assert [rule.name for rule in settings.roles] == ["teacher", "pupil"]
+    assert settings.roles[0].moderator is True
+    assert settings.roles[1].moderator is False
+    assert settings.roles[0].groups == {canonical_dn("cn=teachers,ou=groups,dc=school,dc=example")}
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    env = {
+        "JITSI_AUTH_SIDECAR_LDAP_URLS": "ldaps://a.example:636, ldaps://b.example:636",
+        "JITSI_AUTH_SIDECAR_JITSI_TOKEN_TTL": "7200",
+        "JITSI_AUTH_SIDECAR_SERVER_LISTEN": "127.0.0.1:5111",
+        "JITSI_AUTH_SIDECAR_LDAP_START_TLS": "true",
+    }
+    settings = load_settings(write_config(tmp_path, MINIMAL), environ=env)
+    assert settings.ldap.urls == ("ldaps://a.example:636", "ldaps://b.example:636")
+    assert settings.jitsi.token_ttl == 7200
+    assert settings.server.listen == TcpAddress("127.0.0.1", 5111)
+    assert settings.ldap.start_tls is True
+
+
+def test_secret_from_systemd_credentials(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "app_secret").write_text("c" * 32)
+    body = MINIMAL.replace('app_secret_file = "SECRET_FILE"\n', "")
+    settings = load_settings(
+        write_config(tmp_path, body), environ={"CREDENTIALS_DIRECTORY": str(credentials)}
+    )
+    assert settings.jitsi.app_secret.reveal() == b"c" * 32
+
+
+def test_secret_is_masked() -> None:
+    assert "hunter" not in repr(Secret(b"hunter2" * 5))
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("app_id = \"school-meet\"\n", ""), "jitsi.app_id"),
+        (("subject = \"meet.school.example\"\n", ""), "jitsi.subject"),
+        (("[ldap]\n", "[ldap]\ntimeout = \"soon\"\n"), "ldap.timeout"),
+        (("[ldap]\n", "[ldap]\nstart_tls = \"yes\"\n"), "ldap.start_tls"),
+        (("[ldap]\n", "[ldap]\ngroup_mode = \"magic\"\n"), "ldap.group_mode"),
+        (("[ldap]\n", "[ldap]\ngroup_mode = \"search\"\n"), "ldap.group_base"),
+        (("[ldap]\n", "[ldap]\nuser_filter = \"(uid=*)\"\n"), "ldap.user_filter"),
+        (("[ldap]\n", "[ldap]\nuser_filter = \"(uid={user})\"\n"), "ldap.user_filter"),
+        (("[ldap]\n", "[ldap]\nbind_dn = \"cn=sidecar,dc=x\"\n"), "ldap.bind_password_file"),
+        (("[ldap]\n", "[ldap]\nurls = [\"http://x\"]\n"), "ldap.urls"),
+        (("[ldap]\n", "[ldap]\nuser_bas = \"typo\"\n"), "ldap.user_bas"),
+        (("[server]\n", "[server]\nlisten = \"0.0.0.0:5111\"\n"), "server.listen"),
+        (("[server]\n", "[server]\nlisten = \"unix:relative.sock\"\n"), "server.listen"),
+        (("https://meet.school.example", "meet.school.example"), "server.public_url"),
+        (("token_ttl", "token_ttl"), "config"),
+        (("groups = [\"CN=", "groups = [\"not a dn\", \"CN="), "roles[0].groups"),
+        (("moderator = true", "moderator = \"true\""), "roles[0].moderator"),
+        (("[jitsi]\n", "[jitsi]\nalgorithm = \"none\"\n"), "jitsi.algorithm"),
+        (("[jitsi]\n", "[jitsi]\nalgorithm = \"RS256\"\n"), "jitsi.algorithm"),
+        (("[server]\n", "[sever]\n"), "sever"),
+    ],
+)
+def test_bad_key_is_named(tmp_path: Path, change: tuple[str, str], key: str) -> None:
+    old, new = change
+    body = MINIMAL.replace(old, new, 1)
+    if key == "config":
+        body = "this is [ not toml"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == key
+
+
+def test_missing_roles_is_an_error(tmp_path: Path) -> None:
+    body = MINIMAL.split("[[roles]]")[0]
+    with pytest.raises(ConfigError, match="roles"):
+        load_settings(write_config(tmp_path, body), environ={})
+
+
+@pytest.mark.parametrize("secret", ["", "short-secret", "x" * 31])
+def test_short_or_empty_secret_is_refused(tmp_path: Path, secret: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, MINIMAL, secret=secret), environ={})
+    assert raised.value.key == "jitsi.app_secret_file"
+
+
+def test_missing_secret_file_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    (tmp_path / "app_secret").unlink()
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+    assert raised.value.key == "jitsi.app_secret_file"
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(Path("/nonexistent/config.toml"), environ={})
+
+
+def test_serve_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL, secret="too-short")
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "jitsi.app_secret_file" in lines[0]
+    assert "too-short" not in result.stderr
+
+
+def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "check-config", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration ok" in result.stdout

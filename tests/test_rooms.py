@@ -1,0 +1,90 @@
+"""Room URIs: which room, the backend-safe name, and redirects that stay on the origin."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri
+
+
+@pytest.mark.parametrize(
+    ("room", "expected"),
+    [
+        ("Mathe7b", "mathe7b"),
+        ("Mathe 7b", "mathe%207b"),
+        ("Übung", "%c3%bcbung"),
+        ("100%", "100%25"),
+        ("Ｍａｔｈｅ", "mathe"),  # NFKC folds fullwidth letters
+        ("ﬁzik", "fizik"),
+        ("it's(1)!", "it's(1)!"),
+    ],
+)
+def test_backend_safe_room_name(room: str, expected: str) -> None:
+    assert backend_safe_room_name(room) == expected
+
+
+def test_parse_keeps_other_parameters_and_collects_tokens() -> None:
+    request = parse_room_uri("/Mathe%207b?lang=de&jwt=old&config.startWithAudioMuted=true&jwt=x")
+    assert request.room == "Mathe 7b"
+    assert request.backend_name == "mathe%207b"
+    assert request.tokens == ("old", "x")
+    assert request.other_parameters == ("lang=de", "config.startWithAudioMuted=true")
+    assert request.location_with_token("T.O.K") == (
+        "/Mathe%207b?lang=de&config.startWithAudioMuted=true&jwt=T.O.K"
+    )
+
+
+def test_encoded_token_parameter_name_is_recognised() -> None:
+    assert parse_room_uri("/room?%6Awt=abc").tokens == ("abc",)
+
+
+def test_redirect_path_encodes_everything_unusual() -> None:
+    request = parse_room_uri("/%C3%9Cbung%20(Gruppe%201)")
+    assert request.room == "Übung (Gruppe 1)"
+    assert request.path == "/%C3%9Cbung%20%28Gruppe%201%29"
+    assert request.location_with_token("t").startswith("/%C3%9Cbung")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "",
+        "/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "https://evil.example/room",
+        "evil.example",
+        "/a/b",
+        "/..",
+        "/%2e%2e",
+        "/room%2Fother",
+        "/room%5Cother",
+        "/%2F%2Fevil.example",
+        "/%00",
+        "/room%0d%0aSet-Cookie:x",
+        "/%20%20",
+        "/%ff%fe",
+        "/room name",
+        "/room\r\nX: y",
+        "/" + "a" * 10_000,
+        "/room?" + "&".join(f"p{i}=1" for i in range(100)),
+        "/.hidden",
+        "/a@evil.example",
+        "/room#fragment",
+    ],
+)
+def test_not_a_room(uri: str) -> None:
+    with pytest.raises(NotARoom):
+        parse_room_uri(uri)
+
+
+def test_every_accepted_room_redirects_to_a_single_slash_path() -> None:
+    for uri in ["/Mathe7b", "/%40x", "/x%3Fy", "/100%25", "/a.b", "/%E2%80%8Bz"]:
+        try:
+            request = parse_room_uri(uri)
+        except NotARoom:
+            continue
+        location = request.location_with_token("t")
+        assert location.startswith("/")
+        assert not location.startswith("//")
+        assert "\\" not in location
