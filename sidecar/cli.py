@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,13 +19,23 @@ from sidecar.web import PathOnlyAccessLogger, create_app
 
 log = logging.getLogger("sidecar")
 
+MAX_HEADER_BYTES = 65536
+
 
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set)."""
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log_class=PathOnlyAccessLogger, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log_class=PathOnlyAccessLogger,
+        handle_signals=False,
+        # nginx may hand over request lines longer than aiohttp's 8 KiB default;
+        # a 400 from the verify endpoint would become a 500 in nginx.
+        max_field_size=MAX_HEADER_BYTES,
+        max_line_size=MAX_HEADER_BYTES,
+    )
     await runner.setup()
     listen = settings.server.listen
     site: web.BaseSite
@@ -35,6 +46,8 @@ async def serve(
     await site.start()
     if isinstance(listen, UnixAddress):
         # Only nginx (the socket's group) may talk to the sidecar.
+        if settings.server.socket_group is not None:
+            shutil.chown(listen.path, group=settings.server.socket_group)
         os.chmod(listen.path, settings.server.socket_mode)
     log.info("listening on %s", site.name)
     stop = stop or asyncio.Event()

@@ -13,6 +13,7 @@ file stops the start with one readable line.
 
 from __future__ import annotations
 
+import grp
 import os
 import tomllib
 from collections.abc import Mapping
@@ -82,6 +83,7 @@ class ServerSettings:
     listen: ListenAddress
     public_url: str
     socket_mode: int
+    socket_group: str | None
 
 
 @dataclass(frozen=True)
@@ -358,8 +360,16 @@ def _server(section: _Section) -> ServerSettings:
         socket_mode = int(mode_text, 8)
     except ValueError:
         raise ConfigError(section.key("socket_mode"), "must be an octal mode like 0660") from None
+    socket_group = section.string("socket_group", "") or None
+    if socket_group is not None:
+        try:
+            grp.getgrnam(socket_group)
+        except KeyError:
+            raise ConfigError(section.key("socket_group"), f"no group {socket_group!r}") from None
     section.reject_unknown()
-    return ServerSettings(listen=listen, public_url=public_url, socket_mode=socket_mode)
+    return ServerSettings(
+        listen=listen, public_url=public_url, socket_mode=socket_mode, socket_group=socket_group
+    )
 
 
 def _jitsi(section: _Section) -> JitsiSettings:

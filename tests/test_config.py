@@ -94,25 +94,25 @@ def test_secret_is_masked() -> None:
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        (("app_id = \"school-meet\"\n", ""), "jitsi.app_id"),
-        (("subject = \"meet.school.example\"\n", ""), "jitsi.subject"),
-        (("[ldap]\n", "[ldap]\ntimeout = \"soon\"\n"), "ldap.timeout"),
-        (("[ldap]\n", "[ldap]\nstart_tls = \"yes\"\n"), "ldap.start_tls"),
-        (("[ldap]\n", "[ldap]\ngroup_mode = \"magic\"\n"), "ldap.group_mode"),
-        (("[ldap]\n", "[ldap]\ngroup_mode = \"search\"\n"), "ldap.group_base"),
-        (("[ldap]\n", "[ldap]\nuser_filter = \"(uid=*)\"\n"), "ldap.user_filter"),
-        (("[ldap]\n", "[ldap]\nuser_filter = \"(uid={user})\"\n"), "ldap.user_filter"),
-        (("[ldap]\n", "[ldap]\nbind_dn = \"cn=sidecar,dc=x\"\n"), "ldap.bind_password_file"),
-        (("[ldap]\n", "[ldap]\nurls = [\"http://x\"]\n"), "ldap.urls"),
-        (("[ldap]\n", "[ldap]\nuser_bas = \"typo\"\n"), "ldap.user_bas"),
-        (("[server]\n", "[server]\nlisten = \"0.0.0.0:5111\"\n"), "server.listen"),
-        (("[server]\n", "[server]\nlisten = \"unix:relative.sock\"\n"), "server.listen"),
+        (('app_id = "school-meet"\n', ""), "jitsi.app_id"),
+        (('subject = "meet.school.example"\n', ""), "jitsi.subject"),
+        (("[ldap]\n", '[ldap]\ntimeout = "soon"\n'), "ldap.timeout"),
+        (("[ldap]\n", '[ldap]\nstart_tls = "yes"\n'), "ldap.start_tls"),
+        (("[ldap]\n", '[ldap]\ngroup_mode = "magic"\n'), "ldap.group_mode"),
+        (("[ldap]\n", '[ldap]\ngroup_mode = "search"\n'), "ldap.group_base"),
+        (("[ldap]\n", '[ldap]\nuser_filter = "(uid=*)"\n'), "ldap.user_filter"),
+        (("[ldap]\n", '[ldap]\nuser_filter = "(uid={user})"\n'), "ldap.user_filter"),
+        (("[ldap]\n", '[ldap]\nbind_dn = "cn=sidecar,dc=x"\n'), "ldap.bind_password_file"),
+        (("[ldap]\n", '[ldap]\nurls = ["http://x"]\n'), "ldap.urls"),
+        (("[ldap]\n", '[ldap]\nuser_bas = "typo"\n'), "ldap.user_bas"),
+        (("[server]\n", '[server]\nlisten = "0.0.0.0:5111"\n'), "server.listen"),
+        (("[server]\n", '[server]\nlisten = "unix:relative.sock"\n'), "server.listen"),
         (("https://meet.school.example", "meet.school.example"), "server.public_url"),
         (("token_ttl", "token_ttl"), "config"),
-        (("groups = [\"CN=", "groups = [\"not a dn\", \"CN="), "roles[0].groups"),
-        (("moderator = true", "moderator = \"true\""), "roles[0].moderator"),
-        (("[jitsi]\n", "[jitsi]\nalgorithm = \"none\"\n"), "jitsi.algorithm"),
-        (("[jitsi]\n", "[jitsi]\nalgorithm = \"RS256\"\n"), "jitsi.algorithm"),
+        (('groups = ["CN=', 'groups = ["not a dn", "CN='), "roles[0].groups"),
+        (("moderator = true", 'moderator = "true"'), "roles[0].moderator"),
+        (("[jitsi]\n", '[jitsi]\nalgorithm = "none"\n'), "jitsi.algorithm"),
+        (("[jitsi]\n", '[jitsi]\nalgorithm = "RS256"\n'), "jitsi.algorithm"),
         (("[server]\n", "[sever]\n"), "sever"),
     ],
 )
@@ -156,7 +156,10 @@ def test_serve_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL, secret="too-short")
     result = subprocess.run(
         [sys.executable, "-m", "sidecar.cli", "serve", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -169,7 +172,10 @@ def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL)
     result = subprocess.run(
         [sys.executable, "-m", "sidecar.cli", "check-config", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "configuration ok" in result.stdout

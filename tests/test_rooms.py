@@ -14,7 +14,7 @@ from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri
         ("Mathe 7b", "mathe%207b"),
         ("Übung", "%c3%bcbung"),
         ("100%", "100%25"),
-        ("Ｍａｔｈｅ", "mathe"),  # NFKC folds fullwidth letters
+        ("\uff2d\uff41\uff54\uff48\uff45", "mathe"),  # NFKC folds fullwidth letters
         ("ﬁzik", "fizik"),
         ("it's(1)!", "it's(1)!"),
     ],

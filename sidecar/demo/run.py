@@ -1,0 +1,151 @@
+"""``jitsi-auth-sidecar demo``: the whole thing on this machine, nothing kept.
+
+A throwaway directory holds a real slapd seeded with a demo school, a real
+nginx with the project's include in front of a stand-in meet page, and the
+sidecar itself. Ctrl-C stops all three and removes the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+from sidecar.cli import serve
+from sidecar.config import load_settings
+from sidecar.demo.nginx import Nginx, free_port
+from sidecar.demo.school import SCHOOL
+from sidecar.demo.slapd import Slapd
+
+CONFIG = """\
+# The demo's configuration: the same keys a school uses in production.
+[server]
+listen = "unix:{socket}"
+public_url = "http://127.0.0.1:{port}"
+
+[jitsi]
+app_id = "school-meet"
+app_secret_file = "{secret_file}"
+subject = "meet.school.example"
+
+[ldap]
+urls = ["{ldap_url}"]
+bind_dn = "{service_dn}"
+bind_password_file = "{service_password_file}"
+user_base = "ou=people,{base_dn}"
+user_filter = "(uid={{username}})"
+group_mode = "search"
+group_base = "ou=groups,{base_dn}"
+
+[[roles]]
+name = "teacher"
+groups = ["{teachers}"]
+moderator = true
+
+[[roles]]
+name = "pupil"
+groups = ["{pupils}", "{posix}"]
+moderator = false
+
+[login]
+methods = {methods}
+"""
+
+
+def write_demo_config(workdir: Path, *, port: int, ldap_url: str, methods: str) -> Path:
+    secret_file = workdir / "app_secret"
+    secret_file.write_text(secrets.token_urlsafe(48), "utf-8")
+    service_password_file = workdir / "ldap_password"
+    service_password_file.write_text(SCHOOL.service_password, "utf-8")
+    for path in (secret_file, service_password_file):
+        path.chmod(0o600)
+    config = workdir / "config.toml"
+    config.write_text(
+        CONFIG.format(
+            socket=workdir / "sidecar.sock",
+            port=port,
+            secret_file=secret_file,
+            ldap_url=ldap_url,
+            service_dn=SCHOOL.service_dn,
+            service_password_file=service_password_file,
+            base_dn=SCHOOL.base_dn,
+            teachers=SCHOOL.teachers_group_dn,
+            pupils=SCHOOL.pupils_group_dn,
+            posix=SCHOOL.posix_group_dn,
+            methods=methods,
+        ),
+        "utf-8",
+    )
+    return config
+
+
+def _banner(url: str, config: Path) -> str:
+    lines = [
+        "",
+        "jitsi-auth-sidecar demo is running.",
+        f"  Open a room:   {url}/Mathe7b",
+        f"  Configuration: {config}",
+        "",
+        "  Logins (user name / password):",
+    ]
+    for label, people in (
+        ("teacher (moderator)", SCHOOL.teachers),
+        ("pupil", SCHOOL.pupils),
+        ("no group (refused)", (SCHOOL.nobody,)),
+    ):
+        for person in people:
+            lines.append(f"    {label:<20} {person.uid:<18} {person.password}")
+    teacher = SCHOOL.teachers[0]
+    lines += [
+        "",
+        f"  Try: curl -u '{teacher.uid}:{teacher.password}' -i {url}/Mathe7b",
+        "",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def _run(config: Path, nginx: Nginx) -> None:
+    settings = load_settings(config)
+    ready = asyncio.Event()
+    server = asyncio.create_task(serve(settings, ready=ready))
+    await ready.wait()
+    try:
+        nginx.start()
+        print(_banner(nginx.url, config), flush=True)
+        await server
+    finally:
+        nginx.stop()
+
+
+def run_demo(*, port: int, include: Path | None) -> int:
+    with tempfile.TemporaryDirectory(prefix="jitsi-auth-sidecar-demo-") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        slapd = Slapd(workdir / "slapd")
+        (workdir / "nginx").mkdir()
+        try:
+            slapd.start()
+            config = write_demo_config(
+                workdir, port=port, ldap_url=slapd.ldap_url, methods='["basic"]'
+            )
+            nginx = Nginx(
+                workdir / "nginx",
+                port=port,
+                sidecar_socket=workdir / "sidecar.sock",
+                xmpp_port=free_port(),
+                include=include,
+            )
+            asyncio.run(_run(config, nginx))
+        except KeyboardInterrupt:
+            pass
+        except RuntimeError as error:
+            print(f"demo failed: {error}", file=sys.stderr)
+            return 1
+        finally:
+            slapd.stop()
+    print("demo stopped; nothing left running.")
+    return 0

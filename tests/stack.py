@@ -1,0 +1,196 @@
+"""The real pieces the tests drive: the sidecar as a process, nginx in front, HTTP helpers.
+
+Everything listens on loopback or on unix sockets in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+
+from sidecar.demo.nginx import Nginx, free_port
+
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: str
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def request(
+    connection: http.client.HTTPConnection,
+    path: str,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Reply:
+    try:
+        # skip_host etc. are not needed: http.client sends the path as given.
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        text = response.read().decode("utf-8", errors="replace")
+        return Reply(response.status, response.headers, text)
+    finally:
+        connection.close()
+
+
+@dataclass
+class SidecarProcess:
+    config: Path
+    socket_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None)
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JITSI_AUTH_SIDECAR_")}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sidecar.cli", "serve", "--config", str(self.config)],
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sidecar exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if request(UnixHTTPConnection(self.socket_path), "/auth/health").status == 200:
+                    return
+            except OSError:
+                time.sleep(POLL_INTERVAL)
+        raise RuntimeError("sidecar did not answer in time")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace")
+
+    def verify(self, uri: str, headers: dict[str, str] | None = None) -> Reply:
+        """Ask /auth/verify directly, as nginx's subrequest would."""
+        return request(
+            UnixHTTPConnection(self.socket_path),
+            "/auth/verify",
+            {"X-Original-URI": uri, **(headers or {})},
+        )
+
+
+class XmppStandIn:
+    """Answers /http-bind and /xmpp-websocket where Prosody would (a plain file server)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.root = workdir / "xmpp"
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name in ("http-bind", "xmpp-websocket"):
+            (self.root / name).write_text(f"prosody stand-in: {name}\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(self.root),
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(POLL_INTERVAL)
+        raise RuntimeError("xmpp stand-in did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@dataclass
+class Stack:
+    """nginx (Jitsi-shaped site + the include) -> sidecar -> slapd."""
+
+    nginx: Nginx
+    sidecar: SidecarProcess
+    xmpp: XmppStandIn
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        connection = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=20)
+        return request(connection, path, headers)
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        self.sidecar.stop()
+        self.xmpp.stop()
+
+
+def start_stack(workdir: Path, config: Path, socket_path: Path, port: int) -> Stack:
+    xmpp = XmppStandIn(workdir)
+    xmpp.start()
+    sidecar = SidecarProcess(config, socket_path, workdir / "sidecar.log")
+    nginx_dir = workdir / "nginx"
+    nginx_dir.mkdir(exist_ok=True)
+    nginx = Nginx(nginx_dir, port=port, sidecar_socket=socket_path, xmpp_port=xmpp.port)
+    stack = Stack(nginx, sidecar, xmpp)
+    try:
+        sidecar.start()
+        nginx.start()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

@@ -1,0 +1,132 @@
+"""Bad input: a clear answer, never a 500, never a 200 without a good password,
+never a redirect off the meet origin."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from sidecar.demo.school import SCHOOL
+from sidecar.web import PAGE_HEADER, REDIRECT_HEADER
+from tests.stack import Reply, Stack, UnixHTTPConnection, request
+
+TEACHER = SCHOOL.teachers[0]
+
+
+def basic_header(raw: bytes) -> str:
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+GOOD = basic_header(f"{TEACHER.uid}:{TEACHER.password}".encode())
+
+
+def assert_on_origin(location: str | None) -> None:
+    if location is None:
+        return
+    assert location.startswith("/"), location
+    assert not location.startswith("//"), location
+    assert "\\" not in location
+    assert "\r" not in location
+    assert "\n" not in location
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic !!!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        basic_header(b"\xc3\x28:\xa0\xa1"),
+        basic_header(TEACHER.uid.encode() + b":"),
+        basic_header(b":" + TEACHER.password.encode()),
+        basic_header(TEACHER.uid.encode() + b":" + b" " * 8),
+        basic_header(TEACHER.uid.encode() + b"\x00:" + TEACHER.password.encode()),
+        basic_header(TEACHER.uid.encode() + b":" + TEACHER.password.encode() + b"\x00"),
+        basic_header(b"*:" + TEACHER.password.encode()),
+        basic_header(b")(uid=*:" + TEACHER.password.encode()),
+        basic_header(b"\\00:" + TEACHER.password.encode()),
+        basic_header(TEACHER.uid[:3].encode() + b"*:" + TEACHER.password.encode()),
+        "Bearer " + "x" * 50,
+        "Basic " + "A" * 6000,
+    ],
+)
+def test_bad_authorization_through_nginx(stack: Stack, authorization: str) -> None:
+    reply = stack.get("/Mathe7b", {"Authorization": authorization})
+    assert reply.status == 401
+    assert (reply.header("WWW-Authenticate") or "").startswith("Basic ")
+    assert reply.header("Location") is None
+
+
+BAD_URIS = [
+    "",
+    "/",
+    "/auth/verify",
+    "/..",
+    "/%2e%2e",
+    "/../etc/passwd",
+    "/a/../b",
+    "/room%2Fother",
+    "/room%2fother",
+    "//evil.example/x",
+    "/\\evil.example",
+    "/%5Cevil.example",
+    "https://evil.example/Mathe7b",
+    "/%2F%2Fevil.example",
+    "/%0d%0aLocation:%20https://evil.example",
+    "/room%00",
+    "/%ff",
+    "/" + "a" * 10_000,
+    "/Mathe7b?" + "x" * 10_000,
+    "/Mathe7b?jwt=a#b",
+]
+
+
+@pytest.mark.parametrize("uri", BAD_URIS)
+def test_bad_original_uri_at_the_sidecar(stack: Stack, uri: str) -> None:
+    reply = stack.sidecar.verify(uri, {"Authorization": GOOD})
+    assert reply.status in (401, 403)
+    assert reply.header(REDIRECT_HEADER) is None
+    assert reply.header(PAGE_HEADER) == "not-a-room"
+
+
+def test_missing_original_uri_at_the_sidecar(stack: Stack) -> None:
+    reply = request(
+        UnixHTTPConnection(stack.sidecar.socket_path), "/auth/verify", {"Authorization": GOOD}
+    )
+    assert reply.status == 403
+    assert reply.header(PAGE_HEADER) == "not-a-room"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/x",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/..%2F..%2Fetc",
+        "/Mathe7b/..",
+        "/Mathe7b?next=//evil.example",
+        "/" + "a" * 3000,
+        "/%00",
+        "/%ff%fe",
+    ],
+)
+def test_odd_paths_through_nginx(stack: Stack, path: str) -> None:
+    reply: Reply = stack.get(path, {"Authorization": GOOD})
+    assert reply.status != 500
+    assert reply.status < 500 or reply.status == 503
+    assert_on_origin(reply.header("Location"))
+    if reply.status == 302:
+        assert "evil.example" not in (reply.header("Location") or "").split("?")[0]
+
+
+def test_verify_answers_only_200_401_403(stack: Stack) -> None:
+    cases = [
+        ("/Mathe7b", {}),
+        ("/Mathe7b", {"Authorization": GOOD}),
+        ("/Mathe7b", {"Authorization": "garbage"}),
+        ("/nix/da", {"Authorization": GOOD}),
+        ("/Mathe7b", {"Authorization": basic_header(b"hans:x")}),
+    ]
+    for uri, headers in cases:
+        assert stack.sidecar.verify(uri, headers).status in (200, 401, 403)

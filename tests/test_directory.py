@@ -1,0 +1,250 @@
+"""Directory access against a real slapd: binds, searches, groups, TLS, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import LdapSettings, Secret
+from sidecar.credentials import Credentials
+from sidecar.demo.school import SCHOOL
+from sidecar.demo.slapd import Slapd
+from sidecar.directory import Directory, DirectoryUnavailable, InvalidCredentials
+from sidecar.dn import canonical_dn
+
+TEACHERS = canonical_dn(SCHOOL.teachers_group_dn)
+PUPILS = canonical_dn(SCHOOL.pupils_group_dn)
+CLASS_7B = canonical_dn(SCHOOL.posix_group_dn)
+
+
+def ldap_settings(slapd: Slapd, **changes: object) -> LdapSettings:
+    settings = LdapSettings(
+        urls=(slapd.ldap_url,),
+        start_tls=False,
+        ca_file=None,
+        verify_certificates=True,
+        bind_dn=SCHOOL.service_dn,
+        bind_password=Secret(SCHOOL.service_password.encode()),
+        user_base=f"ou=people,{SCHOOL.base_dn}",
+        user_filter="(uid={username})",
+        user_dn_template="",
+        group_mode="memberof",
+        group_base=f"ou=groups,{SCHOOL.base_dn}",
+        group_filter="(|(member={user_dn})(memberUid={username}))",
+        id_attribute="uid",
+        name_attribute="cn",
+        mail_attribute="mail",
+        timeout=3.0,
+        pool_size=2,
+    )
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def directory(slapd: Slapd) -> AsyncIterator[Directory]:
+    directory = Directory(ldap_settings(slapd))
+    yield directory
+    directory.close()
+
+
+def login(uid: str, password: str) -> Credentials:
+    return Credentials(username=uid, password=password)
+
+
+TEACHER = SCHOOL.teachers[0]
+PUPIL = SCHOOL.pupils[0]
+
+
+async def test_teacher_search_then_bind(directory: Directory) -> None:
+    person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+    assert person.user_id == TEACHER.uid
+    assert person.display_name == TEACHER.display_name
+    assert person.email == TEACHER.mail
+    assert TEACHERS in person.groups
+    assert PUPILS not in person.groups
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(directory: Directory) -> None:
+    with pytest.raises(InvalidCredentials) as wrong:
+        await directory.authenticate(login(TEACHER.uid, TEACHER.password + "x"))
+    with pytest.raises(InvalidCredentials) as unknown:
+        await directory.authenticate(login("no.such.person", TEACHER.password))
+    assert str(wrong.value) == str(unknown.value)
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "*",
+        TEACHER.uid[:4] + "*",
+        "*)(uid=*",
+        f"{TEACHER.uid})(uid=*",
+        "\\00",
+        f"{TEACHER.uid}\\00",
+        f"{TEACHER.uid}*)(|(objectClass=*",
+    ],
+)
+async def test_filter_metacharacters_never_match_someone_else(
+    directory: Directory, username: str
+) -> None:
+    with pytest.raises(InvalidCredentials):
+        await directory.authenticate(login(username, TEACHER.password))
+
+
+async def test_search_must_find_exactly_one_entry(slapd: Slapd) -> None:
+    # A filter that matches everybody: even the right password is not enough.
+    directory = Directory(
+        ldap_settings(slapd, user_filter="(|(uid={username})(objectClass=inetOrgPerson))")
+    )
+    try:
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+    finally:
+        directory.close()
+
+
+async def test_direct_bind_with_template(slapd: Slapd) -> None:
+    directory = Directory(
+        ldap_settings(
+            slapd,
+            bind_dn=None,
+            bind_password=None,
+            user_dn_template=f"uid={{username}},ou=people,{SCHOOL.base_dn}",
+        )
+    )
+    try:
+        person = await directory.authenticate(login(PUPIL.uid, PUPIL.password))
+        assert PUPILS in person.groups
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(login(PUPIL.uid, "not-the-password"))
+        # A DN-breaking name is escaped into a name nobody has.
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(login(f"{PUPIL.uid},ou=people", PUPIL.password))
+    finally:
+        directory.close()
+
+
+async def test_group_search_finds_group_of_names_and_posix_group(slapd: Slapd) -> None:
+    directory = Directory(ldap_settings(slapd, group_mode="search"))
+    try:
+        posix_only = SCHOOL.posix_only
+        person = await directory.authenticate(login(posix_only.uid, posix_only.password))
+        assert person.groups == {CLASS_7B}
+        teacher = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert TEACHERS in teacher.groups
+    finally:
+        directory.close()
+
+
+async def test_person_in_no_group(directory: Directory) -> None:
+    nobody = SCHOOL.nobody
+    person = await directory.authenticate(login(nobody.uid, nobody.password))
+    assert person.groups == frozenset()
+
+
+async def test_ldaps_with_the_schools_ca(slapd: Slapd) -> None:
+    directory = Directory(ldap_settings(slapd, urls=(slapd.ldaps_url,), ca_file=slapd.ca_file))
+    try:
+        person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert person.user_id == TEACHER.uid
+    finally:
+        directory.close()
+
+
+async def test_start_tls_with_the_schools_ca(slapd: Slapd) -> None:
+    directory = Directory(ldap_settings(slapd, start_tls=True, ca_file=slapd.ca_file))
+    try:
+        person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert person.user_id == TEACHER.uid
+    finally:
+        directory.close()
+
+
+async def test_untrusted_certificate_is_an_outage_not_a_wrong_password(slapd: Slapd) -> None:
+    # No CA given: the self-made CA is unknown to the system, so "demand" fails.
+    directory = Directory(ldap_settings(slapd, urls=(slapd.ldaps_url,)))
+    try:
+        with pytest.raises(DirectoryUnavailable):
+            await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+    finally:
+        directory.close()
+
+
+async def test_urls_are_tried_in_order(slapd: Slapd) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"ldap://127.0.0.1:{closed.getsockname()[1]}"
+    directory = Directory(ldap_settings(slapd, urls=(dead_url, slapd.ldap_url)))
+    try:
+        person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert person.user_id == TEACHER.uid
+    finally:
+        directory.close()
+
+
+async def test_wrong_service_password_is_an_outage(slapd: Slapd) -> None:
+    directory = Directory(ldap_settings(slapd, bind_password=Secret(b"not-the-service-password")))
+    try:
+        with pytest.raises(DirectoryUnavailable):
+            await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+    finally:
+        directory.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts TCP connections and never says a word, like a hung directory."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"ldap://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def test_silent_server_times_out_as_outage(slapd: Slapd, silent_server: str) -> None:
+    directory = Directory(ldap_settings(slapd, urls=(silent_server,), timeout=0.5))
+    try:
+        with pytest.raises(DirectoryUnavailable):
+            await asyncio.wait_for(
+                directory.authenticate(login(TEACHER.uid, TEACHER.password)), timeout=10
+            )
+    finally:
+        directory.close()
+
+
+async def test_busy_pool_waits_with_a_deadline(slapd: Slapd, silent_server: str) -> None:
+    # pool_size 1, and the one connection hangs: the next caller must not wait forever.
+    directory = Directory(ldap_settings(slapd, urls=(silent_server,), timeout=0.5, pool_size=1))
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(directory.authenticate(login(TEACHER.uid, TEACHER.password)) for _ in range(3)),
+                return_exceptions=True,
+            ),
+            timeout=15,
+        )
+        assert all(isinstance(result, DirectoryUnavailable) for result in results)
+    finally:
+        directory.close()
+
+
+async def test_recovers_after_the_server_restarts(tmp_path: Path) -> None:
+    with Slapd(tmp_path / "slapd") as own:
+        directory = Directory(ldap_settings(own))
+        try:
+            await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+            own.stop()
+            with pytest.raises(DirectoryUnavailable):
+                await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+            own.start()
+            person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+            assert person.user_id == TEACHER.uid
+        finally:
+            directory.close()
