@@ -374,12 +374,16 @@ def _server(section: _Section) -> ServerSettings:
 
 def _jitsi(section: _Section) -> JitsiSettings:
     app_id = section.required_string("app_id")
+    algorithm = cast(Algorithm, section.choice("algorithm", ALGORITHMS, "HS256"))
     secret = section.secret_file("app_secret_file", "app_secret", required=True)
     assert secret is not None
-    if len(secret.reveal()) < MIN_SECRET_BYTES:
+    # An HMAC key shorter than its hash is weaker than the hash (RFC 7518, 3.2).
+    minimum = max(MIN_SECRET_BYTES, int(algorithm.removeprefix("HS")) // 8)
+    if len(secret.reveal()) < minimum:
         raise ConfigError(
             section.key("app_secret_file"),
-            f"secret is {len(secret.reveal())} bytes, at least {MIN_SECRET_BYTES} are required",
+            f"secret is {len(secret.reveal())} bytes, at least {minimum} are required"
+            + ("" if minimum == MIN_SECRET_BYTES else f" for {algorithm}"),
         )
     settings = JitsiSettings(
         app_id=app_id,
@@ -388,9 +392,7 @@ def _jitsi(section: _Section) -> JitsiSettings:
         subject=section.required_string("subject"),
         # A reconnect after exp fails, so the default covers a long school morning.
         token_ttl=section.integer("token_ttl", 10800, minimum=600, maximum=86400),
-        algorithm=cast(
-            Algorithm, section.choice("algorithm", ("HS256", "HS384", "HS512"), "HS256")
-        ),
+        algorithm=algorithm,
     )
     section.reject_unknown()
     return settings

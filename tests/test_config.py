@@ -139,6 +139,14 @@ def test_short_or_empty_secret_is_refused(tmp_path: Path, secret: str) -> None:
     assert raised.value.key == "jitsi.app_secret_file"
 
 
+def test_secret_must_be_as_long_as_the_hash(tmp_path: Path) -> None:
+    body = MINIMAL.replace("[jitsi]\n", '[jitsi]\nalgorithm = "HS512"\n')
+    with pytest.raises(ConfigError, match="at least 64"):
+        load_settings(write_config(tmp_path, body, secret="x" * 63), environ={})
+    settings = load_settings(write_config(tmp_path, body, secret="x" * 64), environ={})
+    assert settings.jitsi.algorithm == "HS512"
+
+
 def test_missing_secret_file_is_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL)
     (tmp_path / "app_secret").unlink()

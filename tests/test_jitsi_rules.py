@@ -249,6 +249,14 @@ def test_any_audience_when_the_site_configures_none(aud: str) -> None:
     assert admit(sign(claims), site, ROOM_SEGMENT, now=NOW)
 
 
+@pytest.mark.parametrize("aud", [["school-meet"], 1, None])
+def test_audience_is_a_single_string_even_when_any_is_accepted(aud: object) -> None:
+    site = JitsiSite(app_id="school-meet", app_secret=SECRET, subject="meet.school.example")
+    claims = teacher_claims()
+    claims["aud"] = aud
+    assert refused_rule(sign(claims), site=site) == "aud"
+
+
 def test_audience_among_several_configured() -> None:
     site = JitsiSite(
         app_id="school-meet",

@@ -1,0 +1,151 @@
+"""Minted tokens pass Jitsi's rules; only our current token for this person and room counts."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import unquote
+
+import jwt
+import pytest
+
+from sidecar.config import JitsiSettings, RoleRule, Secret
+from sidecar.people import Person
+from sidecar.rooms import backend_safe_room_name
+from sidecar.tokens import MIN_REMAINING_SECONDS, NOT_BEFORE_SLACK_SECONDS, RoomTokens
+from tests.jitsi_rules import JitsiSite, TokenRefused, admit
+
+SECRET = b"k" * 64
+NOW = 1_800_000_000
+SETTINGS = JitsiSettings(
+    app_id="school-meet",
+    app_secret=Secret(SECRET),
+    audience="school-meet",
+    subject="meet.school.example",
+    token_ttl=3600,
+    algorithm="HS256",
+)
+SITE = JitsiSite(
+    app_id="school-meet",
+    app_secret=SECRET,
+    subject="meet.school.example",
+    accepted_audiences=("school-meet",),
+)
+TEACHER_RULE = RoleRule(name="teacher", groups=frozenset({"cn=t"}), moderator=True, any_room=False)
+PUPIL_RULE = RoleRule(name="pupil", groups=frozenset({"cn=p"}), moderator=False, any_room=False)
+ANNA = Person("anna.mueller", "Anna Müller", "anna@school.example", frozenset({"cn=t"}))
+MAX = Person("max.schmidt", "Max Schmidt", "", frozenset({"cn=p"}))
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tokens(settings: JitsiSettings = SETTINGS, now: float = NOW) -> RoomTokens:
+    return RoomTokens(settings, clock=Clock(now))
+
+
+@pytest.mark.parametrize(
+    "segment", ["Mathe7b", "Mathe%207b", "%C3%9Cbung", "100%25", "It's(1)", "%EF%AC%81zik"]
+)
+def test_minted_tokens_pass_jitsis_rules(segment: str) -> None:
+    room = backend_safe_room_name(unquote(segment))
+    token = tokens().mint(ANNA, TEACHER_RULE, room)
+    admission = admit(token, SITE, segment, now=NOW)
+    assert admission.moderator is True
+    user = admission.claims["context"]["user"]
+    assert user == {
+        "id": "anna.mueller",
+        "name": "Anna Müller",
+        "email": "anna@school.example",
+        "affiliation": "owner",
+        "moderator": "true",
+    }
+    assert admission.claims["moderator"] is True
+
+
+def test_pupil_token_is_member() -> None:
+    token = tokens().mint(MAX, PUPIL_RULE, "mathe7b")
+    admission = admit(token, SITE, "Mathe7b", now=NOW)
+    assert admission.moderator is False
+    assert admission.claims["context"]["user"]["email"] == ""
+
+
+def test_header_and_times() -> None:
+    token = tokens().mint(MAX, PUPIL_RULE, "mathe7b")
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "HS256", "typ": "JWT"}
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["nbf"] == NOW - NOT_BEFORE_SLACK_SECONDS
+    assert claims["exp"] == NOW + SETTINGS.token_ttl
+    assert claims["sub"] == "meet.school.example"
+    assert claims["aud"] == "school-meet"
+    # Prosody allows no skew: valid from nbf until exp, not after.
+    admit(token, SITE, "Mathe7b", now=NOW - NOT_BEFORE_SLACK_SECONDS)
+    with pytest.raises(TokenRefused):
+        admit(token, SITE, "Mathe7b", now=NOW + SETTINGS.token_ttl)
+
+
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_configured_algorithm_is_used(algorithm: str) -> None:
+    settings = dataclasses.replace(SETTINGS, algorithm=algorithm)  # type: ignore[arg-type]
+    token = tokens(settings).mint(ANNA, TEACHER_RULE, "mathe7b")
+    admit(token, dataclasses.replace(SITE, algorithm=algorithm), "Mathe7b", now=NOW)
+    with pytest.raises(TokenRefused):
+        admit(token, SITE, "Mathe7b", now=NOW)
+
+
+def test_any_room_rule_mints_star() -> None:
+    rule = dataclasses.replace(TEACHER_RULE, any_room=True)
+    token = tokens().mint(ANNA, rule, "mathe7b")
+    assert admit(token, SITE, "Physik", now=NOW).claims["room"] == "*"
+    assert tokens().is_current(token, ANNA, rule, "physik")
+
+
+def test_current_token_is_recognised() -> None:
+    minted = tokens().mint(ANNA, TEACHER_RULE, "mathe7b")
+    assert tokens(now=NOW + 10).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+
+
+def test_not_current() -> None:
+    minted = tokens().mint(ANNA, TEACHER_RULE, "mathe7b")
+    later = NOW + SETTINGS.token_ttl - MIN_REMAINING_SECONDS + 1
+    assert not tokens(now=later).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+    assert not tokens().is_current(minted, ANNA, TEACHER_RULE, "physik")
+    assert not tokens().is_current(minted, MAX, TEACHER_RULE, "mathe7b")
+    # A role change (teacher removed from the group) means a new token.
+    assert not tokens().is_current(minted, ANNA, PUPIL_RULE, "mathe7b")
+    other_secret = dataclasses.replace(SETTINGS, app_secret=Secret(b"o" * 64))
+    assert not tokens(other_secret).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+    other_app = dataclasses.replace(SETTINGS, app_id="other-app")
+    assert not tokens(other_app).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "not.a.token",
+        "",
+        jwt.encode({"room": "mathe7b"}, SECRET, algorithm="HS256"),
+        # alg "none": PyJWT must refuse it because the algorithm is pinned.
+        jwt.encode(
+            {
+                "iss": "school-meet",
+                "aud": "school-meet",
+                "sub": "meet.school.example",
+                "room": "mathe7b",
+                "nbf": NOW - 60,
+                "exp": NOW + 3600,
+                "moderator": True,
+                "context": {"user": {"id": "anna.mueller"}},
+            },
+            None,
+            algorithm="none",
+        ),
+    ],
+)
+def test_forged_tokens_are_not_current(forged: str) -> None:
+    assert not tokens().is_current(forged, ANNA, TEACHER_RULE, "mathe7b")
