@@ -142,7 +142,7 @@ def test_not_current() -> None:
                 "moderator": True,
                 "context": {"user": {"id": "anna.mueller"}},
             },
-            None,
+            "",
             algorithm="none",
         ),
     ],
