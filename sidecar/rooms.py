@@ -20,6 +20,7 @@ TOKEN_PARAMETER = "jwt"  # noqa: S105 (a parameter name, not a secret)
 
 # The room location of Jitsi's nginx site: one path segment without these.
 _ROOM_PATH = re.compile(r"/([^/?&:'\"]+)")
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What JavaScript's encodeURIComponent leaves alone.
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 # What the redirect path may carry unescaped; everything else is percent-encoded.
@@ -82,6 +83,10 @@ def parse_room_uri(uri: str) -> RoomRequest:
     match = _ROOM_PATH.fullmatch(path)
     if match is None:
         raise NotARoom("not a single path segment")
+    if _MALFORMED_ESCAPE.search(match.group(1)):
+        # The browser's decodeURIComponent would give up and use the raw text,
+        # Python's unquote would decode part of it: the names would differ.
+        raise NotARoom("malformed percent-escape")
     try:
         room = unquote(match.group(1), errors="strict")
     except UnicodeDecodeError:

@@ -71,6 +71,10 @@ def test_redirect_path_encodes_everything_unusual() -> None:
         "/.hidden",
         "/a@evil.example",
         "/room#fragment",
+        "/100%",
+        "/a%20b%",
+        "/a%2",
+        "/%zz",
     ],
 )
 def test_not_a_room(uri: str) -> None:
