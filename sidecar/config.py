@@ -32,6 +32,8 @@ Algorithm = Literal["HS256", "HS384", "HS512"]
 ALGORITHMS = ("HS256", "HS384", "HS512")
 GroupMode = Literal["memberof", "search"]
 LoginMethod = Literal["form", "basic"]
+Language = Literal["de", "en"]
+LANGUAGES: tuple[Language, ...] = ("de", "en")
 
 
 class ConfigError(ValueError):
@@ -129,6 +131,32 @@ class RoleRule:
 class LoginSettings:
     methods: tuple[LoginMethod, ...]
     realm: str
+    default_language: Language
+    school_name: str
+    logo_file: Path | None
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    keys: tuple[Secret, ...]  # newest first: the first encrypts, all decrypt
+    idle_timeout: int
+    lifetime: int
+    role_refresh: int
+    revocation_file: Path | None
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    basic_ttl: int
+    basic_size: int
+
+
+@dataclass(frozen=True)
+class RegulationSettings:
+    max_failures_per_user: int
+    max_failures_per_address: int
+    window: int
+    ban_time: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +166,9 @@ class Settings:
     ldap: LdapSettings
     roles: tuple[RoleRule, ...]
     login: LoginSettings
+    sessions: SessionSettings
+    cache: CacheSettings
+    regulation: RegulationSettings
 
 
 class _Section:
@@ -309,7 +340,7 @@ def load_settings(
 def settings_from_document(document: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     credentials = environ.get("CREDENTIALS_DIRECTORY")
     credentials_dir = Path(credentials) if credentials else None
-    known = {"server", "jitsi", "ldap", "roles", "login"}
+    known = {"server", "jitsi", "ldap", "roles", "login", "sessions", "cache", "regulation"}
     for name in document:
         if name not in known:
             raise ConfigError(name, "unknown section")
@@ -325,7 +356,19 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
     ldap = _ldap(section("ldap"))
     roles = _roles(document.get("roles"))
     login = _login(section("login"))
-    return Settings(server=server, jitsi=jitsi, ldap=ldap, roles=roles, login=login)
+    sessions = _sessions(section("sessions"), required="form" in login.methods)
+    cache = _cache(section("cache"))
+    regulation = _regulation(section("regulation"))
+    return Settings(
+        server=server,
+        jitsi=jitsi,
+        ldap=ldap,
+        roles=roles,
+        login=login,
+        sessions=sessions,
+        cache=cache,
+        regulation=regulation,
+    )
 
 
 def parse_listen(key: str, value: str) -> ListenAddress:
@@ -502,6 +545,84 @@ def _login(section: _Section) -> LoginSettings:
     realm = section.required_string("realm", "Jitsi Meet")
     if '"' in realm or "\\" in realm:
         raise ConfigError(section.key("realm"), "must not contain quotes or backslashes")
-    settings = LoginSettings(methods=cast(tuple[LoginMethod, ...], methods), realm=realm)
+    logo_text = section.string("logo_file", "")
+    logo_file = Path(logo_text) if logo_text else None
+    if logo_file is not None and logo_file.suffix.lower() not in LOGO_TYPES:
+        raise ConfigError(section.key("logo_file"), "must be a .png, .svg, .jpg or .webp file")
+    if logo_file is not None and not logo_file.is_file():
+        raise ConfigError(section.key("logo_file"), f"{logo_file} is not a file")
+    settings = LoginSettings(
+        methods=cast(tuple[LoginMethod, ...], methods),
+        realm=realm,
+        default_language=cast(Language, section.choice("default_language", LANGUAGES, "de")),
+        school_name=section.string("school_name", ""),
+        logo_file=logo_file,
+    )
+    section.reject_unknown()
+    return settings
+
+
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+def _sessions(section: _Section, *, required: bool) -> SessionSettings:
+    keys_secret = section.secret_file("keys_file", "session_keys", required=required)
+    keys: list[Secret] = []
+    if keys_secret is not None:
+        for number, line in enumerate(keys_secret.reveal().splitlines(), start=1):
+            key = line.strip()
+            if not key or key.startswith(b"#"):
+                continue
+            if len(key) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    section.key("keys_file"),
+                    f"key on line {number} is {len(key)} bytes, "
+                    f"at least {MIN_SECRET_BYTES} are required",
+                )
+            keys.append(Secret(key))
+        if not keys:
+            raise ConfigError(section.key("keys_file"), "holds no key")
+    idle_timeout = section.integer("idle_timeout", 4 * 3600, minimum=60, maximum=7 * 86400)
+    lifetime = section.integer("lifetime", 12 * 3600, minimum=300, maximum=30 * 86400)
+    if idle_timeout > lifetime:
+        raise ConfigError(section.key("idle_timeout"), "must not be longer than sessions.lifetime")
+    revocation_text = section.string("revocation_file", "")
+    settings = SessionSettings(
+        keys=tuple(keys),
+        idle_timeout=idle_timeout,
+        lifetime=lifetime,
+        role_refresh=section.integer("role_refresh", 600, minimum=30, maximum=86400),
+        revocation_file=Path(revocation_text) if revocation_text else None,
+    )
+    section.reject_unknown()
+    return settings
+
+
+def _cache(section: _Section) -> CacheSettings:
+    settings = CacheSettings(
+        basic_ttl=section.integer("basic_ttl", 300, minimum=0, maximum=86400),
+        basic_size=section.integer("basic_size", 10000, minimum=1, maximum=1_000_000),
+    )
+    section.reject_unknown()
+    return settings
+
+
+def _regulation(section: _Section) -> RegulationSettings:
+    settings = RegulationSettings(
+        max_failures_per_user=section.integer(
+            "max_failures_per_user", 5, minimum=1, maximum=10_000
+        ),
+        max_failures_per_address=section.integer(
+            "max_failures_per_address", 30, minimum=1, maximum=100_000
+        ),
+        window=section.integer("window", 600, minimum=1, maximum=86400),
+        ban_time=section.integer("ban_time", 900, minimum=1, maximum=7 * 86400),
+    )
     section.reject_unknown()
     return settings

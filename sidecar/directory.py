@@ -182,6 +182,37 @@ class Directory:
             log.warning("LDAP request failed: %s", type(error).__name__)
             raise DirectoryUnavailable(type(error).__name__) from error
 
+    @property
+    def can_look_up(self) -> bool:
+        """Whether people can be read without their password (a service account)."""
+        return self._settings.bind_dn is not None
+
+    async def look_up(self, user_id: str) -> Person | None:
+        """Re-read a person through the service account; None when they are gone.
+
+        Raises DirectoryUnavailable.
+        """
+        settings = self._settings
+        if settings.user_dn_template:
+            base = settings.user_dn_template.format(username=bonsai.escape_attribute_value(user_id))
+            scope = bonsai.LDAPSearchScope.BASE
+            filter_exp = "(objectClass=*)"
+        else:
+            base = settings.user_base
+            scope = bonsai.LDAPSearchScope.SUBTREE
+            filter_exp = settings.user_filter.format(username=bonsai.escape_filter_exp(user_id))
+        try:
+            entries = await self._pooled_search(base, scope, filter_exp, self._attributes())
+            if len(entries) != 1:
+                return None
+            groups = await self._groups(entries[0], user_id, None)
+        except bonsai.NoSuchObjectError:
+            return None
+        except (bonsai.LDAPError, TimeoutError, OSError) as error:
+            log.warning("LDAP lookup failed: %s", type(error).__name__)
+            raise DirectoryUnavailable(type(error).__name__) from error
+        return self._person(entries[0], user_id, groups)
+
     async def _authenticate_direct(self, credentials: Credentials) -> Person:
         dn = self._settings.user_dn_template.format(
             username=bonsai.escape_attribute_value(credentials.username)

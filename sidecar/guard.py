@@ -1,8 +1,9 @@
 """The decision for one room request: who is asking, for which room, and the answer.
 
 The answer is a :class:`Verdict`; turning it into HTTP for nginx is the web
-layer's job. Order matters: the URI is judged before any credentials are
-looked at, and credentials are judged before anything is sent to LDAP.
+layer's job. Order matters: the URI is judged before anything else, a
+session before credentials, and credentials (and bans) before anything is
+sent to LDAP.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
+from sidecar.authentication import Authenticator, Banned
+from sidecar.config import LoginMethod, RoleRule
 from sidecar.credentials import Credentials, UnacceptableCredentials, parse_basic_authorization
 from sidecar.directory import Directory, DirectoryUnavailable, InvalidCredentials
 from sidecar.people import Person
 from sidecar.roles import RoleRules
 from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
+from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
 
-PageName = Literal["forbidden", "unavailable", "not-a-room"]
+PageName = Literal["forbidden", "unavailable", "not-a-room", "banned"]
+LOGIN_PATH = "/auth/login"
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Allow:
     """Serve the meeting page."""
 
     user_id: str
+    session: Session | None = None  # to be sent back, when it changed
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Redirect:
     """Send the browser to ``location``, a path on the meet origin."""
 
     location: str
+    session: Session | None = None
 
 
 @dataclass(frozen=True)
@@ -58,13 +66,31 @@ class RoomAccessRequest:
 
     uri: str
     authorization: str | None = None
+    session_cookie: str | None = None
+    client_address: str = ""
+
+
+def login_location(room: RoomRequest) -> str:
+    return f"{LOGIN_PATH}?next={quote(room.location_without_token(), safe='')}"
 
 
 class Guard:
-    def __init__(self, directory: Directory, roles: RoleRules, tokens: RoomTokens) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        authenticator: Authenticator,
+        roles: RoleRules,
+        tokens: RoomTokens,
+        sessions: SessionCookies | None,
+        methods: tuple[LoginMethod, ...],
+    ) -> None:
         self._directory = directory
+        self._authenticator = authenticator
         self._roles = roles
         self._tokens = tokens
+        self._sessions = sessions
+        self._methods = methods
 
     async def decide(self, request: RoomAccessRequest) -> Verdict:
         try:
@@ -72,17 +98,79 @@ class Guard:
         except NotARoom as reason:
             log.info("not a room request: %s", reason)
             return Page("not-a-room")
+        session = self._open_session(request.session_cookie)
+        if session is not None:
+            return await self._admit_session(session, room)
         credentials = self._basic_credentials(request.authorization)
-        if credentials is None:
-            return Challenge()
+        if credentials is not None:
+            return await self._admit_basic(credentials, request.client_address, room)
+        if self._methods[0] == "form":
+            return Redirect(login_location(room))
+        return Challenge()
+
+    # -- sessions ------------------------------------------------------------
+
+    def _open_session(self, cookie: str | None) -> Session | None:
+        if self._sessions is None or "form" not in self._methods:
+            return None
+        return self._sessions.open(cookie)
+
+    async def _admit_session(self, session: Session, room: RoomRequest) -> Verdict:
+        assert self._sessions is not None
+        sessions = self._sessions
+        changed: Session | None = None
+        if sessions.role_check_due(session) and self._directory.can_look_up:
+            try:
+                person = await self._directory.look_up(session.user_id)
+            except DirectoryUnavailable:
+                # Keep the role until the session's lifetime ends: an outage
+                # must not throw a lesson out, and it cannot grant anything new.
+                # Ask again one refresh interval later, not at every page load.
+                log.info("role of %r kept: directory unavailable", session.user_id)
+                changed = sessions.rechecked(session, session.person(), session.role)
+            else:
+                rule = self._roles.role_for(person) if person is not None else None
+                if person is None or rule is None:
+                    log.info("session of %r ended: no longer has a role", session.user_id)
+                    sessions.end(session)
+                    return Page("forbidden")
+                if rule.name != session.role:
+                    log.info("role of %r is now %s", session.user_id, rule.name)
+                changed = sessions.rechecked(session, person, rule.name)
+        current = changed or session
+        rule = self._roles.rule_named(current.role)
+        if rule is None:
+            # The configuration no longer has this role.
+            sessions.end(session)
+            return Page("forbidden")
+        touched = changed or sessions.touch(session)
+        return self._token_verdict(current.person(), rule, room, touched)
+
+    # -- Basic -----------------------------------------------------------------
+
+    def _basic_credentials(self, authorization: str | None) -> Credentials | None:
+        if not authorization or "basic" not in self._methods:
+            return None
         try:
-            person = await self._directory.authenticate(credentials)
+            return parse_basic_authorization(authorization)
+        except UnacceptableCredentials as reason:
+            log.info("refused credentials before any bind: %s", reason)
+            return None
+
+    async def _admit_basic(
+        self, credentials: Credentials, address: str, room: RoomRequest
+    ) -> Verdict:
+        try:
+            person = await self._authenticator.check(credentials, address, cached=True)
+        except Banned:
+            return Page("banned")
         except InvalidCredentials:
-            log.info("login failed for %r", credentials.username)
             return Challenge()
         except DirectoryUnavailable:
             return Page("unavailable")
         return self.admit(person, room)
+
+    # -- the answer ----------------------------------------------------------------
 
     def admit(self, person: Person, room: RoomRequest) -> Verdict:
         """The verdict for an authenticated person: the room, a fresh token, or no entry."""
@@ -90,21 +178,16 @@ class Guard:
         if rule is None:
             log.info("%r has no role", person.user_id)
             return Page("forbidden")
+        return self._token_verdict(person, rule, room, None)
+
+    def _token_verdict(
+        self, person: Person, rule: RoleRule, room: RoomRequest, session: Session | None
+    ) -> Verdict:
         backend_room = room.backend_name
         if len(room.tokens) == 1 and self._tokens.is_current(
             room.tokens[0], person, rule, backend_room
         ):
-            return Allow(person.user_id)
+            return Allow(person.user_id, session)
         token = self._tokens.mint(person, rule, backend_room)
         log.info("token for %r as %s in %r", person.user_id, rule.name, backend_room)
-        return Redirect(room.location_with_token(token))
-
-    @staticmethod
-    def _basic_credentials(authorization: str | None) -> Credentials | None:
-        if not authorization:
-            return None
-        try:
-            return parse_basic_authorization(authorization)
-        except UnacceptableCredentials as reason:
-            log.info("refused credentials before any bind: %s", reason)
-            return None
+        return Redirect(room.location_with_token(token), session)

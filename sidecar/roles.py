@@ -12,6 +12,12 @@ class RoleRules:
     def __init__(self, rules: Iterable[RoleRule]) -> None:
         self._rules = tuple(rules)
 
+    def rule_named(self, name: str) -> RoleRule | None:
+        for rule in self._rules:
+            if rule.name == name:
+                return rule
+        return None
+
     def role_for(self, person: Person) -> RoleRule | None:
         """The first rule sharing a group with ``person``; None means no access."""
         for rule in self._rules:

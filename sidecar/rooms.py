@@ -46,6 +46,12 @@ class RoomRequest:
         """``/<room>``, percent-encoded by us: a single-slash path on this origin."""
         return "/" + quote(self.room, safe=_PATH_SAFE)
 
+    def location_without_token(self) -> str:
+        """The room with its other parameters: where a login sends the person."""
+        if not self.other_parameters:
+            return self.path
+        return self.path + "?" + "&".join(self.other_parameters)
+
     def location_with_token(self, token: str) -> str:
         """``/<room>?<other parameters>&jwt=<token>``."""
         query = [*self.other_parameters, f"{TOKEN_PARAMETER}={quote(token, safe='')}"]
@@ -105,3 +111,18 @@ def parse_room_uri(uri: str) -> RoomRequest:
         else:
             others.append(piece)
     return RoomRequest(room=room, other_parameters=tuple(others), tokens=tuple(tokens))
+
+
+def safe_next(value: str | None) -> str:
+    """Where to send somebody after login: a room path rebuilt here, or ``/``.
+
+    Stricter than "a single-slash path": only room requests are ever sent to
+    the login page, so only a room (never ``//host``, ``/\\host``, a scheme,
+    ``@``, control characters or encoded whitespace) is accepted back.
+    """
+    if not value:
+        return "/"
+    try:
+        return parse_room_uri(value).location_without_token()
+    except NotARoom:
+        return "/"

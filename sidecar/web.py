@@ -3,14 +3,16 @@
 ``/auth/verify`` answers nginx's ``auth_request`` with 200, 401 or 403 only
 (anything else becomes a 500 in nginx), and says where the browser should go
 in response headers that the include file reads with ``auth_request_set``.
-Pages under ``/auth/page/`` are what nginx shows instead of a room.
+Pages under ``/auth/`` are the sidecar's own: login, logout, and what nginx
+shows instead of a room.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -18,11 +20,28 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from sidecar import pages
+from sidecar.appkeys import (
+    AUTHENTICATOR,
+    COOKIES,
+    CSRF_TOKENS,
+    GUARD,
+    REGULATOR,
+    ROLES,
+    SESSIONS,
+    SETTINGS,
+    TEMPLATES,
+)
+from sidecar.authentication import Authenticator
 from sidecar.config import Settings
+from sidecar.cookies import SESSION, CookiePolicy
+from sidecar.credential_cache import CredentialCache
+from sidecar.csrf import CsrfTokens
 from sidecar.directory import Directory
 from sidecar.guard import Allow, Challenge, Guard, Page, Redirect, RoomAccessRequest, Verdict
+from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
-from sidecar.rooms import NotARoom, parse_room_uri
+from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
@@ -32,11 +51,18 @@ REDIRECT_HEADER = "X-Jitsi-Auth-Redirect"
 PAGE_HEADER = "X-Jitsi-Auth-Page"
 USER_HEADER = "X-Jitsi-Auth-User"
 
-SETTINGS = web.AppKey("settings", Settings)
-GUARD = web.AppKey("guard", Guard)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
+MAX_FORM_BYTES = 16 * 1024
 
-PAGE_STATUS = {"challenge": 401, "forbidden": 403, "not-a-room": 404, "unavailable": 503}
+# The sidecar's pages load nothing from anywhere else and cannot be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
@@ -52,61 +78,74 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
         )
 
 
-def _verdict_response(verdict: Verdict) -> web.Response:
+def _session_cookie(request: web.Request, session: Session | None) -> str | None:
+    sessions = request.app[SESSIONS]
+    if session is None or sessions is None:
+        return None
+    return request.app[COOKIES].set_cookie(
+        SESSION, sessions.seal(session), max_age=sessions.lifetime
+    )
+
+
+def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
+    response: web.Response
     if isinstance(verdict, Allow):
-        return web.Response(status=200, headers={USER_HEADER: verdict.user_id})
-    if isinstance(verdict, Redirect):
-        return web.Response(status=401, headers={REDIRECT_HEADER: verdict.location})
-    if isinstance(verdict, Challenge):
-        return web.Response(status=401)
-    assert isinstance(verdict, Page)
-    return web.Response(status=403, headers={PAGE_HEADER: verdict.name})
+        response = web.Response(status=200, headers={USER_HEADER: verdict.user_id})
+        cookie = _session_cookie(request, verdict.session)
+    elif isinstance(verdict, Redirect):
+        response = web.Response(status=401, headers={REDIRECT_HEADER: verdict.location})
+        cookie = _session_cookie(request, verdict.session)
+    elif isinstance(verdict, Challenge):
+        response, cookie = web.Response(status=401), None
+    else:
+        assert isinstance(verdict, Page)
+        response, cookie = web.Response(status=403, headers={PAGE_HEADER: verdict.name}), None
+    if cookie is not None:
+        # nginx hands this on to the browser (auth_request_set + add_header).
+        response.headers["Set-Cookie"] = cookie
+    return response
 
 
 async def verify(request: web.Request) -> web.Response:
     access = RoomAccessRequest(
         uri=request.headers.get("X-Original-URI", ""),
         authorization=request.headers.get("Authorization"),
+        session_cookie=request.cookies.get(request.app[COOKIES].name(SESSION)),
+        client_address=request.headers.get("X-Real-IP", ""),
     )
-    verdict = await request.app[GUARD].decide(access)
-    return _verdict_response(verdict)
-
-
-async def page(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    status = PAGE_STATUS.get(name)
-    if status is None:
-        raise web.HTTPNotFound(text="Not found")
-    settings = request.app[SETTINGS]
-    body = (
-        request.app[TEMPLATES]
-        .get_template(f"{name}.html")
-        .render(
-            retry_uri=_safe_retry_uri(request.headers.get("X-Original-URI", "/")),
-        )
-    )
-    response = web.Response(status=status, text=body, content_type="text/html")
-    if name == "challenge":
-        response.headers["WWW-Authenticate"] = (
-            f'Basic realm="{settings.login.realm}", charset="UTF-8"'
-        )
-    elif name == "unavailable":
-        response.headers["Retry-After"] = "30"
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _safe_retry_uri(uri: str) -> str:
-    """The room path (never its query, which may hold a token) for a "try again" link."""
     try:
-        room = parse_room_uri(uri)
-    except NotARoom:
-        return "/"
-    return room.path
+        verdict = await request.app[GUARD].decide(access)
+    except Exception:
+        # nginx turns anything but 200/401/403 into its own 500 page.
+        log.exception("verify failed")
+        return web.Response(status=403, headers={PAGE_HEADER: "error"})
+    return _verdict_response(request, verdict)
 
 
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
+
+
+@web.middleware
+async def page_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exception:
+        _add_page_headers(exception)
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = pages.message(request, "error")
+    _add_page_headers(response)
+    return response
+
+
+def _add_page_headers(response: web.StreamResponse) -> None:
+    response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def make_templates() -> jinja2.Environment:
@@ -120,7 +159,22 @@ def make_templates() -> jinja2.Environment:
 def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         directory = Directory(settings.ldap)
-        app[GUARD] = Guard(directory, RoleRules(settings.roles), RoomTokens(settings.jitsi))
+        regulator = Regulator(settings.regulation)
+        authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator)
+        sessions = SessionCookies(settings.sessions) if settings.sessions.keys else None
+        roles = RoleRules(settings.roles)
+        app[REGULATOR] = regulator
+        app[AUTHENTICATOR] = authenticator
+        app[SESSIONS] = sessions
+        app[ROLES] = roles
+        app[GUARD] = Guard(
+            directory=directory,
+            authenticator=authenticator,
+            roles=roles,
+            tokens=RoomTokens(settings.jitsi),
+            sessions=sessions,
+            methods=settings.login.methods,
+        )
         yield
         directory.close()
 
@@ -128,12 +182,20 @@ def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[page_headers], client_max_size=MAX_FORM_BYTES)
+    policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
     app[TEMPLATES] = make_templates()
+    app[COOKIES] = policy
+    app[CSRF_TOKENS] = CsrfTokens(policy)
     app.cleanup_ctx.append(_resources(settings))
     app.router.add_route("*", "/auth/verify", verify)
-    app.router.add_get("/auth/page/{name}", page)
+    app.router.add_get("/auth/page/{name}", pages.page)
+    app.router.add_get("/auth/login", pages.login_form)
+    app.router.add_post("/auth/login", pages.login)
+    app.router.add_get("/auth/logout", pages.logout_form)
+    app.router.add_post("/auth/logout", pages.logout)
+    app.router.add_get("/auth/logo", pages.logo)
     app.router.add_get("/auth/health", health)
     app.router.add_static("/auth/static/", Path(__file__).with_name("static"))
     return app

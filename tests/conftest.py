@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sidecar.demo.nginx import free_port
-from sidecar.demo.run import write_demo_config
+from sidecar.demo.run import DEMO_METHODS, write_demo_config
 from sidecar.demo.slapd import Slapd
 from tests.jitsi_rules import JitsiSite
 from tests.stack import Stack, start_stack
@@ -23,16 +24,40 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         yield server
 
 
+# Shared stacks see many deliberate failures from 127.0.0.1; regulation has
+# its own tests with its own stack.
+LENIENT_REGULATION = """
+[regulation]
+max_failures_per_user = 10000
+max_failures_per_address = 100000
+"""
+
+
+def _stack(
+    slapd: Slapd, workdir: Path, *, methods: str = DEMO_METHODS, extra: str = LENIENT_REGULATION
+) -> Stack:
+    port = free_port()
+    config = write_demo_config(
+        workdir, port=port, ldap_url=slapd.ldap_url, methods=methods, extra=extra
+    )
+    return start_stack(workdir, config, workdir / "sidecar.sock", port)
+
+
 @pytest.fixture(scope="session")
 def stack(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """nginx (a Jitsi-shaped site with the include) -> the sidecar -> the shared slapd.
 
-    Configured exactly as ``make demo`` is.
+    Configured as ``make demo`` is: the login form first, Basic accepted.
     """
-    workdir = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    config = write_demo_config(workdir, port=port, ldap_url=slapd.ldap_url, methods='["basic"]')
-    running = start_stack(workdir, config, workdir / "sidecar.sock", port)
+    running = _stack(slapd, tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_stack(slapd: Slapd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Like ``stack``, with ``methods = ["basic"]``: anonymous browsers get a Basic challenge."""
+    running = _stack(slapd, tmp_path_factory.mktemp("basic"), methods='["basic"]')
     yield running
     running.stop()
 

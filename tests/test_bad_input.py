@@ -50,11 +50,21 @@ def assert_on_origin(location: str | None) -> None:
         "Basic " + "A" * 6000,
     ],
 )
-def test_bad_authorization_through_nginx(stack: Stack, authorization: str) -> None:
-    reply = stack.get("/Mathe7b", {"Authorization": authorization})
+def test_bad_authorization_through_nginx(
+    stack: Stack, basic_stack: Stack, authorization: str
+) -> None:
+    reply = basic_stack.get("/Mathe7b", {"Authorization": authorization})
     assert reply.status == 401
     assert (reply.header("WWW-Authenticate") or "").startswith("Basic ")
     assert reply.header("Location") is None
+    # With the login form first: unreadable credentials are no credentials (the
+    # form), readable wrong ones get a new Basic challenge.
+    reply = stack.get("/Mathe7b", {"Authorization": authorization})
+    if reply.status == 302:
+        assert reply.header("Location") == "/auth/login?next=%2FMathe7b"
+    else:
+        assert reply.status == 401
+        assert (reply.header("WWW-Authenticate") or "").startswith("Basic ")
 
 
 BAD_URIS = [

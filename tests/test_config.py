@@ -16,8 +16,10 @@ SECRET = "s" * 40
 
 def write_config(tmp_path: Path, body: str, secret: str = SECRET) -> Path:
     (tmp_path / "app_secret").write_text(secret + "\n")
+    (tmp_path / "session_keys").write_text("# newest first\n" + "n" * 40 + "\n" + "o" * 40 + "\n")
     path = tmp_path / "config.toml"
-    path.write_text(body.replace("SECRET_FILE", str(tmp_path / "app_secret")))
+    body = body.replace("SECRET_FILE", str(tmp_path / "app_secret"))
+    path.write_text(body.replace("KEYS_FILE", str(tmp_path / "session_keys")))
     return path
 
 
@@ -32,6 +34,9 @@ subject = "meet.school.example"
 
 [ldap]
 user_base = "ou=people,dc=school,dc=example"
+
+[sessions]
+keys_file = "KEYS_FILE"
 
 [[roles]]
 name = "teacher"

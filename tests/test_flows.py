@@ -76,7 +76,8 @@ def test_token_without_credentials_is_a_login_prompt(stack: Stack) -> None:
     location = stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password)).header("Location")
     assert location is not None
     reply = stack.get(location)
-    assert reply.status == 401
+    assert reply.status == 302
+    assert reply.header("Location") == "/auth/login?next=%2FMathe7b"
     assert "stands in for Jitsi" not in reply.body
 
 
@@ -141,9 +142,10 @@ def test_room_names_jitsi_accepts(
 
 
 def test_person_without_role_gets_403_page(stack: Stack) -> None:
-    reply = stack.get("/Mathe7b", basic(SCHOOL.nobody.uid, SCHOOL.nobody.password))
+    credentials = basic(SCHOOL.nobody.uid, SCHOOL.nobody.password)
+    reply = stack.get("/Mathe7b", {**credentials, "Accept-Language": "en-GB,en;q=0.9"})
     assert reply.status == 403
-    assert "No access" in reply.body
+    assert "No access to lessons" in reply.body
     assert reply.header("Location") is None
 
 
@@ -165,8 +167,14 @@ def test_wrong_password_gets_a_new_challenge(stack: Stack) -> None:
     assert unknown.body == reply.body
 
 
-def test_no_credentials_gets_a_challenge(stack: Stack) -> None:
-    reply = stack.get("/Mathe7b")
+def test_no_credentials_gets_the_login_form(stack: Stack) -> None:
+    reply = stack.get("/Mathe%207b?lang=de&jwt=stale")
+    assert reply.status == 302
+    assert reply.header("Location") == "/auth/login?next=%2FMathe%25207b%3Flang%3Dde"
+
+
+def test_no_credentials_gets_a_challenge_when_basic_comes_first(basic_stack: Stack) -> None:
+    reply = basic_stack.get("/Mathe7b")
     assert reply.status == 401
     assert (reply.header("WWW-Authenticate") or "").startswith("Basic ")
     assert reply.header("Location") is None

@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from sidecar.cli import serve
@@ -51,16 +52,32 @@ moderator = false
 
 [login]
 methods = {methods}
-"""
+school_name = "Demo-Schule am See"
+logo_file = "{logo_file}"
+
+[sessions]
+keys_file = "{session_keys_file}"
+revocation_file = "{revocation_file}"
+{extra}"""
 
 
-def write_demo_config(workdir: Path, *, port: int, ldap_url: str, methods: str) -> Path:
+DEMO_METHODS = '["form", "basic"]'
+
+
+def write_demo_config(
+    workdir: Path, *, port: int, ldap_url: str, methods: str = DEMO_METHODS, extra: str = ""
+) -> Path:
+    """The demo's files in ``workdir``; ``extra`` is appended TOML (tests tune limits)."""
     secret_file = workdir / "app_secret"
     secret_file.write_text(secrets.token_urlsafe(48), "utf-8")
     service_password_file = workdir / "ldap_password"
     service_password_file.write_text(SCHOOL.service_password, "utf-8")
-    for path in (secret_file, service_password_file):
+    session_keys_file = workdir / "session_keys"
+    session_keys_file.write_text(secrets.token_urlsafe(48) + "\n", "utf-8")
+    for path in (secret_file, service_password_file, session_keys_file):
         path.chmod(0o600)
+    logo_file = workdir / "logo.svg"
+    logo_file.write_bytes(resources.files("sidecar.demo").joinpath("standin/logo.svg").read_bytes())
     config = workdir / "config.toml"
     config.write_text(
         CONFIG.format(
@@ -75,6 +92,10 @@ def write_demo_config(workdir: Path, *, port: int, ldap_url: str, methods: str) 
             pupils=SCHOOL.pupils_group_dn,
             posix=SCHOOL.posix_group_dn,
             methods=methods,
+            logo_file=logo_file,
+            session_keys_file=session_keys_file,
+            revocation_file=workdir / "revoked_sessions.json",
+            extra=extra,
         ),
         "utf-8",
     )
@@ -85,7 +106,7 @@ def _banner(url: str, config: Path) -> str:
     lines = [
         "",
         "jitsi-auth-sidecar demo is running.",
-        f"  Open a room:   {url}/Mathe7b",
+        f"  Open a room:   {url}/Mathe7b   (the login page; log out at {url}/auth/logout)",
         f"  Configuration: {config}",
         "",
         "  Logins (user name / password):",
@@ -129,9 +150,7 @@ def run_demo(*, port: int, include: Path | None) -> int:
         (workdir / "nginx").mkdir()
         try:
             slapd.start()
-            config = write_demo_config(
-                workdir, port=port, ldap_url=slapd.ldap_url, methods='["basic"]'
-            )
+            config = write_demo_config(workdir, port=port, ldap_url=slapd.ldap_url)
             nginx = Nginx(
                 workdir / "nginx",
                 port=port,

@@ -1,0 +1,145 @@
+"""The pages' words in German and English, chosen from ``Accept-Language``."""
+
+from __future__ import annotations
+
+from sidecar.config import LANGUAGES, Language
+
+TEXTS: dict[Language, dict[str, str]] = {
+    "en": {
+        "login.title": "Log in",
+        "login.heading": "Log in to join the lesson",
+        "login.room": "Meeting room: {room}",
+        "login.intro": "Use your school account.",
+        "login.username": "User name",
+        "login.password": "Password",
+        "login.submit": "Log in",
+        "login.invalid": "The user name or the password is wrong.",
+        "login.missing": "Please enter your user name and your password.",
+        "login.expired": "The login form had expired. Please try again.",
+        "login.no_role": "Your account is neither a teacher's nor a pupil's account, "
+        "so it cannot join lessons.",
+        "banned.title": "Please wait",
+        "banned.heading": "Too many failed attempts",
+        "banned.text": "Please try again in {minutes} minutes.",
+        "unavailable.title": "Directory unreachable",
+        "unavailable.heading": "The school directory is unreachable",
+        "unavailable.text": "Logins cannot be checked right now because the school's user "
+        "directory does not answer. Your password was not rejected: please try again "
+        "in a minute.",
+        "retry": "Try again",
+        "challenge.title": "Login required",
+        "challenge.heading": "Login required",
+        "challenge.text": "This meeting is only open to members of the school. "
+        "Please log in with your school account.",
+        "forbidden.title": "No access",
+        "forbidden.heading": "No access to lessons",
+        "forbidden.text": "You are logged in, but your account is neither a teacher's nor "
+        "a pupil's account, so it cannot join lessons. If you think this is wrong, "
+        "please contact the school's administration.",
+        "not-a-room.title": "Not a meeting room",
+        "not-a-room.heading": "Not a meeting room",
+        "not-a-room.text": "This address does not name a meeting room. "
+        "Please check the link you were given.",
+        "start": "Start page",
+        "logout.title": "Log out",
+        "logout.heading": "Log out",
+        "logout.question": "Do you want to log out of all lessons in this browser?",
+        "logout.submit": "Log out",
+        "logout.expired": "The form had expired. Please press the button again.",
+        "logged_out.title": "Logged out",
+        "logged_out.heading": "You are logged out",
+        "logged_out.text": "You are logged out. To join a lesson again, open its link and log in.",
+        "logged_out.login": "Log in again",
+        "logged_in_as": "Logged in as {name}",
+        "error.title": "Something went wrong",
+        "error.heading": "Something went wrong",
+        "error.text": "The request could not be handled. Please try again.",
+    },
+    "de": {
+        "login.title": "Anmelden",
+        "login.heading": "Anmelden, um am Unterricht teilzunehmen",
+        "login.room": "Besprechungsraum: {room}",
+        "login.intro": "Bitte mit dem Schulkonto anmelden.",
+        "login.username": "Benutzername",
+        "login.password": "Passwort",
+        "login.submit": "Anmelden",
+        "login.invalid": "Benutzername oder Passwort ist falsch.",
+        "login.missing": "Bitte Benutzername und Passwort eingeben.",
+        "login.expired": "Das Anmeldeformular war abgelaufen. Bitte noch einmal versuchen.",
+        "login.no_role": "Dieses Konto gehört weder einer Lehrkraft noch einer Schülerin "
+        "oder einem Schüler und kann daher nicht am Unterricht teilnehmen.",
+        "banned.title": "Bitte warten",
+        "banned.heading": "Zu viele Fehlversuche",
+        "banned.text": "Bitte in {minutes} Minuten noch einmal versuchen.",
+        "unavailable.title": "Verzeichnis nicht erreichbar",
+        "unavailable.heading": "Das Schulverzeichnis ist nicht erreichbar",
+        "unavailable.text": "Anmeldungen können gerade nicht geprüft werden, weil das "
+        "Benutzerverzeichnis der Schule nicht antwortet. Das Passwort wurde nicht "
+        "abgelehnt: Bitte in einer Minute noch einmal versuchen.",
+        "retry": "Noch einmal versuchen",
+        "challenge.title": "Anmeldung nötig",
+        "challenge.heading": "Anmeldung nötig",
+        "challenge.text": "Dieser Unterricht ist nur für Mitglieder der Schule. "
+        "Bitte mit dem Schulkonto anmelden.",
+        "forbidden.title": "Kein Zugang",
+        "forbidden.heading": "Kein Zugang zum Unterricht",
+        "forbidden.text": "Die Anmeldung hat geklappt, aber dieses Konto gehört weder einer "
+        "Lehrkraft noch einer Schülerin oder einem Schüler und kann daher nicht am "
+        "Unterricht teilnehmen. Falls das ein Irrtum ist, bitte an die Schulverwaltung "
+        "wenden.",
+        "not-a-room.title": "Kein Besprechungsraum",
+        "not-a-room.heading": "Kein Besprechungsraum",
+        "not-a-room.text": "Diese Adresse nennt keinen Besprechungsraum. "
+        "Bitte den erhaltenen Link prüfen.",
+        "start": "Startseite",
+        "logout.title": "Abmelden",
+        "logout.heading": "Abmelden",
+        "logout.question": "Von allen Unterrichtsräumen in diesem Browser abmelden?",
+        "logout.submit": "Abmelden",
+        "logout.expired": "Das Formular war abgelaufen. Bitte den Knopf noch einmal drücken.",
+        "logged_out.title": "Abgemeldet",
+        "logged_out.heading": "Abgemeldet",
+        "logged_out.text": "Die Abmeldung hat geklappt. Um wieder am Unterricht "
+        "teilzunehmen, den Link des Raums öffnen und anmelden.",
+        "logged_out.login": "Wieder anmelden",
+        "logged_in_as": "Angemeldet als {name}",
+        "error.title": "Etwas ist schiefgegangen",
+        "error.heading": "Etwas ist schiefgegangen",
+        "error.text": "Die Anfrage konnte nicht bearbeitet werden. Bitte noch einmal versuchen.",
+    },
+}
+
+
+def choose_language(accept_language: str | None, default: Language) -> Language:
+    """The supported language the browser prefers most (RFC 9110 weights)."""
+    best: tuple[float, int, Language] | None = None
+    for position, item in enumerate((accept_language or "")[:1000].split(",")[:32]):
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().split("-")[0].lower()
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if primary not in LANGUAGES or not 0.0 < weight <= 1.0:
+            continue
+        language: Language = "de" if primary == "de" else "en"
+        # Highest weight wins; among equal weights, the earlier one.
+        candidate = (weight, -position, language)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best is not None else default
+
+
+class Translator:
+    """``t("key", name=...)`` in one language."""
+
+    def __init__(self, language: Language) -> None:
+        self.language = language
+        self._texts = TEXTS[language]
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self._texts[key].format(**values)

@@ -1,0 +1,305 @@
+"""The sidecar's own pages: login, logout, and what nginx shows instead of a room."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.appkeys import (
+    AUTHENTICATOR,
+    COOKIES,
+    CSRF_TOKENS,
+    REGULATOR,
+    ROLES,
+    SESSIONS,
+    SETTINGS,
+    TEMPLATES,
+)
+from sidecar.authentication import Banned
+from sidecar.config import LOGO_TYPES
+from sidecar.cookies import SESSION
+from sidecar.credentials import (
+    UnacceptableCredentials,
+    check_credentials,
+    parse_basic_authorization,
+)
+from sidecar.csrf import FIELD as CSRF_FIELD
+from sidecar.directory import DirectoryUnavailable, InvalidCredentials
+from sidecar.i18n import Translator, choose_language
+from sidecar.rooms import NotARoom, parse_room_uri, safe_next
+from sidecar.sessions import Session
+
+log = logging.getLogger(__name__)
+
+# Status of each page nginx may show instead of a room (/auth/page/<name>).
+PAGE_STATUS = {
+    "challenge": 401,
+    "forbidden": 403,
+    "not-a-room": 404,
+    "banned": 429,
+    "unavailable": 503,
+    "error": 500,
+}
+
+
+def translator(request: web.Request) -> Translator:
+    settings = request.app[SETTINGS]
+    return Translator(
+        choose_language(request.headers.get("Accept-Language"), settings.login.default_language)
+    )
+
+
+def render(
+    request: web.Request, template: str, *, status: int = 200, **context: Any
+) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = (
+        request.app[TEMPLATES]
+        .get_template(template)
+        .render(
+            t=translator(request),
+            school_name=settings.login.school_name,
+            has_logo=settings.login.logo_file is not None,
+            **context,
+        )
+    )
+    return web.Response(status=status, text=body, content_type="text/html")
+
+
+def message(
+    request: web.Request,
+    name: str,
+    *,
+    text: str | None = None,
+    link: str | None = None,
+    link_text: str | None = None,
+) -> web.Response:
+    t = translator(request)
+    return render(
+        request,
+        "message.html",
+        status=PAGE_STATUS.get(name, 200),
+        name=name,
+        text=text if text is not None else t(f"{name}.text"),
+        link=link,
+        link_text=link_text,
+    )
+
+
+def _room_retry_path(request: web.Request) -> str:
+    """The room path (never its query, which may hold a token) for a "try again" link."""
+    try:
+        return parse_room_uri(request.headers.get("X-Original-URI", "")).path
+    except NotARoom:
+        return "/"
+
+
+def _ban_minutes(request: web.Request) -> int:
+    """How long the asker is banned, worked out again for this page request."""
+    address = request.headers.get("X-Real-IP", "")
+    username = ""
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        with contextlib.suppress(UnacceptableCredentials):
+            username = parse_basic_authorization(authorization).username
+    seconds = request.app[REGULATOR].banned_for(username, address)
+    return max(1, math.ceil(seconds / 60))
+
+
+async def page(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in PAGE_STATUS:
+        raise web.HTTPNotFound(text="Not found")
+    t = translator(request)
+    if name == "banned":
+        minutes = _ban_minutes(request)
+        response = message(request, name, text=t("banned.text", minutes=minutes))
+        response.headers["Retry-After"] = str(minutes * 60)
+    elif name == "unavailable":
+        response = message(request, name, link=_room_retry_path(request), link_text=t("retry"))
+        response.headers["Retry-After"] = "30"
+    elif name == "challenge":
+        response = message(request, name, link=_room_retry_path(request), link_text=t("retry"))
+        realm = request.app[SETTINGS].login.realm
+        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
+    elif name == "not-a-room":
+        response = message(request, name, link="/", link_text=t("start"))
+    else:
+        response = message(request, name)
+    if name == "forbidden":
+        # A session whose role is gone ends here (the verify answer said so).
+        response.headers.add("Set-Cookie", request.app[COOKIES].clear_cookie(SESSION))
+    return response
+
+
+# -- login ---------------------------------------------------------------------
+
+
+def _current_session(request: web.Request) -> Session | None:
+    sessions = request.app[SESSIONS]
+    if sessions is None:
+        return None
+    return sessions.open(request.cookies.get(request.app[COOKIES].name(SESSION)))
+
+
+def _login_form(
+    request: web.Request,
+    *,
+    next_location: str,
+    status: int = 200,
+    error: str | None = None,
+    username: str = "",
+) -> web.Response:
+    tokens = request.app[CSRF_TOKENS]
+    csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
+    try:
+        room = parse_room_uri(next_location).room
+    except NotARoom:
+        room = None
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        csrf_token=csrf_token,
+        next=next_location,
+        room=room,
+        error=error,
+        username=username,
+    )
+    if set_cookie is not None:
+        response.headers.add("Set-Cookie", set_cookie)
+    return response
+
+
+def _form_login_enabled(request: web.Request) -> None:
+    if "form" not in request.app[SETTINGS].login.methods or request.app[SESSIONS] is None:
+        raise web.HTTPNotFound(text="Not found")
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    _form_login_enabled(request)
+    next_location = safe_next(request.query.get("next"))
+    if _current_session(request) is not None:
+        raise web.HTTPFound(next_location)
+    return _login_form(request, next_location=next_location)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    _form_login_enabled(request)
+    t = translator(request)
+    form = await request.post()
+    next_location = safe_next(_field(form, "next"))
+    tokens = request.app[CSRF_TOKENS]
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
+        log.info("login form refused: CSRF token missing or wrong")
+        return _login_form(
+            request, next_location=next_location, status=403, error=t("login.expired")
+        )
+    username = _field(form, "username") or ""
+    try:
+        credentials = check_credentials(username, _field(form, "password") or "")
+    except UnacceptableCredentials:
+        return _login_form(
+            request,
+            next_location=next_location,
+            status=401,
+            error=t("login.missing"),
+            username=username[:256],
+        )
+    address = request.headers.get("X-Real-IP", "")
+    try:
+        person = await request.app[AUTHENTICATOR].check(credentials, address, cached=False)
+    except Banned as banned:
+        response = message(request, "banned", text=t("banned.text", minutes=banned.minutes))
+        response.headers["Retry-After"] = str(banned.minutes * 60)
+        return response
+    except InvalidCredentials:
+        return _login_form(
+            request,
+            next_location=next_location,
+            status=401,
+            error=t("login.invalid"),
+            username=username,
+        )
+    except DirectoryUnavailable:
+        return message(request, "unavailable", link=next_location, link_text=t("retry"))
+    rule = request.app[ROLES].role_for(person)
+    if rule is None:
+        log.info("%r logged in but has no role", person.user_id)
+        return message(request, "forbidden")
+    sessions = request.app[SESSIONS]
+    assert sessions is not None
+    session = sessions.new(person, rule.name)
+    log.info("%r logged in as %s", person.user_id, rule.name)
+    response = web.HTTPFound(next_location)
+    response.headers.add(
+        "Set-Cookie",
+        request.app[COOKIES].set_cookie(SESSION, sessions.seal(session), max_age=sessions.lifetime),
+    )
+    raise response
+
+
+def _field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+# -- logout --------------------------------------------------------------------
+
+
+async def logout_form(request: web.Request) -> web.Response:
+    """A button, not a logout: a GET (a link, a prefetch) must never end a session."""
+    tokens = request.app[CSRF_TOKENS]
+    csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
+    session = _current_session(request)
+    response = render(
+        request,
+        "logout.html",
+        csrf_token=csrf_token,
+        user_name=session.display_name if session else None,
+        error=None,
+    )
+    if set_cookie is not None:
+        response.headers.add("Set-Cookie", set_cookie)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    t = translator(request)
+    form = await request.post()
+    tokens = request.app[CSRF_TOKENS]
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
+        log.info("logout refused: CSRF token missing or wrong")
+        csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
+        response = render(
+            request,
+            "logout.html",
+            status=403,
+            csrf_token=csrf_token,
+            user_name=None,
+            error=t("logout.expired"),
+        )
+        if set_cookie is not None:
+            response.headers.add("Set-Cookie", set_cookie)
+        return response
+    session = _current_session(request)
+    sessions = request.app[SESSIONS]
+    if session is not None and sessions is not None:
+        sessions.end(session)
+        log.info("%r logged out", session.user_id)
+    response = message(request, "logged_out", link="/", link_text=t("start"))
+    response.headers.add("Set-Cookie", request.app[COOKIES].clear_cookie(SESSION))
+    return response
+
+
+async def logo(request: web.Request) -> web.FileResponse:
+    logo_file = request.app[SETTINGS].login.logo_file
+    if logo_file is None:
+        raise web.HTTPNotFound(text="Not found")
+    return web.FileResponse(
+        logo_file, headers={"Content-Type": LOGO_TYPES[logo_file.suffix.lower()]}
+    )

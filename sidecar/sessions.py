@@ -1,0 +1,220 @@
+"""Cookie sessions: who logged in with the form, sealed with authenticated encryption.
+
+The cookie holds the person (id, name, e-mail), their role and three times:
+issued, last seen, role last checked. No password, ever. It is sealed with
+Fernet (AES-CBC + HMAC-SHA256) under keys derived from ``sessions.keys_file``,
+newest first: the newest seals, every listed key opens, so a new key can be
+put in front and an old one dropped a lifetime later without logging anybody
+out. Idle timeout and absolute lifetime are judged here, on the server, from
+the sealed times; a cookie's own expiry is only a hint to the browser.
+
+A logged-out session's id is remembered until it would have expired anyway,
+so the same cookie no longer passes even though it still opens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sidecar.config import Secret, SessionSettings
+from sidecar.people import Person
+
+log = logging.getLogger(__name__)
+
+MAX_COOKIE_LENGTH = 4096
+# A revocation list can only grow by logouts; this bounds it all the same.
+MAX_REVOKED_SESSIONS = 200_000
+# last_seen is rewritten at most this often, so not every page load sets a cookie.
+TOUCH_INTERVAL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    user_id: str
+    display_name: str
+    email: str
+    role: str  # a [[roles]] name; re-read from LDAP every sessions.role_refresh
+    issued_at: int
+    last_seen: int
+    role_checked: int
+
+    def person(self) -> Person:
+        return Person(
+            user_id=self.user_id,
+            display_name=self.display_name,
+            email=self.email,
+            groups=frozenset(),
+        )
+
+
+def _fernet(key: Secret) -> Fernet:
+    derived = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"jitsi-auth-sidecar session cookie v1",
+    ).derive(key.reveal())
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+_TIME_FIELDS = ("issued_at", "last_seen", "role_checked")
+
+
+class RevokedSessions:
+    """Ids of sessions ended by logout, until their lifetime is over.
+
+    Kept in ``sessions.revocation_file`` when set, so a restart does not
+    bring a logged-out cookie back to life.
+    """
+
+    def __init__(self, path: Path | None, *, clock: Callable[[], float]) -> None:
+        self._path = path
+        self._clock = clock
+        self._until: dict[str, int] = {}
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as error:
+            log.error("cannot read sessions.revocation_file %s: %s", path, error)
+            return
+        if isinstance(data, dict):
+            self._until = {str(sid): until for sid, until in data.items() if isinstance(until, int)}
+        self._prune()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        self._until = {sid: until for sid, until in self._until.items() if until > now}
+        while len(self._until) > MAX_REVOKED_SESSIONS:
+            del self._until[min(self._until, key=self._until.__getitem__)]
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        temporary = self._path.with_suffix(".tmp")
+        try:
+            temporary.write_text(json.dumps(self._until), "utf-8")
+            os.replace(temporary, self._path)
+        except OSError as error:
+            log.error("cannot write sessions.revocation_file %s: %s", self._path, error)
+
+    def revoke(self, session_id: str, until: int) -> None:
+        self._until[session_id] = until
+        self._prune()
+        self._save()
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._until and self._until[str(session_id)] > self._clock()
+
+
+class SessionCookies:
+    def __init__(
+        self,
+        settings: SessionSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        revoked: RevokedSessions | None = None,
+    ) -> None:
+        if not settings.keys:
+            raise ValueError("no session keys")
+        self._settings = settings
+        self._clock = clock
+        self._fernet = MultiFernet([_fernet(key) for key in settings.keys])
+        self._revoked = revoked or RevokedSessions(settings.revocation_file, clock=clock)
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def new(self, person: Person, role: str) -> Session:
+        """A fresh session, with a new id, for every login."""
+        now = self._now()
+        return Session(
+            session_id=secrets.token_urlsafe(18),
+            user_id=person.user_id,
+            display_name=person.display_name,
+            email=person.email,
+            role=role,
+            issued_at=now,
+            last_seen=now,
+            role_checked=now,
+        )
+
+    def seal(self, session: Session) -> str:
+        payload = json.dumps(asdict(session), separators=(",", ":")).encode("utf-8")
+        return self._fernet.encrypt_at_time(payload, self._now()).decode("ascii")
+
+    def open(self, cookie: str | None) -> Session | None:
+        """The session in ``cookie`` if it is ours, current and not logged out."""
+        if not cookie:
+            return None
+        if len(cookie) > MAX_COOKIE_LENGTH:
+            log.info("session cookie refused: too long")
+            return None
+        try:
+            payload = self._fernet.decrypt_at_time(
+                cookie.encode("ascii"), self._settings.lifetime, self._now()
+            )
+            data = json.loads(payload)
+            session = Session(**data)
+            if not all(isinstance(getattr(session, f), int) for f in _TIME_FIELDS):
+                raise TypeError("times must be integers")
+        except (InvalidToken, UnicodeEncodeError, ValueError, TypeError, binascii.Error):
+            log.info("session cookie refused: not sealed with a current key")
+            return None
+        now = self._now()
+        settings = self._settings
+        if now - session.issued_at >= settings.lifetime:
+            log.info("session of %r ended: lifetime over", session.user_id)
+            return None
+        if now - session.last_seen >= settings.idle_timeout:
+            log.info("session of %r ended: idle too long", session.user_id)
+            return None
+        if session.session_id in self._revoked:
+            log.info("session of %r refused: logged out", session.user_id)
+            return None
+        return session
+
+    def touch(self, session: Session) -> Session | None:
+        """The session with ``last_seen`` now, or None when it need not be rewritten yet."""
+        now = self._now()
+        if now - session.last_seen < TOUCH_INTERVAL_SECONDS:
+            return None
+        return replace(session, last_seen=now)
+
+    def role_check_due(self, session: Session) -> bool:
+        return self._now() - session.role_checked >= self._settings.role_refresh
+
+    def rechecked(self, session: Session, person: Person, role: str) -> Session:
+        return replace(
+            session,
+            display_name=person.display_name,
+            email=person.email,
+            role=role,
+            role_checked=self._now(),
+            last_seen=self._now(),
+        )
+
+    def end(self, session: Session) -> None:
+        self._revoked.revoke(session.session_id, session.issued_at + self._settings.lifetime)
+
+    @property
+    def lifetime(self) -> int:
+        return self._settings.lifetime
