@@ -21,6 +21,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "banned.title": "Please wait",
         "banned.heading": "Too many failed attempts",
         "banned.text": "Please try again in {minutes} minutes.",
+        "banned.text_one": "Please try again in a minute.",
         "unavailable.title": "Directory unreachable",
         "unavailable.heading": "The school directory is unreachable",
         "unavailable.text": "Logins cannot be checked right now because the school's user "
@@ -71,6 +72,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "banned.title": "Bitte warten",
         "banned.heading": "Zu viele Fehlversuche",
         "banned.text": "Bitte in {minutes} Minuten noch einmal versuchen.",
+        "banned.text_one": "Bitte in einer Minute noch einmal versuchen.",
         "unavailable.title": "Verzeichnis nicht erreichbar",
         "unavailable.heading": "Das Schulverzeichnis ist nicht erreichbar",
         "unavailable.text": "Anmeldungen können gerade nicht geprüft werden, weil das "

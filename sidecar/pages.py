@@ -90,6 +90,15 @@ def message(
     )
 
 
+def banned_page(request: web.Request, minutes: int) -> web.Response:
+    """429: "try again in N minutes"."""
+    t = translator(request)
+    text = t("banned.text_one") if minutes <= 1 else t("banned.text", minutes=minutes)
+    response = message(request, "banned", text=text)
+    response.headers["Retry-After"] = str(minutes * 60)
+    return response
+
+
 def _room_retry_path(request: web.Request) -> str:
     """The room path (never its query, which may hold a token) for a "try again" link."""
     try:
@@ -116,9 +125,7 @@ async def page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="Not found")
     t = translator(request)
     if name == "banned":
-        minutes = _ban_minutes(request)
-        response = message(request, name, text=t("banned.text", minutes=minutes))
-        response.headers["Retry-After"] = str(minutes * 60)
+        response = banned_page(request, _ban_minutes(request))
     elif name == "unavailable":
         response = message(request, name, link=_room_retry_path(request), link_text=t("retry"))
         response.headers["Retry-After"] = "30"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +72,29 @@ def jitsi_site(stack: Stack) -> JitsiSite:
         subject="meet.school.example",
         accepted_audiences=("school-meet",),
     )
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Start a stack of one's own (own settings, own slapd if given); all stop afterwards."""
+    started: list[Stack] = []
+
+    def make(
+        slapd: Slapd, *, methods: str = DEMO_METHODS, extra: str = LENIENT_REGULATION
+    ) -> Stack:
+        workdir = tmp_path / f"stack{len(started)}"
+        workdir.mkdir()
+        running = _stack(slapd, workdir, methods=methods, extra=extra)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def own_slapd(tmp_path: Path) -> Iterator[Slapd]:
+    """A slapd for one test that stops it, restarts it or changes its data."""
+    with Slapd(tmp_path / "own-slapd") as server:
+        yield server

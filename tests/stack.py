@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from sidecar.demo.nginx import Nginx, free_port
+from sidecar.demo.slapd import Slapd
 
 POLL_INTERVAL = 0.05
 
@@ -194,3 +197,70 @@ def start_stack(workdir: Path, config: Path, socket_path: Path, port: int) -> St
         stack.stop()
         raise
     return stack
+
+
+def set_cookies(reply: Reply) -> dict[str, str]:
+    """Set-Cookie headers as name -> the whole header value."""
+    found: dict[str, str] = {}
+    for header in reply.headers.get_all("Set-Cookie") or []:
+        name = header.split("=", 1)[0]
+        found[name] = header
+    return found
+
+
+class Browser:
+    """Just enough of a browser for flows through nginx: a cookie jar, no redirects followed."""
+
+    def __init__(self, stack: Stack, accept_language: str = "en") -> None:
+        self.stack = stack
+        self.cookies: dict[str, str] = {}
+        self.accept_language = accept_language
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Accept-Language": self.accept_language}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        headers.update(extra or {})
+        return headers
+
+    def _remember(self, reply: Reply) -> Reply:
+        for name, header in set_cookies(reply).items():
+            value = header.split("=", 1)[1].split(";", 1)[0]
+            if value and "Max-Age=0" not in header:
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return reply
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        connection = http.client.HTTPConnection("127.0.0.1", self.stack.nginx.port, timeout=20)
+        return self._remember(request(connection, path, self._headers(headers)))
+
+    def post(self, path: str, form: dict[str, str]) -> Reply:
+        body = urlencode(form).encode()
+        headers = self._headers({"Content-Type": "application/x-www-form-urlencoded"})
+        connection = http.client.HTTPConnection("127.0.0.1", self.stack.nginx.port, timeout=20)
+        return self._remember(request(connection, path, headers, method="POST", body=body))
+
+    def csrf_token(self, page: Reply) -> str:
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.body)
+        assert match is not None, page.body
+        return match.group(1)
+
+    def log_in(self, uid: str, password: str, next_path: str = "/Mathe7b") -> Reply:
+        form_page = self.get(f"/auth/login?next={quote(next_path, safe='')}")
+        assert form_page.status == 200, form_page
+        return self.post(
+            "/auth/login",
+            {
+                "csrf_token": self.csrf_token(form_page),
+                "next": next_path,
+                "username": uid,
+                "password": password,
+            },
+        )
+
+
+def binds_of(slapd: Slapd, uid: str) -> int:
+    """How many times slapd was asked to bind as ``uid`` (its stats log, one line a bind)."""
+    return len(re.findall(rf'BIND dn="uid={re.escape(uid)},[^"]*" method=128', slapd.log()))
