@@ -1,0 +1,135 @@
+"""The login flow as a person uses it: Debian's Chromium, headless, driven by Playwright.
+
+Screenshots go to ``artifacts/`` (login page in German and English, the landing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from sidecar.demo.school import SCHOOL
+from tests.stack import Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# Chromium reaches for Google's services at start; this machine (and a school
+# server) has no business doing that.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--metrics-recording-only",
+]
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+PageIn = Callable[[str], Page]
+
+
+@pytest.fixture
+def page_in(chromium: Browser) -> Iterator[PageIn]:
+    """Pages in fresh browser contexts (no cookies) with a given locale."""
+    contexts = []
+
+    def open_page(locale: str) -> Page:
+        context = chromium.new_context(locale=locale, viewport={"width": 420, "height": 760})
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def log_in(
+    page: Page, username_label: str, password_label: str, submit: str, uid: str, password: str
+) -> None:
+    page.get_by_label(username_label).fill(uid)
+    page.get_by_label(password_label).fill(password)
+    page.get_by_role("button", name=submit).click()
+
+
+def test_teacher_logs_in_is_moderator_logs_out(stack: Stack, page_in: PageIn) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = page_in("de-DE")
+    teacher = SCHOOL.teachers[0]
+    page.goto(f"{stack.nginx.url}/Mathe7b")
+    expect(page).to_have_url(re.compile(r"/auth/login\?next=%2FMathe7b$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Anmelden, um am Unterricht teilzunehmen"
+    )
+    expect(page.get_by_label("Benutzername")).to_be_focused()
+    page.screenshot(path=str(ARTIFACTS / "login-de.png"))
+    log_in(page, "Benutzername", "Passwort", "Anmelden", teacher.uid, teacher.password)
+    expect(page).to_have_url(re.compile(r"/Mathe7b\?jwt="))
+    expect(page.locator("#moderator")).to_have_text("yes")
+    expect(page.locator("#name")).to_have_text(teacher.display_name)
+    page.screenshot(path=str(ARTIFACTS / "landing-teacher.png"))
+
+    page.get_by_role("link", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/auth/logout$"))
+    page.get_by_role("button", name="Abmelden").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Abgemeldet")
+    page.goto(f"{stack.nginx.url}/Mathe7b")
+    expect(page).to_have_url(re.compile(r"/auth/login\?next=%2FMathe7b$"))
+
+
+def test_pupil_is_no_moderator(stack: Stack, page_in: PageIn) -> None:
+    page = page_in("en-GB")
+    pupil = SCHOOL.pupils[1]
+    page.goto(f"{stack.nginx.url}/Mathe%207b")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Log in to join the lesson")
+    expect(page.get_by_text("Meeting room: Mathe 7b")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "login-en.png"))
+    log_in(page, "User name", "Password", "Log in", pupil.uid, pupil.password)
+    expect(page).to_have_url(re.compile(r"/Mathe%207b\?jwt="))
+    expect(page.locator("#moderator")).to_have_text("no")
+    expect(page.locator("#room")).to_have_text("Mathe 7b")
+
+
+def test_wrong_password_shows_an_error_and_stays(stack: Stack, page_in: PageIn) -> None:
+    page = page_in("en-GB")
+    page.goto(f"{stack.nginx.url}/Mathe7b")
+    log_in(page, "User name", "Password", "Log in", SCHOOL.pupils[0].uid, "not-my-password")
+    expect(page.get_by_role("alert")).to_have_text("The user name or the password is wrong.")
+    expect(page).to_have_url(re.compile(r"/auth/login$"))
+    expect(page.get_by_label("User name")).to_have_value(SCHOOL.pupils[0].uid)
+    expect(page.get_by_label("Password")).to_have_attribute("aria-describedby", "login-error")
+
+
+def test_keyboard_only_login(stack: Stack, page_in: PageIn) -> None:
+    page = page_in("en-GB")
+    pupil = SCHOOL.pupils[0]
+    page.goto(f"{stack.nginx.url}/Mathe7b")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.type(pupil.uid)
+    page.keyboard.press("Tab")
+    page.keyboard.type(pupil.password)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Log in")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/Mathe7b\?jwt="))
