@@ -70,6 +70,8 @@ def test_valid_token_and_credentials_get_the_meeting_page(stack: Stack) -> None:
     page = stack.get(location, credentials)
     assert page.status == 200
     assert "stands in for Jitsi Meet" in page.body
+    # A page served to one person is never kept by a cache for another.
+    assert page.header("Cache-Control") == "no-store"
 
 
 def test_token_without_credentials_is_a_login_prompt(stack: Stack) -> None:

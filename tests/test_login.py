@@ -333,3 +333,26 @@ def test_revocations_survive_a_restart(stack: Stack, tmp_path: Path) -> None:
     session = stack_sessions(stack).open(cookie)
     assert session is not None  # still opens; only the server's list refuses it
     assert session.session_id in revocation_file.read_text()
+
+
+def test_last_seen_is_renewed_through_nginx(stack: Stack) -> None:
+    browser = Browser(stack)
+    browser.log_in(PUPIL.uid, PUPIL.password)
+    sessions = stack_sessions(stack)
+    session = sessions.open(browser.cookies[SESSION])
+    assert session is not None
+    a_while_ago = int(time.time()) - 3 * 3600
+    browser.cookies[SESSION] = sessions.seal(dataclasses.replace(session, last_seen=a_while_ago))
+    old_cookie = browser.cookies[SESSION]
+    redirect = browser.get("/Mathe7b")
+    location = redirect.header("Location") or ""
+    assert location.startswith("/Mathe7b?jwt=")
+    assert SESSION in set_cookies(redirect)  # the 302 renews it ...
+    browser.cookies[SESSION] = old_cookie
+    page = browser.get(location)
+    assert page.status == 200
+    assert SESSION in set_cookies(page)  # ... and so does the room page itself
+    renewed = sessions.open(browser.cookies[SESSION])
+    assert renewed is not None
+    assert renewed.session_id == session.session_id
+    assert renewed.last_seen > a_while_ago + 3600
