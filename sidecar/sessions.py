@@ -71,7 +71,19 @@ def _fernet(key: Secret) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
+_TEXT_FIELDS = ("session_id", "user_id", "display_name", "email", "role")
 _TIME_FIELDS = ("issued_at", "last_seen", "role_checked")
+
+
+def _check_types(session: Session) -> None:
+    """A payload that opens is ours, but its shape is checked all the same."""
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(session, name), str):
+            raise TypeError(f"{name} must be text")
+    for name in _TIME_FIELDS:
+        value = getattr(session, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number")
 
 
 class RevokedSessions:
@@ -174,8 +186,7 @@ class SessionCookies:
             )
             data = json.loads(payload)
             session = Session(**data)
-            if not all(isinstance(getattr(session, f), int) for f in _TIME_FIELDS):
-                raise TypeError("times must be integers")
+            _check_types(session)
         except (InvalidToken, UnicodeEncodeError, ValueError, TypeError, binascii.Error):
             log.info("session cookie refused: not sealed with a current key")
             return None

@@ -96,6 +96,8 @@ def test_teacher_logs_in_is_moderator_logs_out(stack: Stack, page_in: PageIn) ->
     expect(page.get_by_role("heading", level=1)).to_have_text("Abgemeldet")
     page.goto(f"{stack.nginx.url}/Mathe7b")
     expect(page).to_have_url(re.compile(r"/auth/login\?next=%2FMathe7b$"))
+    # A real browser also sent Referer headers for everything the page loaded.
+    assert "jwt=" not in stack.nginx.access_log.read_text()
 
 
 def test_pupil_is_no_moderator(stack: Stack, page_in: PageIn) -> None:

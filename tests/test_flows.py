@@ -72,6 +72,8 @@ def test_valid_token_and_credentials_get_the_meeting_page(stack: Stack) -> None:
     assert "stands in for Jitsi Meet" in page.body
     # A page served to one person is never kept by a cache for another.
     assert page.header("Cache-Control") == "no-store"
+    # Nor does the page's address (with its token) travel on as a Referer.
+    assert page.header("Referrer-Policy") == "strict-origin"
 
 
 def test_token_without_credentials_is_a_login_prompt(stack: Stack) -> None:

@@ -110,7 +110,7 @@ http {{
     uwsgi_temp_path {workdir}/tmp/uwsgi;
     scgi_temp_path {workdir}/tmp/scgi;
     server_names_hash_bucket_size 64;
-
+{http_extra}
     include {workdir}/site.conf;
 }}
 """
@@ -140,8 +140,12 @@ class Nginx:
         sidecar_socket: Path,
         xmpp_port: int,
         include: Path | None = None,
+        site: str = SITE,
+        http_extra: str = "",
     ) -> None:
         self.workdir = workdir
+        self.site = site
+        self.http_extra = http_extra
         self.port = port
         self.sidecar_socket = sidecar_socket
         self.xmpp_port = xmpp_port
@@ -167,7 +171,7 @@ class Nginx:
             include_text.replace(SOCKET_LITERAL, f"unix:{self.sidecar_socket}"), "utf-8"
         )
         (self.workdir / "site.conf").write_text(
-            SITE.format(
+            self.site.format(
                 port=self.port, webroot=self.webroot, include=include, xmpp_port=self.xmpp_port
             ),
             "utf-8",
@@ -175,7 +179,9 @@ class Nginx:
         # As root, nginx's workers would become "nobody" and could not reach
         # the sidecar's socket in a private temp directory.
         user = "user root;" if os.geteuid() == 0 else ""
-        self.config.write_text(MAIN.format(user=user, workdir=self.workdir), "utf-8")
+        self.config.write_text(
+            MAIN.format(user=user, workdir=self.workdir, http_extra=self.http_extra), "utf-8"
+        )
 
     def check(self) -> subprocess.CompletedProcess[str]:
         """``nginx -t`` on the written configuration."""

@@ -1,0 +1,415 @@
+"""Cookie sessions: sealing, opening, expiry, key rotation and logout, without a server."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import string
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import Secret, SessionSettings
+from sidecar.people import Person
+from sidecar.sessions import (
+    MAX_COOKIE_LENGTH,
+    TOUCH_INTERVAL_SECONDS,
+    RevokedSessions,
+    Session,
+    SessionCookies,
+    _fernet,
+)
+
+KEY_A = Secret(b"a" * 32)
+KEY_B = Secret(b"b" * 48)
+START = 1_700_000_000
+LIFETIME = 1000
+IDLE_TIMEOUT = 600
+ROLE_REFRESH = 300
+
+ANNA = Person(
+    user_id="anna.beispiel",
+    display_name="Anna Beispielfrau",
+    email="anna.beispiel@school.example",
+    groups=frozenset({"cn=pupils,ou=groups,dc=school,dc=example"}),
+)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def settings(
+    *keys: Secret, revocation_file: Path | None = None, lifetime: int = LIFETIME
+) -> SessionSettings:
+    return SessionSettings(
+        keys=keys or (KEY_A,),
+        idle_timeout=IDLE_TIMEOUT,
+        lifetime=lifetime,
+        role_refresh=ROLE_REFRESH,
+        revocation_file=revocation_file,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def cookies(clock: Clock) -> SessionCookies:
+    return SessionCookies(settings(KEY_A), clock=clock)
+
+
+def test_a_sealed_session_opens_to_the_same_session(cookies: SessionCookies) -> None:
+    session = cookies.new(ANNA, "pupil")
+    assert cookies.open(cookies.seal(session)) == session
+
+
+def test_a_new_session_holds_the_person_the_role_and_now(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    session = cookies.new(ANNA, "teacher")
+    assert (session.user_id, session.display_name, session.email, session.role) == (
+        ANNA.user_id,
+        ANNA.display_name,
+        ANNA.email,
+        "teacher",
+    )
+    assert session.issued_at == session.last_seen == session.role_checked == START
+    assert session.person() == replace(ANNA, groups=frozenset())
+
+
+def test_every_new_session_has_a_fresh_id(cookies: SessionCookies) -> None:
+    ids = {cookies.new(ANNA, "pupil").session_id for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(session_id) >= 24 for session_id in ids)
+
+
+def _decoded(cookie: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(cookie)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def test_a_cookie_changed_in_any_character_is_refused(cookies: SessionCookies) -> None:
+    cookie = cookies.seal(cookies.new(ANNA, "pupil"))
+    original = _decoded(cookie)
+    replacements = string.ascii_letters + string.digits + "-_=+/!. ~\x00"
+    tried = 0
+    for position, character in enumerate(cookie):
+        for replacement in replacements:
+            if replacement == character:
+                continue
+            tampered = cookie[:position] + replacement + cookie[position + 1 :]
+            # Base64 has a few spellings of the same bytes ("-" and "+", the
+            # unused low bits of the last character); those are not a change.
+            if _decoded(tampered) == original:
+                continue
+            tried += 1
+            assert cookies.open(tampered) is None, (position, character, replacement)
+    assert tried > 50 * len(cookie)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "garbage",
+        "gAAAAA",
+        "gAAAAABl" + "A" * 200,
+        base64.urlsafe_b64encode(b"\x80" + bytes(200)).decode(),
+        "=" * 64,
+        "\x00",
+        "a" * (MAX_COOKIE_LENGTH + 1),
+        "Grüße, Anna",
+        "🍪" * 100,
+    ],
+)
+def test_garbage_is_no_session(cookies: SessionCookies, value: str | None) -> None:
+    assert cookies.open(value) is None
+
+
+def test_a_non_ascii_character_in_a_real_cookie_is_refused(cookies: SessionCookies) -> None:
+    cookie = cookies.seal(cookies.new(ANNA, "pupil"))
+    assert cookies.open(cookie[:10] + "ü" + cookie[11:]) is None
+    assert cookies.open(cookie + "ü") is None
+
+
+def test_an_over_long_cookie_is_refused_even_when_it_would_decode(
+    cookies: SessionCookies,
+) -> None:
+    cookie = cookies.seal(cookies.new(ANNA, "pupil"))
+    # Trailing padding is ignored by the base64 decoder: only the length check refuses this.
+    assert cookies.open(cookie + "=" * (MAX_COOKIE_LENGTH - len(cookie))) is not None
+    assert cookies.open(cookie + "=" * (MAX_COOKIE_LENGTH + 1 - len(cookie))) is None
+
+
+def _sealed_with_key_a(payload: object) -> str:
+    """A cookie our key opens, holding anything at all (another version, a bug, a forger)."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _fernet(KEY_A).encrypt_at_time(raw, START).decode()
+
+
+def _fields(**changes: object) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "session_id": "abc",
+        "user_id": ANNA.user_id,
+        "display_name": ANNA.display_name,
+        "email": ANNA.email,
+        "role": "pupil",
+        "issued_at": START,
+        "last_seen": START,
+        "role_checked": START,
+    }
+    fields.update(changes)
+    return fields
+
+
+def test_a_well_shaped_payload_under_our_key_opens(cookies: SessionCookies) -> None:
+    opened = cookies.open(_sealed_with_key_a(_fields()))
+    assert opened is not None
+    assert asdict(opened) == _fields()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"\xff\xfe",
+        [],
+        "a string",
+        None,
+        {},
+        {key: value for key, value in _fields().items() if key != "role"},
+        _fields(extra="field"),
+        _fields(issued_at=str(START)),
+        _fields(last_seen=float(START)),
+        _fields(role_checked=None),
+    ],
+)
+def test_a_payload_of_the_wrong_shape_is_no_session(
+    cookies: SessionCookies, payload: object
+) -> None:
+    assert cookies.open(_sealed_with_key_a(payload)) is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _fields(session_id=["a", "list"]),
+        _fields(session_id={"a": "dict"}),
+        _fields(session_id=5),
+        _fields(user_id={"a": "dict"}),
+        _fields(role=None),
+        _fields(issued_at=True),
+    ],
+)
+def test_a_payload_with_non_string_fields_is_no_session(
+    cookies: SessionCookies, payload: object
+) -> None:
+    assert cookies.open(_sealed_with_key_a(payload)) is None
+
+
+def test_the_cookie_shows_no_name_id_or_email(cookies: SessionCookies) -> None:
+    cookie = cookies.seal(cookies.new(ANNA, "teacher"))
+    raw = base64.urlsafe_b64decode(cookie)
+    for clear in (ANNA.user_id, ANNA.display_name, ANNA.email, "Beispiel"):
+        assert clear not in cookie
+        assert clear.encode() not in raw
+
+
+def test_idle_timeout_is_judged_from_the_sealed_last_seen(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    cookie = cookies.seal(cookies.new(ANNA, "pupil"))
+    clock.advance(IDLE_TIMEOUT - 1)
+    assert cookies.open(cookie) is not None
+    clock.advance(1)
+    assert cookies.open(cookie) is None
+
+
+def test_lifetime_is_judged_from_issued_at_not_from_the_last_sealing(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    session = cookies.new(ANNA, "pupil")
+    clock.advance(LIFETIME // 2)
+    touched = cookies.touch(session)
+    assert touched is not None
+    cookie = cookies.seal(touched)  # sealed later, still issued at START
+    clock.now = START + LIFETIME - 1
+    assert cookies.open(cookie) == touched
+    clock.now = START + LIFETIME
+    assert cookies.open(cookie) is None
+
+
+def test_a_session_kept_busy_still_ends_at_its_lifetime(clock: Clock) -> None:
+    # Lifetime a day, idle ten minutes: touching keeps it alive until the day is over.
+    cookies = SessionCookies(settings(KEY_A, lifetime=86400), clock=clock)
+    session = cookies.new(ANNA, "pupil")
+    while clock.now + 500 < START + 86400:
+        clock.advance(500)
+        opened = cookies.open(cookies.seal(session))
+        assert opened is not None
+        touched = cookies.touch(opened)
+        assert touched is not None
+        session = touched
+    clock.now = START + 86400
+    assert cookies.open(cookies.seal(session)) is None
+
+
+def test_a_cookie_sealed_with_a_retired_key_is_refused(clock: Clock) -> None:
+    old = SessionCookies(settings(KEY_A), clock=clock)
+    cookie = old.seal(old.new(ANNA, "pupil"))
+    assert SessionCookies(settings(KEY_B), clock=clock).open(cookie) is None
+
+
+def test_a_new_key_in_front_keeps_old_cookies_and_seals_new_ones(clock: Clock) -> None:
+    only_a = SessionCookies(settings(KEY_A), clock=clock)
+    old_session = only_a.new(ANNA, "pupil")
+    old_cookie = only_a.seal(old_session)
+
+    rotated = SessionCookies(settings(KEY_B, KEY_A), clock=clock)
+    assert rotated.open(old_cookie) == old_session
+
+    new_session = rotated.new(ANNA, "pupil")
+    new_cookie = rotated.seal(new_session)
+    assert SessionCookies(settings(KEY_B), clock=clock).open(new_cookie) == new_session
+    assert only_a.open(new_cookie) is None
+
+
+def test_no_keys_is_an_error(clock: Clock) -> None:
+    empty = replace(settings(KEY_A), keys=())
+    with pytest.raises(ValueError, match="no session keys"):
+        SessionCookies(empty, clock=clock)
+
+
+def test_an_ended_session_no_longer_opens(cookies: SessionCookies) -> None:
+    session = cookies.new(ANNA, "pupil")
+    cookie = cookies.seal(session)
+    other = cookies.seal(cookies.new(ANNA, "pupil"))
+    cookies.end(session)
+    assert cookies.open(cookie) is None
+    # Only that session ended, not every session of the person.
+    assert cookies.open(other) is not None
+
+
+def test_an_ended_session_stays_ended_after_a_restart(tmp_path: Path, clock: Clock) -> None:
+    revocation_file = tmp_path / "revoked.json"
+    before = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
+    session = before.new(ANNA, "pupil")
+    cookie = before.seal(session)
+    before.end(session)
+    assert revocation_file.exists()
+
+    after = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
+    assert after.open(cookie) is None
+    # Without the file a restart would bring it back: the file is what keeps it ended.
+    assert SessionCookies(settings(KEY_A), clock=clock).open(cookie) == session
+
+
+def test_a_missing_revocation_file_means_nothing_is_revoked(tmp_path: Path, clock: Clock) -> None:
+    cookies = SessionCookies(settings(KEY_A, revocation_file=tmp_path / "absent.json"), clock=clock)
+    session = cookies.new(ANNA, "pupil")
+    assert cookies.open(cookies.seal(session)) == session
+
+
+def test_revocations_are_remembered_until_the_lifetime_is_over(clock: Clock) -> None:
+    revoked = RevokedSessions(None, clock=clock)
+    revoked.revoke("one", START + 100)
+    clock.advance(99)
+    assert "one" in revoked
+    clock.advance(1)
+    assert "one" not in revoked
+
+
+def test_expired_revocations_are_pruned_from_the_file(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "revoked.json"
+    path.write_text(json.dumps({"old": START - 1, "edge": START, "current": START + 50}))
+    revoked = RevokedSessions(path, clock=clock)
+    assert "old" not in revoked
+    assert "current" in revoked
+
+    revoked.revoke("new", START + 500)
+    assert json.loads(path.read_text()) == {"current": START + 50, "new": START + 500}
+
+    clock.advance(100)
+    revoked.revoke("newer", START + 600)
+    assert json.loads(path.read_text()) == {"new": START + 500, "newer": START + 600}
+
+
+def test_ending_sessions_prunes_those_whose_lifetime_is_over(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "revoked.json"
+    cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
+    first = cookies.new(ANNA, "pupil")
+    cookies.end(first)
+    clock.advance(LIFETIME)
+    second = cookies.new(ANNA, "pupil")
+    cookies.end(second)
+    assert json.loads(path.read_text()) == {second.session_id: second.issued_at + LIFETIME}
+
+
+def test_a_corrupt_revocation_file_does_not_stop_the_start(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "revoked.json"
+    path.write_text("{not json")
+    revoked = RevokedSessions(path, clock=clock)
+    assert "anything" not in revoked
+    revoked.revoke("new", START + 10)
+    assert json.loads(path.read_text()) == {"new": START + 10}
+
+
+def test_touch_rewrites_only_after_the_touch_interval(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    session = cookies.new(ANNA, "pupil")
+    clock.advance(TOUCH_INTERVAL_SECONDS - 1)
+    assert cookies.touch(session) is None
+    clock.advance(1)
+    touched = cookies.touch(session)
+    assert touched == replace(session, last_seen=START + TOUCH_INTERVAL_SECONDS)
+
+
+def test_role_check_is_due_after_role_refresh(cookies: SessionCookies, clock: Clock) -> None:
+    session = cookies.new(ANNA, "teacher")
+    assert not cookies.role_check_due(session)
+    clock.advance(ROLE_REFRESH - 1)
+    assert not cookies.role_check_due(session)
+    clock.advance(1)
+    assert cookies.role_check_due(session)
+
+
+def test_a_recheck_takes_the_new_role_and_name_and_restarts_the_refresh(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    session = cookies.new(ANNA, "teacher")
+    clock.advance(ROLE_REFRESH)
+    renamed = replace(ANNA, display_name="Anna Neu", email="anna.neu@school.example")
+    rechecked = cookies.rechecked(session, renamed, "pupil")
+    assert rechecked == Session(
+        session_id=session.session_id,
+        user_id=session.user_id,
+        display_name="Anna Neu",
+        email="anna.neu@school.example",
+        role="pupil",
+        issued_at=START,
+        last_seen=START + ROLE_REFRESH,
+        role_checked=START + ROLE_REFRESH,
+    )
+    assert not cookies.role_check_due(rechecked)
+
+
+def test_lifetime_is_reported(cookies: SessionCookies) -> None:
+    assert cookies.lifetime == LIFETIME
