@@ -115,6 +115,7 @@ TEXTS: dict[Language, dict[str, str]] = {
 def choose_language(accept_language: str | None, default: Language) -> Language:
     """The supported language the browser prefers most (RFC 9110 weights)."""
     best: tuple[float, int, Language] | None = None
+    refused: set[str] = set()
     for position, item in enumerate((accept_language or "")[:1000].split(",")[:32]):
         tag, _, params = item.strip().partition(";")
         primary = tag.strip().split("-")[0].lower()
@@ -125,7 +126,9 @@ def choose_language(accept_language: str | None, default: Language) -> Language:
                 try:
                     weight = float(value)
                 except ValueError:
-                    weight = 0.0
+                    weight = -1.0  # unreadable: neither wanted nor refused
+        if primary in LANGUAGES and weight == 0.0:
+            refused.add(primary)
         if primary not in LANGUAGES or not 0.0 < weight <= 1.0:
             continue
         language: Language = "de" if primary == "de" else "en"
@@ -133,7 +136,12 @@ def choose_language(accept_language: str | None, default: Language) -> Language:
         candidate = (weight, -position, language)
         if best is None or candidate[:2] > best[:2]:
             best = candidate
-    return best[2] if best is not None else default
+    if best is not None:
+        return best[2]
+    if default in refused:
+        # "Anything but the default" (q=0): the other language, then.
+        return next((language for language in LANGUAGES if language not in refused), default)
+    return default
 
 
 class Translator:

@@ -35,6 +35,8 @@ from sidecar.people import Person
 log = logging.getLogger(__name__)
 
 MAX_COOKIE_LENGTH = 4096
+# Names and addresses longer than this are cut (UTF-8 may take 4 bytes a character).
+MAX_TEXT_LENGTH = 200
 # A revocation list can only grow by logouts; this bounds it all the same.
 MAX_REVOKED_SESSIONS = 200_000
 # last_seen is rewritten at most this often, so not every page load sets a cookie.
@@ -161,8 +163,9 @@ class SessionCookies:
         return Session(
             session_id=secrets.token_urlsafe(18),
             user_id=person.user_id,
-            display_name=person.display_name,
-            email=person.email,
+            # Bounded so that a sealed cookie always stays under MAX_COOKIE_LENGTH.
+            display_name=person.display_name[:MAX_TEXT_LENGTH],
+            email=person.email[:MAX_TEXT_LENGTH],
             role=role,
             issued_at=now,
             last_seen=now,
@@ -216,8 +219,8 @@ class SessionCookies:
     def rechecked(self, session: Session, person: Person, role: str) -> Session:
         return replace(
             session,
-            display_name=person.display_name,
-            email=person.email,
+            display_name=person.display_name[:MAX_TEXT_LENGTH],
+            email=person.email[:MAX_TEXT_LENGTH],
             role=role,
             role_checked=self._now(),
             last_seen=self._now(),

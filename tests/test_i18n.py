@@ -131,3 +131,9 @@ def test_every_text_can_be_filled_in_both_languages() -> None:
         for key, text in TEXTS[language].items():
             values = {name: "X" for name in _placeholders(text)}
             assert "{" not in translate(key, **values)
+
+
+def test_a_refused_default_gives_the_other_language() -> None:
+    assert choose_language("de;q=0", "de") == "en"
+    assert choose_language("en;q=0", "en") == "de"
+    assert choose_language("de;q=0, en;q=0", "de") == "de"

@@ -413,3 +413,13 @@ def test_a_recheck_takes_the_new_role_and_name_and_restarts_the_refresh(
 
 def test_lifetime_is_reported(cookies: SessionCookies) -> None:
     assert cookies.lifetime == LIFETIME
+
+
+def test_very_long_names_still_fit_in_a_cookie(cookies: SessionCookies) -> None:
+    from sidecar.people import Person
+
+    long_person = Person("x", "Ü" * 5000, "é" * 5000 + "@school.example", frozenset())
+    cookie = cookies.seal(cookies.new(long_person, "pupil"))
+    opened = cookies.open(cookie)
+    assert opened is not None
+    assert opened.display_name.startswith("ÜÜÜ")
