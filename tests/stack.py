@@ -5,6 +5,7 @@ Everything listens on loopback or on unix sockets in a temporary directory.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import re
@@ -18,9 +19,16 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from sidecar.demo.nginx import Nginx, free_port
+from sidecar.demo.processes import terminate
 from sidecar.demo.slapd import Slapd
 
 POLL_INTERVAL = 0.05
+
+
+def basic_auth(uid: str, password: str) -> dict[str, str]:
+    """An Authorization header for HTTP Basic."""
+    raw = f"{uid}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 @dataclass
@@ -101,14 +109,7 @@ class SidecarProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
     def log(self) -> str:
         return self.log_path.read_text("utf-8", errors="replace")
@@ -158,10 +159,8 @@ class XmppStandIn:
         raise RuntimeError("xmpp stand-in did not start")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        process, self.process = self.process, None
+        terminate(process)
 
 
 @dataclass

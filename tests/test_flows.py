@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from sidecar.demo.school import SCHOOL
 from tests.jitsi_rules import Admission, JitsiSite, admit
-from tests.stack import Reply, Stack
+from tests.stack import Reply, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
 UMLAUT_PUPIL = next(p for p in SCHOOL.pupils if not p.password.isascii())
-
-
-def basic(uid: str, password: str) -> dict[str, str]:
-    raw = f"{uid}:{password}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def token_of(reply: Reply) -> str:
@@ -35,7 +29,7 @@ def admitted(reply: Reply, site: JitsiSite, segment: str) -> Admission:
 
 
 def test_teacher_gets_a_moderator_token(stack: Stack, jitsi_site: JitsiSite) -> None:
-    reply = stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password))
+    reply = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
     assert reply.status == 302
     location = reply.header("Location")
     assert location is not None
@@ -50,7 +44,7 @@ def test_teacher_gets_a_moderator_token(stack: Stack, jitsi_site: JitsiSite) -> 
 
 def test_pupil_gets_a_member_token(stack: Stack, jitsi_site: JitsiSite) -> None:
     admission = admitted(
-        stack.get("/Mathe7b", basic(PUPIL.uid, PUPIL.password)), jitsi_site, "Mathe7b"
+        stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password)), jitsi_site, "Mathe7b"
     )
     assert admission.moderator is False
     assert admission.claims["context"]["user"]["affiliation"] == "member"
@@ -58,12 +52,12 @@ def test_pupil_gets_a_member_token(stack: Stack, jitsi_site: JitsiSite) -> None:
 
 
 def test_utf8_password(stack: Stack, jitsi_site: JitsiSite) -> None:
-    reply = stack.get("/Mathe7b", basic(UMLAUT_PUPIL.uid, UMLAUT_PUPIL.password))
+    reply = stack.get("/Mathe7b", basic_auth(UMLAUT_PUPIL.uid, UMLAUT_PUPIL.password))
     assert admitted(reply, jitsi_site, "Mathe7b").user_id == UMLAUT_PUPIL.uid
 
 
 def test_valid_token_and_credentials_get_the_meeting_page(stack: Stack) -> None:
-    credentials = basic(TEACHER.uid, TEACHER.password)
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
     first = stack.get("/Mathe7b", credentials)
     location = first.header("Location")
     assert location is not None
@@ -77,7 +71,7 @@ def test_valid_token_and_credentials_get_the_meeting_page(stack: Stack) -> None:
 
 
 def test_token_without_credentials_is_a_login_prompt(stack: Stack) -> None:
-    location = stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password)).header("Location")
+    location = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password)).header("Location")
     assert location is not None
     reply = stack.get(location)
     assert reply.status == 302
@@ -86,19 +80,19 @@ def test_token_without_credentials_is_a_login_prompt(stack: Stack) -> None:
 
 
 def test_someone_elses_token_is_replaced(stack: Stack, jitsi_site: JitsiSite) -> None:
-    teacher_location = stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password)).header(
+    teacher_location = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password)).header(
         "Location"
     )
     assert teacher_location is not None
     # The pupil opens the teacher's link: no page, but the pupil's own token.
-    reply = stack.get(teacher_location, basic(PUPIL.uid, PUPIL.password))
+    reply = stack.get(teacher_location, basic_auth(PUPIL.uid, PUPIL.password))
     admission = admitted(reply, jitsi_site, "Mathe7b")
     assert admission.user_id == PUPIL.uid
     assert admission.moderator is False
 
 
 def test_token_for_another_room_is_replaced(stack: Stack, jitsi_site: JitsiSite) -> None:
-    credentials = basic(PUPIL.uid, PUPIL.password)
+    credentials = basic_auth(PUPIL.uid, PUPIL.password)
     location = stack.get("/Mathe7b", credentials).header("Location")
     assert location is not None
     other = location.replace("/Mathe7b", "/Physik9a")
@@ -109,7 +103,7 @@ def test_token_for_another_room_is_replaced(stack: Stack, jitsi_site: JitsiSite)
 def test_other_parameters_kept_stale_token_replaced(stack: Stack, jitsi_site: JitsiSite) -> None:
     reply = stack.get(
         "/Mathe7b?lang=de&jwt=stale.token.value&config.prejoinConfig.enabled=false&jwt=x",
-        basic(TEACHER.uid, TEACHER.password),
+        basic_auth(TEACHER.uid, TEACHER.password),
     )
     location = reply.header("Location")
     assert location is not None
@@ -136,17 +130,17 @@ def test_other_parameters_kept_stale_token_replaced(stack: Stack, jitsi_site: Ji
 def test_room_names_jitsi_accepts(
     stack: Stack, jitsi_site: JitsiSite, segment: str, room_claim: str
 ) -> None:
-    reply = stack.get(f"/{segment}", basic(PUPIL.uid, PUPIL.password))
+    reply = stack.get(f"/{segment}", basic_auth(PUPIL.uid, PUPIL.password))
     admission = admitted(reply, jitsi_site, segment)
     assert admission.claims["room"] == room_claim
     # The redirect itself leads back to the same room, and then to the page.
     location = reply.header("Location")
     assert location is not None
-    assert stack.get(location, basic(PUPIL.uid, PUPIL.password)).status == 200
+    assert stack.get(location, basic_auth(PUPIL.uid, PUPIL.password)).status == 200
 
 
 def test_person_without_role_gets_403_page(stack: Stack) -> None:
-    credentials = basic(SCHOOL.nobody.uid, SCHOOL.nobody.password)
+    credentials = basic_auth(SCHOOL.nobody.uid, SCHOOL.nobody.password)
     reply = stack.get("/Mathe7b", {**credentials, "Accept-Language": "en-GB,en;q=0.9"})
     assert reply.status == 403
     assert "No access to lessons" in reply.body
@@ -156,17 +150,17 @@ def test_person_without_role_gets_403_page(stack: Stack) -> None:
 def test_posix_group_member_is_a_pupil(stack: Stack, jitsi_site: JitsiSite) -> None:
     # The demo maps the class's posixGroup (memberUid) to pupils too.
     posix_only = SCHOOL.posix_only
-    reply = stack.get("/Mathe7b", basic(posix_only.uid, posix_only.password))
+    reply = stack.get("/Mathe7b", basic_auth(posix_only.uid, posix_only.password))
     assert admitted(reply, jitsi_site, "Mathe7b").moderator is False
 
 
 def test_wrong_password_gets_a_new_challenge(stack: Stack) -> None:
-    reply = stack.get("/Mathe7b", basic(TEACHER.uid, "wrong-password"))
+    reply = stack.get("/Mathe7b", basic_auth(TEACHER.uid, "wrong-password"))
     assert reply.status == 401
     challenge = reply.header("WWW-Authenticate")
     assert challenge is not None
     assert challenge.startswith('Basic realm="')
-    unknown = stack.get("/Mathe7b", basic("nobody.here", "wrong-password"))
+    unknown = stack.get("/Mathe7b", basic_auth("nobody.here", "wrong-password"))
     assert unknown.status == 401
     assert unknown.body == reply.body
 
@@ -212,7 +206,7 @@ def test_nginx_config_test_passes(stack: Stack) -> None:
 
 
 def test_tokens_never_reach_the_logs(stack: Stack) -> None:
-    credentials = basic(TEACHER.uid, TEACHER.password)
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
     location = stack.get("/Mathe7b?lang=de", credentials).header("Location")
     assert location is not None
     assert stack.get(location, credentials).status == 200

@@ -5,13 +5,12 @@ slapd is stopped mid-test and started again; the sidecar recovers without a rest
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 
 from sidecar.cookies import SESSION
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
-from tests.stack import Browser, Stack
+from tests.stack import Browser, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -25,17 +24,13 @@ max_failures_per_address = 1
 """
 
 
-def basic(uid: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{uid}:{password}".encode()).decode()}
-
-
 def test_outage_keeps_people_in_and_never_lets_anyone_new_in(
     own_slapd: Slapd, make_stack: Callable[..., Stack]
 ) -> None:
     stack = make_stack(own_slapd, extra=STRICT_REGULATION)
     session_browser = Browser(stack)
     assert session_browser.log_in(TEACHER.uid, TEACHER.password).status == 302
-    cached = basic(PUPIL.uid, PUPIL.password)
+    cached = basic_auth(PUPIL.uid, PUPIL.password)
     assert (stack.get("/Mathe7b", cached).header("Location") or "").startswith("/Mathe7b?jwt=")
 
     own_slapd.stop()
@@ -48,12 +43,12 @@ def test_outage_keeps_people_in_and_never_lets_anyone_new_in(
 
     # Everyone else: 503 "directory unreachable", never a password loop, never a 200.
     uncached = stack.get(
-        "/Mathe7b", {**basic(OTHER_PUPIL.uid, OTHER_PUPIL.password), "Accept-Language": "en"}
+        "/Mathe7b", {**basic_auth(OTHER_PUPIL.uid, OTHER_PUPIL.password), "Accept-Language": "en"}
     )
     assert uncached.status == 503
     assert "unreachable" in uncached.body
     assert uncached.header("WWW-Authenticate") is None
-    wrong = stack.get("/Mathe7b", basic(OTHER_PUPIL.uid, "wrong"))
+    wrong = stack.get("/Mathe7b", basic_auth(OTHER_PUPIL.uid, "wrong"))
     assert wrong.status == 503
     form = Browser(stack).log_in(OTHER_PUPIL.uid, OTHER_PUPIL.password)
     assert form.status == 503
@@ -64,6 +59,6 @@ def test_outage_keeps_people_in_and_never_lets_anyone_new_in(
 
     # Recovered without restarting the sidecar, and no failure was counted
     # (one would have banned both the name and the address).
-    reply = stack.get("/Mathe7b", basic(OTHER_PUPIL.uid, OTHER_PUPIL.password))
+    reply = stack.get("/Mathe7b", basic_auth(OTHER_PUPIL.uid, OTHER_PUPIL.password))
     assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
     assert Browser(stack).log_in(OTHER_PUPIL.uid, OTHER_PUPIL.password).status == 302

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
-from tests.stack import Browser, Stack, binds_of
+from tests.stack import Browser, Stack, basic_auth, binds_of
 
 TEACHER = SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]
@@ -20,10 +19,6 @@ max_failures_per_address = 1000
 window = 600
 ban_time = {ban_time}
 """
-
-
-def basic(uid: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{uid}:{password}".encode()).decode()}
 
 
 def test_form_ban_blocks_even_the_right_password_without_a_bind(
@@ -40,7 +35,9 @@ def test_form_ban_blocks_even_the_right_password_without_a_bind(
     german = Browser(stack, "de").log_in(TEACHER.uid, TEACHER.password)
     assert "Bitte in 15 Minuten noch einmal versuchen." in german.body
     # Basic is banned alike, and shows the same page (429) through nginx.
-    reply = stack.get("/Mathe7b", {**basic(TEACHER.uid, TEACHER.password), "Accept-Language": "en"})
+    reply = stack.get(
+        "/Mathe7b", {**basic_auth(TEACHER.uid, TEACHER.password), "Accept-Language": "en"}
+    )
     assert reply.status == 429
     assert "try again in 15 minutes" in reply.body
     assert binds_of(slapd, TEACHER.uid) == before
@@ -70,11 +67,11 @@ def test_address_ban(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
 def test_ban_expires(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(slapd, extra=REGULATION.format(ban_time=2))
     for _ in range(3):
-        stack.get("/Mathe7b", basic(TEACHER.uid, "guess"))
-    assert stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password)).status == 429
+        stack.get("/Mathe7b", basic_auth(TEACHER.uid, "guess"))
+    assert stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password)).status == 429
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        reply = stack.get("/Mathe7b", basic(TEACHER.uid, TEACHER.password))
+        reply = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
         if reply.status != 429:
             break
         time.sleep(0.2)
@@ -85,7 +82,7 @@ def test_failures_are_never_cached(slapd: Slapd, make_stack: Callable[..., Stack
     stack = make_stack(slapd)
     before = binds_of(slapd, PUPIL.uid)
     for _ in range(3):
-        assert stack.get("/Mathe7b", basic(PUPIL.uid, "wrong")).status == 401
+        assert stack.get("/Mathe7b", basic_auth(PUPIL.uid, "wrong")).status == 401
     assert binds_of(slapd, PUPIL.uid) == before + 3
 
 
@@ -93,6 +90,6 @@ def test_good_basic_credentials_are_cached(slapd: Slapd, make_stack: Callable[..
     stack = make_stack(slapd)
     before = binds_of(slapd, PUPIL.uid)
     for _ in range(5):
-        reply = stack.get("/Mathe7b", basic(PUPIL.uid, PUPIL.password))
+        reply = stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
         assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
     assert binds_of(slapd, PUPIL.uid) == before + 1

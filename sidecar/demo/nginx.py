@@ -17,6 +17,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from sidecar.demo.processes import terminate
+
 SOCKET_LITERAL = "unix:/run/jitsi-auth-sidecar/http.sock"
 NGINX = "/usr/sbin/nginx"
 
@@ -216,14 +218,7 @@ class Nginx:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
     def __enter__(self) -> Nginx:
         self.start()

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sidecar.demo.processes import terminate
 from sidecar.demo.school import SCHOOL, School, ssha512
 
 SLAPD = "/usr/sbin/slapd"
@@ -281,14 +282,7 @@ class Slapd:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout)
 
     def __enter__(self) -> Slapd:
         self.start()
