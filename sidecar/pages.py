@@ -221,9 +221,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         person = await request.app[AUTHENTICATOR].check(credentials, address, cached=False)
     except Banned as banned:
-        response = message(request, "banned", text=t("banned.text", minutes=banned.minutes))
-        response.headers["Retry-After"] = str(banned.minutes * 60)
-        return response
+        return banned_page(request, banned.minutes)
     except InvalidCredentials:
         return _login_form(
             request,
