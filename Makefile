@@ -4,7 +4,8 @@
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-DEBIAN_PACKAGES := slapd ldap-utils nginx libldap-dev libsasl2-dev chromium fonts-dejavu-core
+DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
+	chromium fonts-dejavu-core
 
 .PHONY: test demo lint debian-packages clean
 

@@ -22,6 +22,10 @@ log = logging.getLogger("sidecar")
 MAX_HEADER_BYTES = 65536
 
 
+class ListenError(RuntimeError):
+    """The configured address cannot be listened on (one line for the admin)."""
+
+
 async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -43,7 +47,13 @@ async def serve(
         site = web.UnixSite(runner, str(listen.path))
     else:
         site = web.TCPSite(runner, listen.host, listen.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise ListenError(
+            f"server.listen: cannot listen on {site.name}: {error.strerror}"
+        ) from None
     if isinstance(listen, UnixAddress):
         # Only nginx (the socket's group) may talk to the sidecar.
         if settings.server.socket_group is not None:
@@ -100,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     if args.command == "serve":
-        asyncio.run(serve(_load(args.config)))
+        try:
+            asyncio.run(serve(_load(args.config)))
+        except ListenError as error:
+            print(f"jitsi-auth-sidecar: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "check-config":
         settings = _load(args.config)

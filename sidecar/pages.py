@@ -137,9 +137,9 @@ async def page(request: web.Request) -> web.Response:
         response = message(request, name, link="/", link_text=t("start"))
     else:
         response = message(request, name)
-    if name == "forbidden":
-        # A session whose role is gone ends here (the verify answer said so).
-        response.headers.add("Set-Cookie", request.app[COOKIES].clear_cookie(SESSION))
+    # No cookie is touched here: anyone can link to these pages, and a GET
+    # must never log anybody out. A session whose role is gone was already
+    # ended on the server when verify said "forbidden".
     return response
 
 

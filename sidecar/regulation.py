@@ -9,6 +9,7 @@ nobody's failure and is not counted.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 
@@ -64,8 +65,9 @@ class Regulator:
 
     @staticmethod
     def _user_key(username: str) -> str:
-        # LDAP matches uid case-insensitively: "Anna" and "anna" are one target.
-        return username.casefold()
+        # LDAP matches uid case-insensitively and after Unicode normalisation:
+        # "Anna", "anna" and "Anna" in fullwidth letters are one target.
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
     def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""

@@ -140,3 +140,49 @@ def test_verify_answers_only_200_401_403(stack: Stack) -> None:
     ]
     for uri, headers in cases:
         assert stack.sidecar.verify(uri, headers).status in (200, 401, 403)
+
+
+@pytest.mark.parametrize(
+    ("path", "authenticated"),
+    [
+        ("/Mathe7b?x=" + "%41" * 1300, False),
+        ("/Mathe7b?x=" + "a" * 3900, True),
+        ("/" + "%E6%BC%A2" * 200, True),
+        ("/" + "%E6%BC%A2" * 200 + "?x=" + "%41" * 600, False),
+    ],
+)
+def test_long_but_valid_room_uris_never_get_a_500(
+    stack: Stack, path: str, authenticated: bool
+) -> None:
+    headers = {"Authorization": GOOD} if authenticated else {}
+    reply = stack.get(path, headers)
+    assert reply.status == 302
+    location = reply.header("Location") or ""
+    assert_on_origin(location)
+    assert location.startswith("/auth/login?next=" if not authenticated else path.split("?")[0])
+
+
+def test_the_verify_location_is_internal(stack: Stack) -> None:
+    reply = stack.get("/_jitsi_auth_sidecar/verify", {"Authorization": GOOD})
+    assert reply.status == 404
+    assert reply.header("X-Jitsi-Auth-Redirect") is None
+
+
+def test_client_cannot_choose_the_headers_the_sidecar_trusts(stack: Stack) -> None:
+    spoofed = {
+        "Authorization": GOOD,
+        "X-Original-URI": "/Physik",
+        "X-Real-IP": "203.0.113.9",
+    }
+    reply = stack.get("/Mathe7b", spoofed)
+    assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
+
+
+def test_two_tokens_are_never_enough(stack: Stack) -> None:
+    """Jitsi reads the last jwt=; the sidecar accepts exactly one, its own."""
+    own = stack.get("/Mathe7b", {"Authorization": GOOD}).header("Location") or ""
+    token = own.split("jwt=")[1]
+    for uri in (f"/Mathe7b?jwt={token}&jwt=forged", f"/Mathe7b?jwt=forged&jwt={token}"):
+        reply = stack.get(uri, {"Authorization": GOOD})
+        assert reply.status == 302
+        assert (reply.header("Location") or "").count("jwt=") == 1

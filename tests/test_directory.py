@@ -248,3 +248,33 @@ async def test_recovers_after_the_server_restarts(tmp_path: Path) -> None:
             assert person.user_id == TEACHER.uid
         finally:
             directory.close()
+
+
+async def test_direct_bind_escapes_dn_parts(slapd: Slapd) -> None:
+    # Unescaped, this name would turn the template into the service account's DN.
+    directory = Directory(
+        ldap_settings(
+            slapd,
+            bind_dn=None,
+            bind_password=None,
+            user_dn_template=f"cn={{username}},{SCHOOL.base_dn}",
+        )
+    )
+    try:
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(login("sidecar,ou=services", SCHOOL.service_password))
+    finally:
+        directory.close()
+
+
+async def test_waiting_for_a_pooled_connection_has_a_deadline(slapd: Slapd) -> None:
+    directory = Directory(ldap_settings(slapd, pool_size=1, timeout=0.5))
+    try:
+        # Somebody holds the only connection (a hung search, say).
+        async with directory._pool.connection():
+            with pytest.raises(DirectoryUnavailable):
+                await asyncio.wait_for(
+                    directory.authenticate(login(TEACHER.uid, TEACHER.password)), timeout=10
+                )
+    finally:
+        directory.close()

@@ -172,3 +172,18 @@ def test_an_empty_address_is_not_tracked(regulator: Regulator) -> None:
     for _ in range(PER_USER):
         regulator.failed("anna", "")
     assert regulator.banned_for("anna", "") == BAN_TIME
+
+
+def test_unicode_lookalike_names_count_as_one() -> None:
+    """slapd matches a fullwidth t in "tom" to "tom" (NFKC); so must the ban."""
+    clock = [1000.0]
+    regulator = Regulator(
+        RegulationSettings(
+            max_failures_per_user=2, max_failures_per_address=100, window=60, ban_time=60
+        ),
+        clock=lambda: clock[0],
+    )
+    regulator.failed("tom.berger", "")
+    regulator.failed("\uff34om.berger", "")
+    assert regulator.banned_for("tom.berger", "") > 0
+    assert regulator.banned_for("\uff54om.berger", "") > 0

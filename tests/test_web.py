@@ -1,0 +1,95 @@
+"""The web layer's own promises: verify never answers what nginx cannot take,
+cookies follow the public URL's scheme, logs hold no query string."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from unittest.mock import Mock
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from sidecar.appkeys import GUARD
+from sidecar.config import Settings, load_settings
+from sidecar.demo.run import write_demo_config
+from sidecar.demo.school import SCHOOL
+from sidecar.demo.slapd import Slapd
+from sidecar.guard import Guard, RoomAccessRequest, Verdict
+from sidecar.web import PAGE_HEADER, REDIRECT_HEADER, PathOnlyAccessLogger, create_app
+
+
+@pytest.fixture
+def https_settings(slapd: Slapd, tmp_path: Path) -> Settings:
+    settings = load_settings(write_demo_config(tmp_path, port=8443, ldap_url=slapd.ldap_url))
+    server = dataclasses.replace(settings.server, public_url="https://meet.school.example")
+    return dataclasses.replace(settings, server=server)
+
+
+async def test_a_crash_in_the_decision_is_a_403_page_not_a_500(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await aiohttp_client(create_app(https_settings))
+
+    async def broken(self: Guard, request: RoomAccessRequest) -> Verdict:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Guard, "decide", broken)
+    response = await client.get("/auth/verify", headers={"X-Original-URI": "/Mathe7b"})
+    assert response.status == 403
+    assert response.headers[PAGE_HEADER] == "error"
+    assert isinstance(client.app[GUARD], Guard)
+
+
+async def test_https_public_url_gives_host_prefixed_secure_cookies(
+    https_settings: Settings, aiohttp_client: AiohttpClient
+) -> None:
+    client = await aiohttp_client(create_app(https_settings))
+    form = await client.get("/auth/login?next=%2FMathe7b")
+    csrf_cookie = form.headers["Set-Cookie"]
+    assert csrf_cookie.startswith("__Host-jitsi_auth_csrf=")
+    assert "Secure" in csrf_cookie
+    assert "SameSite=Strict" in csrf_cookie
+    token = csrf_cookie.split("=", 1)[1].split(";", 1)[0]
+    teacher = SCHOOL.teachers[0]
+    response = await client.post(
+        "/auth/login",
+        data={
+            "csrf_token": token,
+            "next": "/Mathe7b",
+            "username": teacher.uid,
+            "password": teacher.password,
+        },
+        headers={"Cookie": f"__Host-jitsi_auth_csrf={token}"},
+        allow_redirects=False,
+    )
+    assert response.status == 302
+    session_cookie = response.headers["Set-Cookie"]
+    assert session_cookie.startswith("__Host-jitsi_auth_session=")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert flag in session_cookie
+    # The verify endpoint reads the prefixed name, and only that one.
+    value = session_cookie.split("=", 1)[1].split(";", 1)[0]
+    verify = await client.get(
+        "/auth/verify",
+        headers={"X-Original-URI": "/Mathe7b", "Cookie": f"__Host-jitsi_auth_session={value}"},
+    )
+    assert verify.status == 401
+    assert verify.headers[REDIRECT_HEADER].startswith("/Mathe7b?jwt=")
+    unprefixed = await client.get(
+        "/auth/verify",
+        headers={"X-Original-URI": "/Mathe7b", "Cookie": f"jitsi_auth_session={value}"},
+    )
+    assert unprefixed.headers[REDIRECT_HEADER].startswith("/auth/login")
+
+
+def test_access_log_has_no_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.access")
+    access = PathOnlyAccessLogger(logger, "")
+    request = Mock(method="GET", path="/auth/login", path_qs="/auth/login?next=%2Fx%3Fjwt%3Dsecret")
+    with caplog.at_level(logging.INFO, logger="test.access"):
+        access.log(request, Mock(status=200), 0.001)
+    assert "GET /auth/login 200" in caplog.text
+    assert "secret" not in caplog.text
+    assert "next=" not in caplog.text
