@@ -356,3 +356,14 @@ def test_last_seen_is_renewed_through_nginx(stack: Stack) -> None:
     assert renewed is not None
     assert renewed.session_id == session.session_id
     assert renewed.last_seen > a_while_ago + 3600
+
+
+def test_no_login_form_when_form_is_not_a_method(basic_stack: Stack) -> None:
+    browser = Browser(basic_stack)
+    assert browser.get("/auth/login?next=%2FMathe7b").status == 404
+    reply = browser.post(
+        "/auth/login",
+        {"csrf_token": "x" * 43, "next": "/", "username": PUPIL.uid, "password": PUPIL.password},
+    )
+    assert reply.status == 404
+    assert SESSION not in set_cookies(reply)
