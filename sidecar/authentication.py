@@ -43,7 +43,7 @@ class Authenticator:
             person = self._cache.cached(credentials)
             if person is not None:
                 return person
-        wait = self._regulator.banned_for(credentials.username, address)
+        wait = self._regulator.begin_attempt(credentials.username, address)
         if wait > 0:
             log.info("login of %r from %s refused: banned", credentials.username, address)
             raise Banned(wait)
@@ -56,5 +56,7 @@ class Authenticator:
             log.info("login failed for %r from %s", credentials.username, address)
             self._regulator.failed(credentials.username, address)
             raise
+        finally:
+            self._regulator.end_attempt(credentials.username, address)
         self._regulator.succeeded(credentials.username)
         return person

@@ -20,6 +20,9 @@ from sidecar.web import PathOnlyAccessLogger, create_app
 log = logging.getLogger("sidecar")
 
 MAX_HEADER_BYTES = 65536
+# nginx opens a connection per verify; under a burst the default 128 overflows
+# and nginx answers 500 for the rest.
+LISTEN_BACKLOG = 4096
 
 
 class ListenError(RuntimeError):
@@ -44,9 +47,9 @@ async def serve(
     listen = settings.server.listen
     site: web.BaseSite
     if isinstance(listen, UnixAddress):
-        site = web.UnixSite(runner, str(listen.path))
+        site = web.UnixSite(runner, str(listen.path), backlog=LISTEN_BACKLOG)
     else:
-        site = web.TCPSite(runner, listen.host, listen.port)
+        site = web.TCPSite(runner, listen.host, listen.port, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except OSError as error:

@@ -195,10 +195,19 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_form(request, next_location=next_location)
 
 
+async def _read_form(request: web.Request) -> Any:
+    """The posted form; a body that is not a readable form is a 400, not a 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, UnicodeDecodeError, AssertionError):
+        log.info("unreadable form posted to %s", request.path)
+        raise web.HTTPBadRequest(text="Bad request") from None
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     t = translator(request)
-    form = await request.post()
+    form = await _read_form(request)
     next_location = safe_next(_field(form, "next"))
     tokens = request.app[CSRF_TOKENS]
     if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
@@ -275,7 +284,7 @@ async def logout_form(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     t = translator(request)
-    form = await request.post()
+    form = await _read_form(request)
     tokens = request.app[CSRF_TOKENS]
     if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
         log.info("logout refused: CSRF token missing or wrong")

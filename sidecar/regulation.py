@@ -19,6 +19,8 @@ from sidecar.config import RegulationSettings
 
 # Bounds memory under a spray of made-up names or addresses.
 MAX_TRACKED_KEYS = 100_000
+# "Try again in a minute" while the checks already under way would reach the limit.
+BUSY_RETRY_SECONDS = 60.0
 
 
 class _Counter:
@@ -33,6 +35,29 @@ class _Counter:
         self._banned_until: TTLCache[str, float] = TTLCache(
             MAX_TRACKED_KEYS, settings.ban_time, timer=clock
         )
+        # Checks under way: each may yet fail, so each counts against the limit.
+        self._in_flight: dict[str, int] = {}
+
+    def _recent_failures(self, key: str) -> int:
+        failures = self._failures.get(key)
+        if not failures:
+            return 0
+        oldest_counted = self._clock() - self._window
+        return sum(1 for stamp in failures if stamp > oldest_counted)
+
+    def saturated(self, key: str) -> bool:
+        """Past failures plus checks under way reach the limit: no further check now."""
+        return self._recent_failures(key) + self._in_flight.get(key, 0) >= self._limit
+
+    def begin(self, key: str) -> None:
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def end(self, key: str) -> None:
+        remaining = self._in_flight.get(key, 0) - 1
+        if remaining > 0:
+            self._in_flight[key] = remaining
+        else:
+            self._in_flight.pop(key, None)
 
     def banned_for(self, key: str) -> float:
         until = self._banned_until.get(key)
@@ -75,6 +100,30 @@ class Regulator:
             self._users.banned_for(self._user_key(username)),
             self._addresses.banned_for(address) if address else 0.0,
         )
+
+    def begin_attempt(self, username: str, address: str) -> float:
+        """Seconds to wait before a check may be made; 0 means go, and it is now under way.
+
+        A check under way counts like a failure until it ends, so a burst of
+        parallel guesses cannot pass the limit while the first binds are
+        still waiting for the directory. Every 0 must be followed by
+        :meth:`end_attempt`.
+        """
+        wait = self.banned_for(username, address)
+        if wait > 0:
+            return wait
+        user_key = self._user_key(username)
+        if self._users.saturated(user_key) or (address and self._addresses.saturated(address)):
+            return BUSY_RETRY_SECONDS
+        self._users.begin(user_key)
+        if address:
+            self._addresses.begin(address)
+        return 0.0
+
+    def end_attempt(self, username: str, address: str) -> None:
+        self._users.end(self._user_key(username))
+        if address:
+            self._addresses.end(address)
 
     def failed(self, username: str, address: str) -> None:
         self._users.fail(self._user_key(username))

@@ -186,3 +186,42 @@ def test_two_tokens_are_never_enough(stack: Stack) -> None:
         reply = stack.get(uri, {"Authorization": GOOD})
         assert reply.status == 302
         assert (reply.header("Location") or "").count("jwt=") == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Accept-Language": "de\x01"},
+        {"Authorization": GOOD + "\x01"},
+        {"Authorization": "Basic \x7f"},
+        {"Cookie": "jitsi_auth_session=abc\x01"},
+    ],
+)
+def test_control_characters_in_headers_never_get_a_500(
+    stack: Stack, headers: dict[str, str]
+) -> None:
+    for path in ("/Mathe7b", "/auth/login?next=%2FMathe7b"):
+        reply = stack.get(path, headers)
+        assert reply.status in (200, 302, 401), (path, reply.status)
+    # The sidecar never saw (or logged) the raw value.
+    assert "\\x01" not in stack.sidecar.log()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded; charset=bogus",
+        "application/x-www-form-urlencoded; charset=utf-16",
+        "multipart/form-data",
+    ],
+)
+def test_unreadable_forms_are_a_400(stack: Stack, content_type: str) -> None:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", stack.nginx.port, timeout=20)
+    for path in ("/auth/login", "/auth/logout"):
+        reply = request(
+            connection, path, {"Content-Type": content_type}, method="POST", body=b"a=b"
+        )
+        assert reply.status == 400, (path, reply.status)
+    assert "Traceback" not in stack.sidecar.log()

@@ -367,3 +367,10 @@ def test_no_login_form_when_form_is_not_a_method(basic_stack: Stack) -> None:
     )
     assert reply.status == 404
     assert SESSION not in set_cookies(reply)
+
+
+def test_what_the_pages_echo_is_escaped(stack: Stack) -> None:
+    reply = Browser(stack).log_in('<b id="x">"mallory', "wrong-password")
+    assert reply.status == 401
+    assert '<b id="x">' not in reply.body
+    assert "&lt;b id=&#34;x&#34;&gt;&#34;mallory" in reply.body

@@ -93,3 +93,30 @@ def test_good_basic_credentials_are_cached(slapd: Slapd, make_stack: Callable[..
         reply = stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
         assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
     assert binds_of(slapd, PUPIL.uid) == before + 1
+
+
+def test_parallel_guesses_cannot_pass_the_limit(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
+    victim = SCHOOL.pupils[2]
+    before = binds_of(slapd, victim.uid)
+
+    def guess(number: int) -> int:
+        return stack.get("/Mathe7b", basic_auth(victim.uid, f"guess-{number}")).status
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    assert 500 not in statuses
+    assert binds_of(slapd, victim.uid) - before <= 3  # max_failures_per_user
+    assert statuses.count(429) >= 37
+
+
+def test_address_ban_through_basic(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    extra = "[regulation]\nmax_failures_per_user = 100\nmax_failures_per_address = 3\n"
+    stack = make_stack(slapd, extra=extra)
+    for number in range(3):
+        assert stack.get("/Mathe7b", basic_auth(f"sprayed{number}", "guess")).status == 401
+    assert stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password)).status == 429
