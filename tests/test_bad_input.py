@@ -4,6 +4,7 @@ never a redirect off the meet origin."""
 from __future__ import annotations
 
 import base64
+import http.client
 
 import pytest
 
@@ -216,8 +217,6 @@ def test_control_characters_in_headers_never_get_a_500(
     ],
 )
 def test_unreadable_forms_are_a_400(stack: Stack, content_type: str) -> None:
-    import http.client
-
     connection = http.client.HTTPConnection("127.0.0.1", stack.nginx.port, timeout=20)
     for path in ("/auth/login", "/auth/logout"):
         reply = request(

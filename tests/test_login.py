@@ -14,9 +14,10 @@ from sidecar.config import Secret, SessionSettings
 from sidecar.cookies import SESSION
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
+from sidecar.people import Person
 from sidecar.sessions import SessionCookies
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack, binds_of, set_cookies
+from tests.stack import Browser, Stack, basic_auth, binds_of, set_cookies
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[1]
@@ -76,7 +77,11 @@ def test_login_page_is_self_contained_and_accessible(stack: Stack) -> None:
     for url in re.findall(r'(?:src|href|action)="([^"]*)"', body):
         assert url.startswith("/"), url
         assert not url.startswith("//"), url
-    assert "default-src 'none'" in (reply.header("Content-Security-Policy") or "")
+    policy = reply.header("Content-Security-Policy") or ""
+    assert "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert reply.header("Referrer-Policy") == "no-referrer"
+    assert reply.header("Cache-Control") == "no-store"
     assert reply.header("X-Frame-Options") == "DENY"
     css = Browser(stack).get("/auth/static/style.css")
     assert css.status == 200
@@ -263,8 +268,6 @@ def test_tampered_cookie_is_no_session(stack: Stack) -> None:
 
 def test_expired_sessions_are_refused_by_the_server(stack: Stack) -> None:
     sessions = stack_sessions(stack)
-    from sidecar.people import Person
-
     person = Person(TEACHER.uid, TEACHER.display_name, TEACHER.mail, frozenset())
     fresh = sessions.new(person, "teacher")
     now = int(time.time())
@@ -280,8 +283,6 @@ def test_expired_sessions_are_refused_by_the_server(stack: Stack) -> None:
 
 def test_cookie_sealed_with_a_retired_key_is_refused(stack: Stack) -> None:
     retired = stack_sessions(stack, keys=(b"r" * 48,))
-    from sidecar.people import Person
-
     person = Person(TEACHER.uid, TEACHER.display_name, TEACHER.mail, frozenset())
     browser = Browser(stack)
     browser.cookies[SESSION] = retired.seal(retired.new(person, "teacher"))
@@ -313,11 +314,8 @@ def test_logout_needs_a_post_with_csrf_and_ends_the_session(stack: Stack) -> Non
 
 
 def test_session_or_basic_either_passes(stack: Stack) -> None:
-    import base64
-
     browser = Browser(stack)
-    raw = f"{PUPIL.uid}:{PUPIL.password}".encode()
-    basic = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    basic = basic_auth(PUPIL.uid, PUPIL.password)
     assert (browser.get("/Mathe7b", basic).header("Location") or "").startswith("/Mathe7b?jwt=")
     browser.log_in(PUPIL.uid, PUPIL.password)
     assert (browser.get("/Mathe7b").header("Location") or "").startswith("/Mathe7b?jwt=")
@@ -374,3 +372,14 @@ def test_what_the_pages_echo_is_escaped(stack: Stack) -> None:
     assert reply.status == 401
     assert '<b id="x">' not in reply.body
     assert "&lt;b id=&#34;x&#34;&gt;&#34;mallory" in reply.body
+
+
+def test_a_role_the_configuration_no_longer_has_ends_the_session(stack: Stack) -> None:
+    sessions = stack_sessions(stack)
+    person = Person(TEACHER.uid, TEACHER.display_name, TEACHER.mail, frozenset())
+    session = sessions.new(person, "headmaster")  # no such [[roles]] entry
+    browser = Browser(stack)
+    browser.cookies[SESSION] = sessions.seal(session)
+    assert browser.get("/Mathe7b").status == 403
+    revoked = (stack.sidecar.config.parent / "revoked_sessions.json").read_text()
+    assert session.session_id in revoked

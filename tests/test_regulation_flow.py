@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
@@ -98,8 +99,6 @@ def test_good_basic_credentials_are_cached(slapd: Slapd, make_stack: Callable[..
 def test_parallel_guesses_cannot_pass_the_limit(
     slapd: Slapd, make_stack: Callable[..., Stack]
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
     victim = SCHOOL.pupils[2]
     before = binds_of(slapd, victim.uid)

@@ -416,8 +416,6 @@ def test_lifetime_is_reported(cookies: SessionCookies) -> None:
 
 
 def test_very_long_names_still_fit_in_a_cookie(cookies: SessionCookies) -> None:
-    from sidecar.people import Person
-
     long_person = Person("x", "Ü" * 5000, "é" * 5000 + "@school.example", frozenset())
     cookie = cookies.seal(cookies.new(long_person, "pupil"))
     opened = cookies.open(cookie)
