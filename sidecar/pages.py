@@ -146,6 +146,15 @@ async def page(request: web.Request) -> web.Response:
 # -- login ---------------------------------------------------------------------
 
 
+def session_cookie_header(request: web.Request, session: Session) -> str:
+    """The ``Set-Cookie`` value that carries ``session`` (sealed) to the browser."""
+    sessions = request.app[SESSIONS]
+    assert sessions is not None
+    return request.app[COOKIES].set_cookie(
+        SESSION, sessions.seal(session), max_age=sessions.lifetime
+    )
+
+
 def _current_session(request: web.Request) -> Session | None:
     sessions = request.app[SESSIONS]
     if sessions is None:
@@ -250,10 +259,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     session = sessions.new(person, rule.name)
     log.info("%r logged in as %s", person.user_id, rule.name)
     response = web.HTTPFound(next_location)
-    response.headers.add(
-        "Set-Cookie",
-        request.app[COOKIES].set_cookie(SESSION, sessions.seal(session), max_age=sessions.lifetime),
-    )
+    response.headers.add("Set-Cookie", session_cookie_header(request, session))
     raise response
 
 

@@ -63,7 +63,8 @@ class RoomTokens:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""
         settings = self._settings
         try:
-            claims = jwt.decode(
+            # One decode gives header and claims: this runs on every room page load.
+            decoded = jwt.decode_complete(
                 token,
                 self._key,
                 algorithms=[settings.algorithm],
@@ -77,9 +78,9 @@ class RoomTokens:
                     "verify_iat": False,
                 },
             )
-            header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             return False
+        header, claims = decoded["header"], decoded["payload"]
         now = self._clock()
         exp, nbf = claims["exp"], claims["nbf"]
         if not isinstance(exp, int) or not isinstance(nbf, int):

@@ -79,12 +79,7 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 def _session_cookie(request: web.Request, session: Session | None) -> str | None:
-    sessions = request.app[SESSIONS]
-    if session is None or sessions is None:
-        return None
-    return request.app[COOKIES].set_cookie(
-        SESSION, sessions.seal(session), max_age=sessions.lifetime
-    )
+    return None if session is None else pages.session_cookie_header(request, session)
 
 
 def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
