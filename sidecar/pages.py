@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from typing import Any
 
 from aiohttp import web
@@ -115,8 +114,7 @@ def _ban_minutes(request: web.Request) -> int:
     if authorization:
         with contextlib.suppress(UnacceptableCredentials):
             username = parse_basic_authorization(authorization).username
-    seconds = request.app[REGULATOR].banned_for(username, address)
-    return max(1, math.ceil(seconds / 60))
+    return Banned(request.app[REGULATOR].banned_for(username, address)).minutes
 
 
 async def page(request: web.Request) -> web.Response:
