@@ -192,3 +192,15 @@ def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "configuration ok" in result.stdout
+
+
+def test_console_script_is_installed(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "jitsi-auth-sidecar"
+    result = subprocess.run(
+        [str(script), "check-config", "--config", str(write_config(tmp_path, MINIMAL))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
