@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PageName = Literal["forbidden", "unavailable", "not-a-room", "banned"]
 LOGIN_PATH = "/auth/login"
+PAGE_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class RoomAccessRequest:
     """What nginx tells about the request it is holding."""
 
     uri: str
+    method: str = "GET"
     authorization: str | None = None
     session_cookie: str | None = None
     client_address: str = ""
@@ -100,10 +102,10 @@ class Guard:
             return Page("not-a-room")
         session = self._open_session(request.session_cookie)
         if session is not None:
-            return await self._admit_session(session, room)
+            return await self._admit_session(session, room, request.method)
         credentials = self._basic_credentials(request.authorization)
         if credentials is not None:
-            return await self._admit_basic(credentials, request.client_address, room)
+            return await self._admit_basic(credentials, request, room)
         if self._methods[0] == "form":
             return Redirect(login_location(room))
         return Challenge()
@@ -115,7 +117,7 @@ class Guard:
             return None
         return self._sessions.open(cookie)
 
-    async def _admit_session(self, session: Session, room: RoomRequest) -> Verdict:
+    async def _admit_session(self, session: Session, room: RoomRequest, method: str) -> Verdict:
         assert self._sessions is not None
         sessions = self._sessions
         changed: Session | None = None
@@ -144,7 +146,7 @@ class Guard:
             sessions.end(session)
             return Page("forbidden")
         touched = changed or sessions.touch(session)
-        return self._token_verdict(current.person(), rule, room, touched)
+        return self._token_verdict(current.person(), rule, room, touched, method)
 
     # -- Basic -----------------------------------------------------------------
 
@@ -158,36 +160,42 @@ class Guard:
             return None
 
     async def _admit_basic(
-        self, credentials: Credentials, address: str, room: RoomRequest
+        self, credentials: Credentials, request: RoomAccessRequest, room: RoomRequest
     ) -> Verdict:
         try:
-            person = await self._authenticator.check(credentials, address, cached=True)
+            person = await self._authenticator.check(
+                credentials, request.client_address, cached=True
+            )
         except Banned:
             return Page("banned")
         except InvalidCredentials:
             return Challenge()
         except DirectoryUnavailable:
             return Page("unavailable")
-        return self.admit(person, room)
-
-    # -- the answer ----------------------------------------------------------------
-
-    def admit(self, person: Person, room: RoomRequest) -> Verdict:
-        """The verdict for an authenticated person: the room, a fresh token, or no entry."""
         rule = self._roles.role_for(person)
         if rule is None:
             log.info("%r has no role", person.user_id)
             return Page("forbidden")
-        return self._token_verdict(person, rule, room, None)
+        return self._token_verdict(person, rule, room, None, request.method)
+
+    # -- the answer ----------------------------------------------------------------
 
     def _token_verdict(
-        self, person: Person, rule: RoleRule, room: RoomRequest, session: Session | None
+        self,
+        person: Person,
+        rule: RoleRule,
+        room: RoomRequest,
+        session: Session | None,
+        method: str,
     ) -> Verdict:
         backend_room = room.backend_name
-        if len(room.tokens) == 1 and self._tokens.is_current(
-            room.tokens[0], person, rule, backend_room
-        ):
-            return Allow(person.user_id, session)
+        token = room.token
+        if token is not None and self._tokens.is_current(token, person, rule, backend_room):
+            if method in PAGE_METHODS:
+                return Allow(person.user_id, session)
+            # nginx serves the page for GET and HEAD only; send anything else
+            # to the same address, which the browser fetches with GET.
+            return Redirect(room.location_with_token(token), session)
         token = self._tokens.mint(person, rule, backend_room)
         log.info("token for %r as %s in %r", person.user_id, rule.name, backend_room)
         return Redirect(room.location_with_token(token), session)

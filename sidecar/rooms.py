@@ -4,6 +4,12 @@ The URI comes from nginx (``X-Original-URI: $request_uri``). Anything that is
 not plainly one room name is refused rather than repaired, and every redirect
 is built here from parts this module produced itself, so it can only ever be a
 path on the meet origin.
+
+The query is read the way Jitsi's web app reads it (``parseURLParams``): split
+on ``&``, the name taken as it stands (never percent-decoded), the value up to
+the next ``=`` and not decoded either. Only what Jitsi would hand to Prosody
+can be judged a valid token; ``%6Awt=``, ``JWT=`` or ``jwt[]=`` are no token
+at all, and they are dropped from redirects so that no stale token travels on.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ MAX_URI_LENGTH = 4096
 MAX_ROOM_LENGTH = 200
 MAX_QUERY_PARAMETERS = 64
 TOKEN_PARAMETER = "jwt"  # noqa: S105 (a parameter name, not a secret)
+# Room names Prosody gives a meaning of its own: "*" is "every room" in a token's
+# room claim (no room name may hold one, so no claim can be or become it);
+# jicofo's health-check rooms are skipped by several Jitsi modules.
+WILDCARD = "*"
+RESERVED_ROOM_PREFIXES = ("__jicofo-health-check",)
 
 # The room location of Jitsi's nginx site: one path segment without these.
 _ROOM_PATH = re.compile(r"/([^/?&:'\"]+)")
@@ -25,6 +36,9 @@ _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 # What the redirect path may carry unescaped; everything else is percent-encoded.
 _PATH_SAFE = "-_.~"
+# A token as the sidecar writes it (compact JWS, base64url): anything else in
+# the jwt= value is something Prosody would read differently from PyJWT.
+_COMPACT_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class NotARoom(ValueError):
@@ -35,7 +49,7 @@ class NotARoom(ValueError):
 class RoomRequest:
     room: str  # decoded, as the person typed it
     other_parameters: tuple[str, ...]  # raw "name=value" pieces, order kept
-    tokens: tuple[str, ...]  # every jwt= value found
+    tokens: tuple[str, ...]  # every jwt= value, raw, as Jitsi's web app reads it
 
     @property
     def backend_name(self) -> str:
@@ -52,10 +66,27 @@ class RoomRequest:
             return self.path
         return self.path + "?" + "&".join(self.other_parameters)
 
+    @property
+    def token(self) -> str | None:
+        """The one well-formed token of the URI, or None (none, several, or malformed)."""
+        if len(self.tokens) != 1 or not _COMPACT_TOKEN.fullmatch(self.tokens[0]):
+            return None
+        return self.tokens[0]
+
     def location_with_token(self, token: str) -> str:
-        """``/<room>?<other parameters>&jwt=<token>``."""
-        query = [*self.other_parameters, f"{TOKEN_PARAMETER}={quote(token, safe='')}"]
-        return self.path + "?" + "&".join(query)
+        """``/<room>?<other parameters>&jwt=<token>#jwt=%22<token>%22``.
+
+        The fragment is the point: a browser keeps the fragment of the link it
+        followed unless the redirect brings one of its own, and Jitsi's web app
+        reads ``#jwt=`` before ``?jwt=``. Without it a crafted link
+        (``/room#jwt=<somebody else's token>``) would survive the login and
+        the room would open under that other identity. The web app decodes
+        and JSON-parses fragment values, hence the quotes (``%22``).
+        """
+        encoded = quote(token, safe="")
+        query = [*self.other_parameters, f"{TOKEN_PARAMETER}={encoded}"]
+        fragment = f"{TOKEN_PARAMETER}=%22{encoded}%22"
+        return self.path + "?" + "&".join(query) + "#" + fragment
 
 
 def backend_safe_room_name(room: str) -> str:
@@ -76,7 +107,16 @@ def _acceptable_room(room: str) -> bool:
     # Characters an XMPP room address (nodeprep) or a single path segment cannot hold.
     if any(ch in "/\\?#&:'\"<>@" for ch in room):
         return False
-    return not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in room)
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in room):
+        return False
+    # Judged on the name Prosody sees: "%2A" and a fullwidth asterisk are "*" too.
+    backend = backend_safe_room_name(room)
+    return WILDCARD not in backend and not backend.startswith(RESERVED_ROOM_PREFIXES)
+
+
+def _is_token_parameter_look_alike(name: str) -> bool:
+    """A name Jitsi does not read as ``jwt`` but a person (or Python) would."""
+    return re.sub(r"[^a-z]", "", unquote_plus(name).lower()) == TOKEN_PARAMETER
 
 
 def parse_room_uri(uri: str) -> RoomRequest:
@@ -105,10 +145,11 @@ def parse_room_uri(uri: str) -> RoomRequest:
     if len(pieces) > MAX_QUERY_PARAMETERS:
         raise NotARoom("too many query parameters")
     for piece in pieces:
-        name, _, value = piece.partition("=")
-        if unquote_plus(name) == TOKEN_PARAMETER:
-            tokens.append(unquote_plus(value))
-        else:
+        name, _, rest = piece.partition("=")
+        if name == TOKEN_PARAMETER:
+            # parseURLParams: the value ends at the next "=", and is not decoded.
+            tokens.append(rest.partition("=")[0])
+        elif not _is_token_parameter_look_alike(name):
             others.append(piece)
     return RoomRequest(room=room, other_parameters=tuple(others), tokens=tuple(tokens))
 

@@ -33,7 +33,13 @@ class RoomTokens:
         self._clock = clock
 
     def _room_claim(self, rule: RoleRule, backend_room: str) -> str:
-        return ANY_ROOM if rule.any_room else backend_room
+        if rule.any_room:
+            return ANY_ROOM
+        # Prosody reads "*" as every room. Room names are refused long before
+        # this, but a role without any_room must never be able to write it.
+        if ANY_ROOM in backend_room:
+            raise ValueError("a room claim with a wildcard for a role without any_room")
+        return backend_room
 
     def mint(self, person: Person, rule: RoleRule, backend_room: str) -> str:
         now = int(self._clock())

@@ -104,6 +104,7 @@ def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     access = RoomAccessRequest(
         uri=request.headers.get("X-Original-URI", ""),
+        method=request.headers.get("X-Original-Method", "GET"),
         authorization=request.headers.get("Authorization"),
         session_cookie=request.cookies.get(request.app[COOKIES].name(SESSION)),
         client_address=request.headers.get("X-Real-IP", ""),
@@ -185,7 +186,8 @@ def create_app(settings: Settings) -> web.Application:
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app.cleanup_ctx.append(_resources(settings))
     app.router.add_route("*", "/auth/verify", verify)
-    app.router.add_get("/auth/page/{name}", pages.page)
+    # Any method: nginx fetches these with the method of the room request.
+    app.router.add_route("*", "/auth/page/{name}", pages.page)
     app.router.add_get("/auth/login", pages.login_form)
     app.router.add_post("/auth/login", pages.login)
     app.router.add_get("/auth/logout", pages.logout_form)

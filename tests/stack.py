@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from sidecar.demo.nginx import Nginx, free_port
 from sidecar.demo.processes import terminate
@@ -29,6 +29,21 @@ def basic_auth(uid: str, password: str) -> dict[str, str]:
     """An Authorization header for HTTP Basic."""
     raw = f"{uid}:{password}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def followed(location: str) -> str:
+    """What a browser asks for when it follows ``location``: never the fragment."""
+    return location.partition("#")[0]
+
+
+def token_in(location: str) -> str:
+    """The one ``jwt=`` of a room redirect; its fragment must carry the same token."""
+    parts = urlsplit(location)
+    tokens = parse_qs(parts.query).get("jwt", [])
+    assert len(tokens) == 1, location
+    # JSON-quoted: Jitsi's web app decodes and JSON-parses fragment values.
+    assert parts.fragment == f"jwt=%22{tokens[0]}%22", location
+    return tokens[0]
 
 
 @dataclass
@@ -173,7 +188,7 @@ class Stack:
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         connection = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=20)
-        return request(connection, path, headers)
+        return request(connection, followed(path), headers)
 
     def stop(self) -> None:
         self.nginx.stop()
@@ -233,7 +248,7 @@ class Browser:
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         connection = http.client.HTTPConnection("127.0.0.1", self.stack.nginx.port, timeout=20)
-        return self._remember(request(connection, path, self._headers(headers)))
+        return self._remember(request(connection, followed(path), self._headers(headers)))
 
     def post(self, path: str, form: dict[str, str]) -> Reply:
         body = urlencode(form).encode()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from sidecar.demo.school import SCHOOL
-from tests.stack import Stack
+from tests.stack import Stack, basic_auth
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -135,3 +136,32 @@ def test_keyboard_only_login(stack: Stack, page_in: PageIn) -> None:
     expect(page.get_by_role("button", name="Log in")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/Mathe7b\?jwt="))
+
+
+def test_a_foreign_fragment_token_never_survives_into_the_room(
+    stack: Stack, page_in: PageIn
+) -> None:
+    """A crafted link carries a teacher's token in the fragment, which the
+    server never sees and Jitsi's web app reads first: the pupil who follows
+    it must end in the room as herself."""
+    teacher = SCHOOL.teachers[0]
+    pupil = SCHOOL.pupils[1]
+    redirect = stack.get("/Mathe7b", basic_auth(teacher.uid, teacher.password))
+    foreign = parse_qs(urlsplit(redirect.header("Location") or "").query)["jwt"][0]
+    for fragment in (f"jwt=%22{foreign}%22", f"jwt={foreign}", f"config.x=1&jwt=%22{foreign}%22"):
+        # Through the login page ...
+        page = page_in("en-GB")
+        page.goto(f"{stack.nginx.url}/Mathe7b#{fragment}")
+        expect(page).to_have_url(re.compile(r"/auth/login\?next=%2FMathe7b#"))
+        log_in(page, "User name", "Password", "Log in", pupil.uid, pupil.password)
+        expect(page.locator("#moderator")).to_have_text("no")
+        expect(page.locator("#user")).to_have_text(pupil.uid)
+        expect(page.locator("#source")).to_have_text("fragment")
+        assert foreign not in page.url
+        # ... and with a session already there.
+        page.goto(f"{stack.nginx.url}/Mathe7b?lang=de#{fragment}")
+        expect(page.locator("#user")).to_have_text(pupil.uid)
+        expect(page.locator("#moderator")).to_have_text("no")
+        assert foreign not in page.url
+        own = parse_qs(urlsplit(page.url).query)["jwt"][0]
+        assert urlsplit(page.url).fragment == f"jwt=%22{own}%22"

@@ -16,6 +16,7 @@ from pathlib import Path
 from sidecar.demo.nginx import free_port
 from sidecar.demo.school import SCHOOL
 from tests.jitsi_rules import JitsiSite, admit
+from tests.stack import token_in
 
 
 def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> str:
@@ -70,7 +71,7 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
             app_secret=(workdir / "app_secret").read_bytes(),
             subject="meet.school.example",
         )
-        assert admit(location.split("jwt=")[1], site, "Mathe7b").moderator is True
+        assert admit(token_in(location), site, "Mathe7b").moderator is True
     finally:
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=30)

@@ -8,7 +8,7 @@ import pytest
 
 from sidecar.demo.school import SCHOOL
 from tests.jitsi_rules import Admission, JitsiSite, admit
-from tests.stack import Reply, Stack, basic_auth
+from tests.stack import Reply, Stack, basic_auth, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -18,9 +18,7 @@ UMLAUT_PUPIL = next(p for p in SCHOOL.pupils if not p.password.isascii())
 def token_of(reply: Reply) -> str:
     location = reply.header("Location")
     assert location is not None
-    tokens = parse_qs(urlsplit(location).query)["jwt"]
-    assert len(tokens) == 1
-    return tokens[0]
+    return token_in(location)
 
 
 def admitted(reply: Reply, site: JitsiSite, segment: str) -> Admission:
@@ -210,7 +208,7 @@ def test_tokens_never_reach_the_logs(stack: Stack) -> None:
     location = stack.get("/Mathe7b?lang=de", credentials).header("Location")
     assert location is not None
     assert stack.get(location, credentials).status == 200
-    token = location.split("jwt=")[1]
+    token = token_in(location)
     # Someone without a role opens a link with a token: the 403 page is an
     # internal redirect to /auth/, whose request line still holds the token.
     nobody = basic_auth(SCHOOL.nobody.uid, SCHOOL.nobody.password)

@@ -6,7 +6,7 @@ import dataclasses
 import re
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
@@ -17,7 +17,7 @@ from sidecar.demo.slapd import Slapd
 from sidecar.people import Person
 from sidecar.sessions import SessionCookies
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack, basic_auth, binds_of, set_cookies
+from tests.stack import Browser, Stack, basic_auth, binds_of, set_cookies, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[1]
@@ -105,7 +105,7 @@ def test_teacher_logs_in_and_gets_a_moderator_token(stack: Stack, jitsi_site: Ji
     room = browser.get("/Mathe%207b?lang=de")
     assert room.status == 302
     location = room.header("Location") or ""
-    token = parse_qs(urlsplit(location).query)["jwt"][0]
+    token = token_in(location)
     assert admit(token, jitsi_site, "Mathe%207b").moderator is True
     page = browser.get(location)
     assert page.status == 200
@@ -116,7 +116,7 @@ def test_pupil_logs_in_and_is_no_moderator(stack: Stack, jitsi_site: JitsiSite) 
     browser = Browser(stack)
     assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
     location = browser.get("/Mathe7b").header("Location") or ""
-    token = parse_qs(urlsplit(location).query)["jwt"][0]
+    token = token_in(location)
     assert admit(token, jitsi_site, "Mathe7b").moderator is False
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from sidecar.demo.nginx import Nginx, free_port
 from sidecar.demo.school import SCHOOL
-from tests.stack import Stack, XmppStandIn, request
+from tests.stack import Stack, XmppStandIn, followed, request
 
 DOCKER_HTTP = """
     map $http_upgrade $connection_upgrade {
@@ -141,7 +141,7 @@ def test_rooms_ask_the_sidecar(docker_nginx: Nginx) -> None:
     status, location, _ = get(docker_nginx, "/Mathe7b", basic)
     assert status == 302
     assert location.startswith("/Mathe7b?jwt=")
-    status, _, body = get(docker_nginx, location, basic)
+    status, _, body = get(docker_nginx, followed(location), basic)
     assert status == 200
     assert "stands in for Jitsi Meet" in body
 

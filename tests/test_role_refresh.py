@@ -6,14 +6,13 @@ import dataclasses
 import subprocess
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
 
 from sidecar.cookies import SESSION
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
 from sidecar.sessions import Session
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack
+from tests.stack import Browser, Stack, token_in
 from tests.test_login import stack_sessions
 
 TEACHER = SCHOOL.teachers[0]
@@ -28,7 +27,7 @@ def moderator_in_room(browser: Browser, site: JitsiSite) -> bool:
     reply = browser.get("/Mathe7b")
     location = reply.header("Location") or ""
     assert location.startswith("/Mathe7b?jwt="), (reply.status, location)
-    return admit(parse_qs(urlsplit(location).query)["jwt"][0], site, "Mathe7b").moderator
+    return admit(token_in(location), site, "Mathe7b").moderator
 
 
 def change_membership(slapd: Slapd, group_dn: str, change: str, member_dn: str) -> None:

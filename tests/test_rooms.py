@@ -30,12 +30,64 @@ def test_parse_keeps_other_parameters_and_collects_tokens() -> None:
     assert request.tokens == ("old", "x")
     assert request.other_parameters == ("lang=de", "config.startWithAudioMuted=true")
     assert request.location_with_token("T.O.K") == (
-        "/Mathe%207b?lang=de&config.startWithAudioMuted=true&jwt=T.O.K"
+        "/Mathe%207b?lang=de&config.startWithAudioMuted=true&jwt=T.O.K#jwt=%22T.O.K%22"
     )
 
 
-def test_encoded_token_parameter_name_is_recognised() -> None:
-    assert parse_room_uri("/room?%6Awt=abc").tokens == ("abc",)
+@pytest.mark.parametrize(
+    "query",
+    ["%6Awt=a.b.c", "%6awt=a.b.c", "JWT=a.b.c", "jwt[]=a.b.c", "jwt%00=a.b.c", "j%77t=a.b.c"],
+)
+def test_names_jitsi_does_not_read_as_jwt_are_no_token_and_are_dropped(query: str) -> None:
+    """Jitsi's parseURLParams never decodes a parameter name: these carry no token for it."""
+    request = parse_room_uri(f"/room?lang=de&{query}")
+    assert request.tokens == ()
+    assert request.token is None
+    assert request.other_parameters == ("lang=de",)
+
+
+@pytest.mark.parametrize(
+    ("query", "tokens"),
+    [
+        ("jwt=a.b.c", ("a.b.c",)),
+        ("jwt=a.b.c=d", ("a.b.c",)),  # the value ends at the next "="
+        ("jwt=a%2Eb.c", ("a%2Eb.c",)),  # and is not decoded
+        ("jwt", ("",)),
+    ],
+)
+def test_token_values_are_read_as_jitsi_reads_them(query: str, tokens: tuple[str, ...]) -> None:
+    assert parse_room_uri(f"/room?{query}").tokens == tokens
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["jwt=a.b.c&jwt=a.b.c", "jwt=a%2Eb.c", "jwt=a.b.c%20", "jwt=a.b", "jwt=a.b.c.d", "jwt=", "x=1"],
+)
+def test_only_one_well_formed_token_counts(query: str) -> None:
+    assert parse_room_uri(f"/room?{query}").token is None
+
+
+def test_one_well_formed_token_counts() -> None:
+    assert parse_room_uri("/room?x=1&jwt=aB-_.c0.d_").token == "aB-_.c0.d_"
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "*",
+        "%2A",
+        "%2a",
+        "%EF%BC%8A",  # fullwidth asterisk: NFKC makes it "*"
+        "%EF%B9%A1",  # small asterisk, likewise
+        "a*b",
+        "**",
+        "__jicofo-health-check",
+        "__Jicofo-Health-Check-1234",
+    ],
+)
+def test_names_prosody_treats_specially_are_not_rooms(segment: str) -> None:
+    with pytest.raises(NotARoom):
+        parse_room_uri(f"/{segment}")
 
 
 def test_redirect_path_encodes_everything_unusual() -> None:

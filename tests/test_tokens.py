@@ -105,6 +105,14 @@ def test_any_room_rule_mints_star() -> None:
     assert tokens().is_current(token, ANNA, rule, "physik")
 
 
+@pytest.mark.parametrize("backend_room", ["*", "a*b", "%2a*"])
+@pytest.mark.parametrize("rule", [TEACHER_RULE, PUPIL_RULE])
+def test_no_wildcard_claim_without_any_room(rule: RoleRule, backend_room: str) -> None:
+    """Prosody reads room "*" as every room: only an any_room role may ever get it."""
+    with pytest.raises(ValueError, match="wildcard"):
+        tokens().mint(ANNA, rule, backend_room)
+
+
 def test_current_token_is_recognised() -> None:
     minted = tokens().mint(ANNA, TEACHER_RULE, "mathe7b")
     assert tokens(now=NOW + 10).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")

@@ -1,0 +1,105 @@
+"""Attacks on the running stack (nginx with the include, the sidecar, slapd):
+special room names, token parameters Jitsi reads differently, other methods."""
+
+from __future__ import annotations
+
+import http.client
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from sidecar.demo.school import SCHOOL, Person
+from tests.jitsi_rules import JitsiSite, admit
+from tests.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
+
+TEACHER = SCHOOL.teachers[0]
+PUPIL = SCHOOL.pupils[0]
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["*", "%2A", "%2a", "%EF%BC%8A", "%EF%B9%A1", "Mathe*", "__jicofo-health-check-1"],
+)
+@pytest.mark.parametrize("person", [TEACHER, PUPIL])
+def test_no_room_name_gives_a_wildcard_token(stack: Stack, segment: str, person: Person) -> None:
+    reply = stack.get(f"/{segment}", basic_auth(person.uid, person.password))
+    assert reply.status == 404
+    assert reply.header("Location") is None
+    assert "jwt" not in reply.body
+
+
+def test_every_minted_room_claim_names_exactly_the_room(
+    stack: Stack, jitsi_site: JitsiSite
+) -> None:
+    for segment in ("Mathe7b", "a%2Bb", "%C3%9Cbung", "x(1)!", "~tilde"):
+        reply = stack.get(f"/{segment}", basic_auth(PUPIL.uid, PUPIL.password))
+        assert reply.status == 302, segment
+        claims = admit(token_in(reply.header("Location") or ""), jitsi_site, segment).claims
+        assert "*" not in claims["room"]
+
+
+@pytest.mark.parametrize("name", ["%6Awt", "%6awt", "JWT", "jwt[]", "jwt%00", "Jwt"])
+def test_token_under_a_name_jitsi_does_not_read_gets_a_fresh_redirect(
+    stack: Stack, name: str
+) -> None:
+    """Jitsi's web app never decodes parameter names: ``%6Awt=`` is no token for it,
+    so the sidecar must not serve the page as if it were."""
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    own = token_in(stack.get("/Mathe7b", credentials).header("Location") or "")
+    assert stack.get(f"/Mathe7b?jwt={own}", credentials).status == 200
+    reply = stack.get(f"/Mathe7b?lang=de&{name}={own}", credentials)
+    assert reply.status == 302
+    location = reply.header("Location") or ""
+    # The look-alike parameter is dropped, not carried along beside the new token.
+    assert name not in location
+    assert parse_qs(urlsplit(location).query)["lang"] == ["de"]
+    token_in(location)
+
+
+@pytest.mark.parametrize("suffix", ["%20", "%2E", "=x", "&jwt="])
+def test_a_token_jitsi_would_read_differently_is_not_current(stack: Stack, suffix: str) -> None:
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    own = token_in(stack.get("/Mathe7b", credentials).header("Location") or "")
+    if suffix == "=x":
+        # Jitsi reads the value up to the next "=": still the same token.
+        assert stack.get(f"/Mathe7b?jwt={own}{suffix}", credentials).status == 200
+        return
+    assert stack.get(f"/Mathe7b?jwt={own}{suffix}", credentials).status == 302
+
+
+METHODS = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"]
+
+
+def send(stack: Stack, method: str, path: str, headers: dict[str, str] | None = None) -> Reply:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.nginx.port, timeout=20)
+    return request(connection, followed(path), headers, method=method, body=b"a=b")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_other_methods_on_a_room_are_answered_as_get(
+    stack: Stack, basic_stack: Stack, method: str
+) -> None:
+    # Nobody logged in: the login page, or a Basic challenge.
+    assert send(stack, method, "/Mathe7b").header("Location") == "/auth/login?next=%2FMathe7b"
+    challenge = send(basic_stack, method, "/Mathe7b")
+    assert challenge.status == 401
+    assert (challenge.header("WWW-Authenticate") or "").startswith("Basic ")
+    # Logged in: a fresh token, and with a current one the same address again
+    # (nginx serves the page to GET only; the browser follows with GET).
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    fresh = send(stack, method, "/Mathe7b", credentials)
+    assert fresh.status == 302
+    own = token_in(fresh.header("Location") or "")
+    again = send(stack, method, f"/Mathe7b?jwt={own}", credentials)
+    assert again.status == 302
+    assert token_in(again.header("Location") or "") == own
+    assert stack.get(again.header("Location") or "", credentials).status == 200
+    # The sidecar's other answers keep their status and page.
+    nobody = basic_auth(SCHOOL.nobody.uid, SCHOOL.nobody.password)
+    assert send(stack, method, "/Mathe7b", nobody).status == 403
+    assert send(stack, method, "/a%2Fb", credentials).status == 404
+    # A browser with a session is treated alike.
+    browser = Browser(stack)
+    assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    assert send(stack, method, "/Mathe7b", {"Cookie": cookie}).status == 302
