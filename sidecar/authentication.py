@@ -4,27 +4,16 @@ then cached (Basic only) or checked against the directory."""
 from __future__ import annotations
 
 import logging
-import math
+from functools import partial
 
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
-from sidecar.directory import Directory, InvalidCredentials
+from sidecar.directory import Directory
 from sidecar.people import Person
+from sidecar.refusals import Banned, InvalidCredentials
 from sidecar.regulation import Regulator
 
 log = logging.getLogger(__name__)
-
-
-class Banned(Exception):
-    """Too many failures: no bind is made until ``seconds`` have passed."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"banned for {seconds:.0f} s")
-        self.seconds = seconds
-
-    @property
-    def minutes(self) -> int:
-        return max(1, math.ceil(self.seconds / 60))
 
 
 class Authenticator:
@@ -43,20 +32,23 @@ class Authenticator:
             person = self._cache.cached(credentials)
             if person is not None:
                 return person
-        wait = self._regulator.begin_attempt(credentials.username, address)
-        if wait > 0:
-            log.info("login of %r from %s refused: banned", credentials.username, address)
-            raise Banned(wait)
         try:
-            if cached:
-                person = await self._cache.get_or_check(credentials, self._directory.authenticate)
-            else:
-                person = await self._directory.authenticate(credentials)
+            with self._regulator.attempt(credentials.username, address) as attempt:
+                authenticate = partial(self._directory.authenticate, found=attempt.found_entry)
+                if cached:
+                    person = await self._cache.get_or_check(credentials, authenticate)
+                else:
+                    person = await authenticate(credentials)
+                attempt.succeeded()
+        except Banned as banned:
+            log.info(
+                "login of %r from %s refused: %s banned",
+                credentials.username,
+                address,
+                banned.scope,
+            )
+            raise
         except InvalidCredentials:
             log.info("login failed for %r from %s", credentials.username, address)
-            self._regulator.failed(credentials.username, address)
             raise
-        finally:
-            self._regulator.end_attempt(credentials.username, address)
-        self._regulator.succeeded(credentials.username)
         return person

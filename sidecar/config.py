@@ -153,10 +153,12 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class RegulationSettings:
-    max_failures_per_user: int
-    max_failures_per_address: int
+    max_failures_per_user: int  # one person from one place
+    max_failures_per_address: int  # one place, all names
     window: int
     ban_time: int
+    max_failures_per_user_overall: int  # one person from all places together
+    known_address_lifetime: int  # how long a good login's place stays one of her usual ones
 
 
 @dataclass(frozen=True)
@@ -623,6 +625,12 @@ def _regulation(section: _Section) -> RegulationSettings:
         ),
         window=section.integer("window", 600, minimum=1, maximum=86400),
         ban_time=section.integer("ban_time", 900, minimum=1, maximum=7 * 86400),
+        max_failures_per_user_overall=section.integer(
+            "max_failures_per_user_overall", 50, minimum=1, maximum=1_000_000
+        ),
+        known_address_lifetime=section.integer(
+            "known_address_lifetime", 30 * 86400, minimum=0, maximum=365 * 86400
+        ),
     )
     section.reject_unknown()
     return settings

@@ -12,28 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import bonsai
 
+from sidecar.bind_timing import BindTimings
 from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.dn import canonical_dn
 from sidecar.people import Person
+from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
 log = logging.getLogger(__name__)
 
 MEMBER_OF = "memberOf"
 
-
-class InvalidCredentials(Exception):
-    """Unknown user or wrong password: deliberately indistinguishable."""
-
-
-class DirectoryUnavailable(Exception):
-    """The directory did not answer in time, or not at all."""
+# Told the entry a search found, before its bind: may refuse it (a ban) by raising.
+EntryFound = Callable[[str], None]
 
 
 def _first(entry: Any, attribute: str) -> str | None:
@@ -44,6 +42,14 @@ def _first(entry: Any, attribute: str) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     return str(value)
+
+
+def _entry_key(entry: Any) -> str:
+    """One spelling for an entry's DN, however the server wrote it."""
+    try:
+        return canonical_dn(str(entry.dn))
+    except ValueError:
+        return str(entry.dn).lower()
 
 
 class _ConnectionPool:
@@ -86,6 +92,7 @@ class Directory:
         self._settings = settings
         self.timeout = settings.timeout
         self._pool = _ConnectionPool(self, settings.pool_size)
+        self._bind_timings = BindTimings()
 
     def close(self) -> None:
         self._pool.close()
@@ -129,10 +136,14 @@ class Directory:
             raise DirectoryUnavailable("service account rejected") from error
 
     async def _bind_as(self, dn: str, password: str) -> Any:
+        started = time.monotonic()
         try:
-            return await self._connect(dn, password)
+            conn = await self._connect(dn, password)
         except bonsai.AuthenticationError:
+            self._bind_timings.record(time.monotonic() - started)
             raise InvalidCredentials from None
+        self._bind_timings.record(time.monotonic() - started)
+        return conn
 
     async def _search(
         self,
@@ -167,15 +178,18 @@ class Directory:
         settings = self._settings
         return [settings.id_attribute, settings.name_attribute, settings.mail_attribute, MEMBER_OF]
 
-    async def authenticate(self, credentials: Credentials) -> Person:
+    async def authenticate(
+        self, credentials: Credentials, *, found: EntryFound | None = None
+    ) -> Person:
         """The person these credentials belong to, with their groups.
 
-        Raises InvalidCredentials or DirectoryUnavailable.
+        Raises InvalidCredentials or DirectoryUnavailable, or whatever
+        ``found`` raises when it is told the entry a search found.
         """
         try:
             if self._settings.user_dn_template:
                 return await self._authenticate_direct(credentials)
-            return await self._authenticate_by_search(credentials)
+            return await self._authenticate_by_search(credentials, found)
         except (InvalidCredentials, DirectoryUnavailable):
             raise
         except (bonsai.LDAPError, TimeoutError, OSError) as error:
@@ -233,7 +247,9 @@ class Directory:
             conn.close()
         return self._person(entry, credentials.username, groups)
 
-    async def _authenticate_by_search(self, credentials: Credentials) -> Person:
+    async def _authenticate_by_search(
+        self, credentials: Credentials, found: EntryFound | None
+    ) -> Person:
         settings = self._settings
         filter_exp = settings.user_filter.format(
             username=bonsai.escape_filter_exp(credentials.username)
@@ -244,8 +260,12 @@ class Directory:
         if len(entries) != 1:
             if len(entries) > 1:
                 log.warning("ldap.user_filter matches %d entries for one login", len(entries))
+            # As long as a wrong password's bind would have taken: see bind_timing.
+            await asyncio.sleep(self._bind_timings.draw())
             raise InvalidCredentials
         entry = entries[0]
+        if found is not None:
+            found(_entry_key(entry))
         conn = await self._bind_as(str(entry.dn), credentials.password)
         try:
             reader = conn if settings.bind_dn is None else None

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-from sidecar.authentication import Authenticator, Banned
+from sidecar.authentication import Authenticator
 from sidecar.config import LoginMethod, RoleRule
 from sidecar.credentials import Credentials, UnacceptableCredentials, parse_basic_authorization
-from sidecar.directory import Directory, DirectoryUnavailable, InvalidCredentials
+from sidecar.directory import Directory
 from sidecar.people import Person
+from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials
 from sidecar.roles import RoleRules
 from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
 from sidecar.sessions import Session, SessionCookies

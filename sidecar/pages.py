@@ -18,7 +18,6 @@ from sidecar.appkeys import (
     SETTINGS,
     TEMPLATES,
 )
-from sidecar.authentication import Banned
 from sidecar.config import LOGO_TYPES
 from sidecar.cookies import SESSION
 from sidecar.credentials import (
@@ -27,8 +26,8 @@ from sidecar.credentials import (
     parse_basic_authorization,
 )
 from sidecar.csrf import FIELD as CSRF_FIELD
-from sidecar.directory import DirectoryUnavailable, InvalidCredentials
 from sidecar.i18n import Translator, choose_language
+from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials, minutes_to_wait
 from sidecar.rooms import NotARoom, parse_room_uri, safe_next
 from sidecar.sessions import Session
 
@@ -114,7 +113,7 @@ def _ban_minutes(request: web.Request) -> int:
     if authorization:
         with contextlib.suppress(UnacceptableCredentials):
             username = parse_basic_authorization(authorization).username
-    return Banned(request.app[REGULATOR].banned_for(username, address)).minutes
+    return minutes_to_wait(request.app[REGULATOR].banned_for(username, address))
 
 
 async def page(request: web.Request) -> web.Response:

@@ -1,71 +1,121 @@
-"""Failure counting and bans, per user name and per client address.
+"""Failure counting and bans: guesses stay bounded, and nobody is locked out
+of her own usual way in by failures from elsewhere.
 
-Failures are counted in a sliding window; past the limit the name (or the
-address) is banned for a while, and a banned login is refused before any
-bind. Unknown user and wrong password count the same. An LDAP outage is
-nobody's failure and is not counted.
+Who is counted is a person (the user name, folded at least as far as a
+directory folds it, and once a search has found it, the directory entry, so
+every spelling that reaches one entry counts as one). Where is a place: an
+IPv4 address, or an IPv6 /64 (one household or one machine has a whole /64).
+Failures are counted in a sliding window of ``window`` seconds:
+
+- a person from one place: past ``max_failures_per_user``, that person is
+  banned *from that place* for ``ban_time``;
+- a person from everywhere together: past ``max_failures_per_user_overall``,
+  she is banned from every place *except the places she logged in from
+  successfully* within ``known_address_lifetime``;
+- one place, over all names: past ``max_failures_per_address``, the place is
+  banned for everybody *except the people known from it*.
+
+A banned login is refused before any bind. Checks still under way count like
+failures, so a burst of parallel guesses gets no more binds than the limit.
+Unknown user and wrong password count the same; an LDAP outage counts
+against nobody.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 
 from cachetools import TTLCache
 
 from sidecar.config import RegulationSettings
+from sidecar.refusals import Banned, BanScope, InvalidCredentials
 
 # Bounds memory under a spray of made-up names or addresses.
 MAX_TRACKED_KEYS = 100_000
 # "Try again in a minute" while the checks already under way would reach the limit.
 BUSY_RETRY_SECONDS = 60.0
+IPV6_PLACE_PREFIX = 64
+# Who-keys: a folded user name, or the directory entry a search found.
+_NAME = "name:"
+_ENTRY = "entry:"
+
+
+def fold_user_name(username: str) -> str:
+    """A user name as a directory compares it, or folded further.
+
+    Compatibility forms, case and combining marks are all dropped: LDAP's
+    caseIgnoreMatch takes ``İ`` (dotted capital I) for ``i``, where Python's
+    casefold alone keeps a combining dot. Folding more than the directory
+    only ever joins counts, never splits them.
+    """
+    decomposed = unicodedata.normalize("NFKD", username)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", bare.casefold())
+
+
+def place_of(address: str) -> str:
+    """Where a request comes from, as failures are counted: an IPv6 address by its /64."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PLACE_PREFIX), strict=False))
+    return str(parsed)
 
 
 class _Counter:
+    """Failures per key in a sliding window; a key that reaches ``limit`` is banned."""
+
     def __init__(self, limit: int, settings: RegulationSettings, clock: Callable[[], float]):
         self._limit = limit
         self._window = settings.window
         self._ban_time = settings.ban_time
         self._clock = clock
-        self._failures: TTLCache[str, deque[float]] = TTLCache(
+        self._failures: TTLCache[Hashable, deque[float]] = TTLCache(
             MAX_TRACKED_KEYS, settings.window, timer=clock
         )
-        self._banned_until: TTLCache[str, float] = TTLCache(
+        self._banned_until: TTLCache[Hashable, float] = TTLCache(
             MAX_TRACKED_KEYS, settings.ban_time, timer=clock
         )
         # Checks under way: each may yet fail, so each counts against the limit.
-        self._in_flight: dict[str, int] = {}
+        self._in_flight: dict[Hashable, int] = {}
 
-    def _recent_failures(self, key: str) -> int:
+    def _recent_failures(self, key: Hashable) -> int:
         failures = self._failures.get(key)
         if not failures:
             return 0
         oldest_counted = self._clock() - self._window
         return sum(1 for stamp in failures if stamp > oldest_counted)
 
-    def saturated(self, key: str) -> bool:
+    def saturated(self, key: Hashable) -> bool:
         """Past failures plus checks under way reach the limit: no further check now."""
         return self._recent_failures(key) + self._in_flight.get(key, 0) >= self._limit
 
-    def begin(self, key: str) -> None:
+    def begin(self, key: Hashable) -> None:
         self._in_flight[key] = self._in_flight.get(key, 0) + 1
 
-    def end(self, key: str) -> None:
+    def end(self, key: Hashable) -> None:
         remaining = self._in_flight.get(key, 0) - 1
         if remaining > 0:
             self._in_flight[key] = remaining
         else:
             self._in_flight.pop(key, None)
 
-    def banned_for(self, key: str) -> float:
+    def banned_for(self, key: Hashable) -> float:
         until = self._banned_until.get(key)
         if until is None:
             return 0.0
         return max(0.0, until - self._clock())
 
-    def fail(self, key: str) -> None:
+    def fail(self, key: Hashable) -> None:
         now = self._clock()
         failures = self._failures.get(key) or deque()
         while failures and failures[0] <= now - self._window:
@@ -77,7 +127,7 @@ class _Counter:
             self._banned_until[key] = now + self._ban_time
             del self._failures[key]
 
-    def forget(self, key: str) -> None:
+    def forget(self, key: Hashable) -> None:
         self._failures.pop(key, None)
 
 
@@ -85,52 +135,145 @@ class Regulator:
     def __init__(
         self, settings: RegulationSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._users = _Counter(settings.max_failures_per_user, settings, clock)
-        self._addresses = _Counter(settings.max_failures_per_address, settings, clock)
+        self._from_place = _Counter(settings.max_failures_per_user, settings, clock)
+        self._overall = _Counter(settings.max_failures_per_user_overall, settings, clock)
+        self._places = _Counter(settings.max_failures_per_address, settings, clock)
+        # (who, place) pairs with a successful login lately: her usual ways in.
+        self._known: TTLCache[tuple[str, str], bool] = TTLCache(
+            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
+        )
+        # Folded name -> the entry a search found for it, for the banned page.
+        self._entries: TTLCache[str, str] = TTLCache(
+            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
+        )
 
-    @staticmethod
-    def _user_key(username: str) -> str:
-        # LDAP matches uid case-insensitively and after Unicode normalisation:
-        # "Anna", "anna" and "Anna" in fullwidth letters are one target.
-        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    def _known_from(self, who: str, place: str) -> bool:
+        return (who, place) in self._known
+
+    def _ban(self, who: str, place: str) -> tuple[BanScope, float] | None:
+        """The longest ban that keeps ``who`` from trying from ``place``, if any."""
+        bans: list[tuple[BanScope, float]] = [("user", self._from_place.banned_for((who, place)))]
+        if not self._known_from(who, place):
+            bans.append(("user", self._overall.banned_for(who)))
+            if place:
+                bans.append(("address", self._places.banned_for(place)))
+        scope, seconds = max(bans, key=lambda ban: ban[1])
+        return (scope, seconds) if seconds > 0 else None
+
+    def _busy(self, who: str, place: str, *, with_place: bool) -> BanScope | None:
+        """Which limit the checks already under way would reach, if any."""
+        if self._from_place.saturated((who, place)):
+            return "user"
+        if self._known_from(who, place):
+            return None
+        if self._overall.saturated(who):
+            return "user"
+        if with_place and place and self._places.saturated(place):
+            return "address"
+        return None
 
     def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""
-        return max(
-            self._users.banned_for(self._user_key(username)),
-            self._addresses.banned_for(address) if address else 0.0,
-        )
+        name = _NAME + fold_user_name(username)
+        place = place_of(address)
+        seconds = [0.0]
+        for who in (name, self._entries.get(name)):
+            ban = None if who is None else self._ban(who, place)
+            if ban is not None:
+                seconds.append(ban[1])
+        return max(seconds)
 
-    def begin_attempt(self, username: str, address: str) -> float:
-        """Seconds to wait before a check may be made; 0 means go, and it is now under way.
+    @contextmanager
+    def attempt(self, username: str, address: str) -> Iterator[Attempt]:
+        """One password check: :class:`Banned` now, or a check that is counted.
 
-        A check under way counts like a failure until it ends, so a burst of
-        parallel guesses cannot pass the limit while the first binds are
-        still waiting for the directory. Every 0 must be followed by
-        :meth:`end_attempt`.
+        The check is under way until the block ends. Leaving it with
+        :class:`InvalidCredentials` counts a failure; :meth:`Attempt.succeeded`
+        marks the place as one of the person's usual ways in; any other way
+        out (an outage, a cancellation) counts against nobody.
         """
-        wait = self.banned_for(username, address)
-        if wait > 0:
-            return wait
-        user_key = self._user_key(username)
-        if self._users.saturated(user_key) or (address and self._addresses.saturated(address)):
-            return BUSY_RETRY_SECONDS
-        self._users.begin(user_key)
-        if address:
-            self._addresses.begin(address)
-        return 0.0
+        attempt = Attempt(self, _NAME + fold_user_name(username), place_of(address))
+        try:
+            attempt.count_against(attempt.name)
+            yield attempt
+        except InvalidCredentials:
+            attempt.failed()
+            raise
+        finally:
+            attempt.end()
 
-    def end_attempt(self, username: str, address: str) -> None:
-        self._users.end(self._user_key(username))
-        if address:
-            self._addresses.end(address)
+    # -- what an Attempt does, for every "who" it names ----------------------
 
-    def failed(self, username: str, address: str) -> None:
-        self._users.fail(self._user_key(username))
-        if address:
-            self._addresses.fail(address)
+    def _begin(self, who: str, place: str, *, first: bool) -> None:
+        """Count a check under way against ``who`` (and, for its first ``who``, the place)."""
+        ban = self._ban(who, place)
+        if ban is not None:
+            raise Banned(*ban)
+        busy = self._busy(who, place, with_place=first)
+        if busy is not None:
+            raise Banned(busy, BUSY_RETRY_SECONDS)
+        self._from_place.begin((who, place))
+        self._overall.begin(who)
+        if first and place:
+            self._places.begin(place)
 
-    def succeeded(self, username: str) -> None:
-        # Only the name's count: an attacker's own good login must not clear
-        # the failures counted against their address.
-        self._users.forget(self._user_key(username))
+    def _end(self, who: str, place: str, *, first: bool) -> None:
+        self._from_place.end((who, place))
+        self._overall.end(who)
+        if first and place:
+            self._places.end(place)
+
+    def _fail(self, who: str, place: str, *, first: bool) -> None:
+        self._from_place.fail((who, place))
+        self._overall.fail(who)
+        if first and place:
+            self._places.fail(place)
+
+    def _succeed(self, who: str, place: str) -> None:
+        # Only this pair's count: the overall count stays, or the person's own
+        # login would hand an attacker elsewhere a fresh set of guesses.
+        self._from_place.forget((who, place))
+        self._known[(who, place)] = True
+
+    def _learn_entry(self, name: str, entry: str) -> None:
+        self._entries[name] = entry
+
+
+class Attempt:
+    """A check under way, for one name from one place; see :meth:`Regulator.attempt`."""
+
+    def __init__(self, regulator: Regulator, name: str, place: str) -> None:
+        self._regulator = regulator
+        self.name = name
+        self._place = place
+        self._who: list[str] = []
+
+    def count_against(self, who: str) -> None:
+        """Count this check against ``who`` too; :class:`Banned` if ``who`` may not try now."""
+        if who in self._who:
+            return
+        self._regulator._begin(who, self._place, first=not self._who)
+        self._who.append(who)
+
+    def found_entry(self, entry: str) -> None:
+        """The directory entry the name led to (a canonical DN): counted as the same person.
+
+        Every spelling that reaches this entry shares its counts, whatever the
+        directory folds. Raises :class:`Banned` before the bind when it is banned.
+        """
+        # Learnt first: the banned page, asked for next, looks the name up.
+        self._regulator._learn_entry(self.name, _ENTRY + entry)
+        self.count_against(_ENTRY + entry)
+
+    def failed(self) -> None:
+        for index, who in enumerate(self._who):
+            self._regulator._fail(who, self._place, first=index == 0)
+
+    def succeeded(self) -> None:
+        for who in self._who:
+            self._regulator._succeed(who, self._place)
+
+    def end(self) -> None:
+        for index, who in enumerate(self._who):
+            self._regulator._end(who, self._place, first=index == 0)
+        self._who.clear()

@@ -29,6 +29,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 LENIENT_REGULATION = """
 [regulation]
 max_failures_per_user = 10000
+max_failures_per_user_overall = 10000
 max_failures_per_address = 100000
 """
 

@@ -186,9 +186,16 @@ class Stack:
     sidecar: SidecarProcess
     xmpp: XmppStandIn
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
-        connection = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=20)
-        return request(connection, followed(path), headers)
+    def connection(self, source: str = "127.0.0.1") -> http.client.HTTPConnection:
+        """A connection to nginx from ``source`` (any 127.0.0.x: a client elsewhere)."""
+        return http.client.HTTPConnection(
+            "127.0.0.1", self.nginx.port, timeout=20, source_address=(source, 0)
+        )
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, *, source: str = "127.0.0.1"
+    ) -> Reply:
+        return request(self.connection(source), followed(path), headers)
 
     def stop(self) -> None:
         self.nginx.stop()
@@ -225,10 +232,13 @@ def set_cookies(reply: Reply) -> dict[str, str]:
 class Browser:
     """Just enough of a browser for flows through nginx: a cookie jar, no redirects followed."""
 
-    def __init__(self, stack: Stack, accept_language: str = "en") -> None:
+    def __init__(
+        self, stack: Stack, accept_language: str = "en", *, source: str = "127.0.0.1"
+    ) -> None:
         self.stack = stack
         self.cookies: dict[str, str] = {}
         self.accept_language = accept_language
+        self.source = source
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {"Accept-Language": self.accept_language}
@@ -247,13 +257,13 @@ class Browser:
         return reply
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
-        connection = http.client.HTTPConnection("127.0.0.1", self.stack.nginx.port, timeout=20)
+        connection = self.stack.connection(self.source)
         return self._remember(request(connection, followed(path), self._headers(headers)))
 
     def post(self, path: str, form: dict[str, str]) -> Reply:
         body = urlencode(form).encode()
         headers = self._headers({"Content-Type": "application/x-www-form-urlencoded"})
-        connection = http.client.HTTPConnection("127.0.0.1", self.stack.nginx.port, timeout=20)
+        connection = self.stack.connection(self.source)
         return self._remember(request(connection, path, headers, method="POST", body=body))
 
     def csrf_token(self, page: Reply) -> str:

@@ -14,8 +14,9 @@ from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
-from sidecar.directory import Directory, DirectoryUnavailable, InvalidCredentials
+from sidecar.directory import Directory
 from sidecar.dn import canonical_dn
+from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
 TEACHERS = canonical_dn(SCHOOL.teachers_group_dn)
 PUPILS = canonical_dn(SCHOOL.pupils_group_dn)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from sidecar.demo.nginx import free_port
+from sidecar.demo.run import write_demo_config
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
-from tests.stack import Browser, Stack, basic_auth, binds_of
+from tests.stack import Browser, Stack, basic_auth, binds_of, start_stack
 
 TEACHER = SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]
@@ -119,3 +122,134 @@ def test_address_ban_through_basic(slapd: Slapd, make_stack: Callable[..., Stack
     for number in range(3):
         assert stack.get("/Mathe7b", basic_auth(f"sprayed{number}", "guess")).status == 401
     assert stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password)).status == 429
+
+
+# -- who is kept out, and who is not (failures elsewhere, shared addresses) ----
+
+ATTACKER = "127.0.0.2"
+ELSEWHERE = ("127.0.0.3", "127.0.0.4", "127.0.0.5")
+SCHOOL_ADDRESS = "127.0.0.1"
+
+
+def test_failures_from_elsewhere_do_not_lock_her_out(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
+    for _ in range(3):
+        assert Browser(stack, source=ATTACKER).log_in(TEACHER.uid, "guess").status == 401
+    # The attacker's address is out of guesses for her name, even the right one ...
+    assert Browser(stack, source=ATTACKER).log_in(TEACHER.uid, TEACHER.password).status == 429
+    assert stack.get("/Mathe7b", basic_auth(TEACHER.uid, "x"), source=ATTACKER).status == 429
+    # ... while she logs in from her own place, by form and by Basic.
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
+    basic = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
+    assert (basic.header("Location") or "").startswith("/Mathe7b?jwt=")
+
+
+def test_a_name_under_attack_from_everywhere_stays_open_where_she_is_known(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    extra = (
+        "[regulation]\nmax_failures_per_user = 2\nmax_failures_per_user_overall = 4\n"
+        "max_failures_per_address = 1000\n"
+    )
+    stack = make_stack(slapd, extra=extra)
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
+    for source in (ATTACKER, ELSEWHERE[0]):
+        for _ in range(2):
+            assert Browser(stack, source=source).log_in(TEACHER.uid, "guess").status == 401
+    before = binds_of(slapd, TEACHER.uid)
+    # Four failures in all: from a place she never logged in from, the name is banned ...
+    new_place = Browser(stack, source=ELSEWHERE[1]).log_in(TEACHER.uid, TEACHER.password)
+    assert new_place.status == 429
+    assert binds_of(slapd, TEACHER.uid) == before
+    # ... from her usual place it is not.
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
+
+
+def test_a_shared_address_ban_spares_the_people_known_there(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    extra = "[regulation]\nmax_failures_per_user = 100\nmax_failures_per_address = 3\n"
+    stack = make_stack(slapd, extra=extra)
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
+    for number in range(3):
+        reply = Browser(stack, source=SCHOOL_ADDRESS).log_in(f"sprayed{number}", "guess")
+        assert reply.status == 401
+    # Somebody new behind the school's address waits; the teacher known there does not.
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(PUPIL.uid, PUPIL.password).status == 429
+    assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
+    assert Browser(stack, source=ATTACKER).log_in(PUPIL.uid, PUPIL.password).status == 302
+
+
+def test_ipv6_addresses_count_by_their_64(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    """nginx hands the client's address over as X-Real-IP; one /64 is one place."""
+    stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
+    for host in (1, 2, 0xABCD):
+        reply = stack.sidecar.verify(
+            "/Mathe7b",
+            {**basic_auth(TEACHER.uid, "guess"), "X-Real-IP": f"2001:db8:0:1::{host:x}"},
+        )
+        assert reply.status == 401
+    same_64 = {**basic_auth(TEACHER.uid, TEACHER.password), "X-Real-IP": "2001:db8:0:1:ff::9"}
+    assert stack.sidecar.verify("/Mathe7b", same_64).header("X-Jitsi-Auth-Page") == "banned"
+    other_64 = {**basic_auth(TEACHER.uid, TEACHER.password), "X-Real-IP": "2001:db8:0:2::1"}
+    assert (
+        stack.sidecar.verify("/Mathe7b", other_64).header("X-Jitsi-Auth-Redirect") or ""
+    ).startswith("/Mathe7b?jwt=")
+
+
+# -- every spelling of a name that reaches one entry ---------------------------
+
+LOOK_ALIKE_PUPIL = next(p for p in SCHOOL.pupils if "i" in p.uid)
+
+
+def test_a_look_alike_spelling_the_directory_folds_is_banned_too(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """``İ`` (U+0130): slapd finds the same entry, so the ban must hold for it."""
+    pupil = LOOK_ALIKE_PUPIL
+    look_alike = pupil.uid.replace("i", "\u0130", 1)
+    stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
+    # The directory does take it for the same person.
+    assert Browser(stack, source=ATTACKER).log_in(look_alike, pupil.password).status == 302
+    for _ in range(3):
+        assert Browser(stack).log_in(pupil.uid, "guess").status == 401
+    before = binds_of(slapd, pupil.uid)
+    for spelling in (look_alike, pupil.uid.upper(), pupil.uid.replace("i", "\u0130")):
+        assert Browser(stack).log_in(spelling, pupil.password).status == 429, spelling
+    assert binds_of(slapd, pupil.uid) == before
+
+
+def test_every_spelling_a_filter_leads_to_one_entry_shares_its_ban(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """A filter that takes uid or mail: both reach one entry, which is what is banned."""
+    port = free_port()
+    config = write_demo_config(
+        tmp_path, port=port, ldap_url=slapd.ldap_url, extra=REGULATION.format(ban_time=900)
+    )
+    text = config.read_text("utf-8")
+    config.write_text(
+        text.replace(
+            'user_filter = "(uid={username})"',
+            'user_filter = "(|(uid={username})(mail={username}))"',
+        ),
+        "utf-8",
+    )
+    stack = start_stack(tmp_path, config, tmp_path / "sidecar.sock", port)
+    try:
+        for _ in range(3):
+            assert Browser(stack).log_in(TEACHER.mail, "guess").status == 401
+        before = binds_of(slapd, TEACHER.uid)
+        assert Browser(stack).log_in(TEACHER.uid, TEACHER.password).status == 429
+        basic = stack.get(
+            "/Mathe7b", {**basic_auth(TEACHER.uid, TEACHER.password), "Accept-Language": "en"}
+        )
+        assert basic.status == 429
+        assert "try again in 15 minutes" in basic.body
+        assert binds_of(slapd, TEACHER.uid) == before
+        # Another person is not affected.
+        assert Browser(stack).log_in(PUPIL.mail, PUPIL.password).status == 302
+    finally:
+        stack.stop()

@@ -1,0 +1,34 @@
+"""How long password binds take, so that an unknown name costs as much as a wrong password.
+
+With a search before the bind, an unknown user name is found out without
+any bind, several times faster than a wrong password is: one request would
+tell an attacker which names exist. The directory waits as long as a bind of
+its own lately took, drawn from the recent binds themselves so that the two
+answers come from one distribution, without a bind the directory would have
+to answer and without touching good logins.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+
+# Enough binds to draw from a distribution, few enough to follow a change in load.
+RECENT_BINDS = 64
+# Until the first bind has been timed: a typical bind over loopback or a LAN.
+FIRST_GUESS_SECONDS = 0.01
+
+
+class BindTimings:
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=RECENT_BINDS)
+
+    def record(self, seconds: float) -> None:
+        """One bind's duration, successful or refused; outages are not binds."""
+        self._recent.append(seconds)
+
+    def draw(self) -> float:
+        """A duration one of the recent binds took."""
+        if not self._recent:
+            return FIRST_GUESS_SECONDS
+        return secrets.choice(self._recent)
