@@ -27,9 +27,9 @@ def faster_share(unknown: list[float], wrong: list[float]) -> float:
     return wins / (len(unknown) * len(wrong))
 
 
-def timed(send: Callable[[], int], expected: int) -> float:
+def timed(send: Callable[[int], int], number: int, expected: int) -> float:
     started = time.perf_counter()
-    status = send()
+    status = send(number)
     elapsed = time.perf_counter() - started
     assert status == expected
     return elapsed
@@ -45,8 +45,8 @@ def measure(
     unknown_times: list[float] = []
     wrong_times: list[float] = []
     for number in range(ROUNDS):
-        unknown_times.append(timed(lambda n=number: unknown(n), expected))
-        wrong_times.append(timed(lambda n=number: wrong(n), expected))
+        unknown_times.append(timed(unknown, number, expected))
+        wrong_times.append(timed(wrong, number, expected))
     return unknown_times, wrong_times
 
 
