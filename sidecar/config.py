@@ -27,6 +27,8 @@ from sidecar.dn import canonical_dn
 ENV_PREFIX = "JITSI_AUTH_SIDECAR_"
 DEFAULT_CONFIG_PATH = Path("/etc/jitsi-auth-sidecar/config.toml")
 MIN_SECRET_BYTES = 32
+# Below the include's proxy_read_timeout (15 s), with room for nginx itself.
+MAX_DEADLINE_SECONDS = 12.0
 
 Algorithm = Literal["HS256", "HS384", "HS512"]
 ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -117,6 +119,8 @@ class LdapSettings:
     mail_attribute: str
     timeout: float
     pool_size: int
+    deadline: float  # for one login or role refresh in all, every server and step included
+    retry_interval: float  # a failed server is asked last and probed this often
 
 
 @dataclass(frozen=True)
@@ -494,6 +498,10 @@ def _ldap(section: _Section) -> LdapSettings:
         mail_attribute=section.required_string("mail_attribute", "mail"),
         timeout=section.number("timeout", 5.0, minimum=0.1, maximum=60.0),
         pool_size=section.integer("pool_size", 4, minimum=1, maximum=64),
+        # nginx gives up on the sidecar after proxy_read_timeout (15 s in the
+        # include) and shows a 500: the sidecar must have answered before.
+        deadline=section.number("deadline", 10.0, minimum=0.5, maximum=MAX_DEADLINE_SECONDS),
+        retry_interval=section.number("retry_interval", 30.0, minimum=1.0, maximum=3600.0),
     )
     section.reject_unknown()
     return settings

@@ -23,6 +23,7 @@ from sidecar.bind_timing import BindTimings
 from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.dn import canonical_dn
+from sidecar.ldap_servers import ServerHealth
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
@@ -63,7 +64,7 @@ class _ConnectionPool:
     def __init__(self, directory: Directory, size: int) -> None:
         self._directory = directory
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[Any] = []
+        self._idle: list[tuple[str, Any]] = []  # (server URL, connection)
 
     @asynccontextmanager
     async def connection(self, *, fresh: bool = False) -> AsyncIterator[Any]:
@@ -72,19 +73,27 @@ class _ConnectionPool:
         try:
             if fresh:
                 self.close()
-            conn = self._idle.pop() if self._idle else await self._directory.connect_reader()
+            if self._idle:
+                url, conn = self._idle.pop()
+            else:
+                url, conn = await self._directory.connect_reader()
             try:
                 yield conn
+            except (bonsai.ConnectionError, TimeoutError) as error:
+                # Died with its server, or the server went silent: ask another.
+                conn.close()
+                self._directory.server_failed(url, type(error).__name__)
+                raise
             except BaseException:
                 conn.close()
                 raise
-            self._idle.append(conn)
+            self._idle.append((url, conn))
         finally:
             self._slots.release()
 
     def close(self) -> None:
         while self._idle:
-            self._idle.pop().close()
+            self._idle.pop()[1].close()
 
 
 class Directory:
@@ -93,9 +102,13 @@ class Directory:
         self.timeout = settings.timeout
         self._pool = _ConnectionPool(self, settings.pool_size)
         self._bind_timings = BindTimings()
+        self._servers = ServerHealth(
+            settings.urls, probe=self._answers, retry_interval=settings.retry_interval
+        )
 
     def close(self) -> None:
         self._pool.close()
+        self._servers.close()
 
     # -- connections -------------------------------------------------------
 
@@ -111,22 +124,46 @@ class Directory:
             client.set_credentials("SIMPLE", user=dn, password=secret)
         return client
 
-    async def _connect(self, dn: str | None, password: Secret | str | None) -> Any:
-        """Connect (and bind) to the first server that answers, in configured order."""
+    async def _connect(self, dn: str | None, password: Secret | str | None) -> tuple[str, Any]:
+        """Connect (and bind) to the first server that answers: its URL and the connection.
+
+        Servers that failed lately are asked last (see ldap_servers).
+        """
         last_error: Exception | None = None
-        for url in self._settings.urls:
+        for url in self._servers.ordered():
             client = self._client(url, dn, password)
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await client.connect(is_async=True, timeout=self.timeout)
+                    conn = await client.connect(is_async=True, timeout=self.timeout)
             except bonsai.AuthenticationError:
+                self._servers.answered(url)
                 raise
             except (bonsai.LDAPError, TimeoutError, OSError) as error:
-                log.warning("LDAP server %s unreachable: %s", url, type(error).__name__)
+                self._servers.failed(url, type(error).__name__)
                 last_error = error
+                continue
+            self._servers.answered(url)
+            return url, conn
         raise DirectoryUnavailable("no LDAP server answered") from last_error
 
-    async def connect_reader(self) -> Any:
+    def server_failed(self, url: str, reason: str) -> None:
+        self._servers.failed(url, reason)
+
+    async def _answers(self, url: str) -> bool:
+        """Whether the server at ``url`` answers a bind now (a refused one answered too)."""
+        settings = self._settings
+        client = self._client(url, settings.bind_dn, settings.bind_password)
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await client.connect(is_async=True, timeout=self.timeout)
+        except bonsai.AuthenticationError:
+            return True
+        except (bonsai.LDAPError, TimeoutError, OSError):
+            return False
+        conn.close()
+        return True
+
+    async def connect_reader(self) -> tuple[str, Any]:
         settings = self._settings
         try:
             return await self._connect(settings.bind_dn, settings.bind_password)
@@ -138,7 +175,7 @@ class Directory:
     async def _bind_as(self, dn: str, password: str) -> Any:
         started = time.monotonic()
         try:
-            conn = await self._connect(dn, password)
+            _, conn = await self._connect(dn, password)
         except bonsai.AuthenticationError:
             self._bind_timings.record(time.monotonic() - started)
             raise InvalidCredentials from None
@@ -162,12 +199,12 @@ class Directory:
     async def _pooled_search(
         self, base: str, scope: bonsai.LDAPSearchScope, filter_exp: str, attributes: list[str]
     ) -> list[Any]:
-        """Search with a pooled connection; retry once on a fresh one if it had died."""
+        """Search with a pooled connection; once more on a fresh one if it died or hung."""
         for fresh in (False, True):
             try:
                 async with self._pool.connection(fresh=fresh) as conn:
                     return await self._search(conn, base, scope, filter_exp, attributes)
-            except bonsai.ConnectionError:
+            except (bonsai.ConnectionError, TimeoutError):
                 if fresh:
                     raise
         raise AssertionError("unreachable")
@@ -187,9 +224,11 @@ class Directory:
         ``found`` raises when it is told the entry a search found.
         """
         try:
-            if self._settings.user_dn_template:
-                return await self._authenticate_direct(credentials)
-            return await self._authenticate_by_search(credentials, found)
+            # One deadline for all of it, well inside nginx's proxy_read_timeout.
+            async with asyncio.timeout(self._settings.deadline):
+                if self._settings.user_dn_template:
+                    return await self._authenticate_direct(credentials)
+                return await self._authenticate_by_search(credentials, found)
         except (InvalidCredentials, DirectoryUnavailable):
             raise
         except (bonsai.LDAPError, TimeoutError, OSError) as error:
@@ -216,10 +255,11 @@ class Directory:
             scope = bonsai.LDAPSearchScope.SUBTREE
             filter_exp = settings.user_filter.format(username=bonsai.escape_filter_exp(user_id))
         try:
-            entries = await self._pooled_search(base, scope, filter_exp, self._attributes())
-            if len(entries) != 1:
-                return None
-            groups = await self._groups(entries[0], user_id, None)
+            async with asyncio.timeout(self._settings.deadline):
+                entries = await self._pooled_search(base, scope, filter_exp, self._attributes())
+                if len(entries) != 1:
+                    return None
+                groups = await self._groups(entries[0], user_id, None)
         except bonsai.NoSuchObjectError:
             return None
         except (bonsai.LDAPError, TimeoutError, OSError) as error:

@@ -35,12 +35,22 @@ max_failures_per_address = 100000
 
 
 def _stack(
-    slapd: Slapd, workdir: Path, *, methods: str = DEMO_METHODS, extra: str = LENIENT_REGULATION
+    slapd: Slapd,
+    workdir: Path,
+    *,
+    methods: str = DEMO_METHODS,
+    extra: str = LENIENT_REGULATION,
+    replace: dict[str, str] | None = None,
 ) -> Stack:
     port = free_port()
     config = write_demo_config(
         workdir, port=port, ldap_url=slapd.ldap_url, methods=methods, extra=extra
     )
+    text = config.read_text("utf-8")
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    config.write_text(text, "utf-8")
     return start_stack(workdir, config, workdir / "sidecar.sock", port)
 
 
@@ -81,11 +91,16 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
 
     def make(
-        slapd: Slapd, *, methods: str = DEMO_METHODS, extra: str = LENIENT_REGULATION
+        slapd: Slapd,
+        *,
+        methods: str = DEMO_METHODS,
+        extra: str = LENIENT_REGULATION,
+        replace: dict[str, str] | None = None,
     ) -> Stack:
+        """``replace`` edits the demo configuration's text: {old line: new line}."""
         workdir = tmp_path / f"stack{len(started)}"
         workdir.mkdir()
-        running = _stack(slapd, workdir, methods=methods, extra=extra)
+        running = _stack(slapd, workdir, methods=methods, extra=extra, replace=replace)
         started.append(running)
         return running
 

@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from email.message import Message
@@ -288,3 +289,42 @@ class Browser:
 def binds_of(slapd: Slapd, uid: str) -> int:
     """How many times slapd was asked to bind as ``uid`` (its stats log, one line a bind)."""
     return len(re.findall(rf'BIND dn="uid={re.escape(uid)},[^"]*" method=128', slapd.log()))
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word, like a hung directory; counts them."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        self._listener.close()
+        for connection in self._held:
+            connection.close()

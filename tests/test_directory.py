@@ -42,6 +42,8 @@ def ldap_settings(slapd: Slapd, **changes: object) -> LdapSettings:
         mail_attribute="mail",
         timeout=3.0,
         pool_size=2,
+        deadline=10.0,
+        retry_interval=30.0,
     )
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from sidecar.demo.nginx import free_port
-from sidecar.demo.run import write_demo_config
 from sidecar.demo.school import SCHOOL
 from sidecar.demo.slapd import Slapd
-from tests.stack import Browser, Stack, basic_auth, binds_of, start_stack
+from tests.stack import Browser, Stack, basic_auth, binds_of
 
 TEACHER = SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]
@@ -222,34 +219,27 @@ def test_a_look_alike_spelling_the_directory_folds_is_banned_too(
 
 
 def test_every_spelling_a_filter_leads_to_one_entry_shares_its_ban(
-    slapd: Slapd, tmp_path: Path
+    slapd: Slapd, make_stack: Callable[..., Stack]
 ) -> None:
     """A filter that takes uid or mail: both reach one entry, which is what is banned."""
-    port = free_port()
-    config = write_demo_config(
-        tmp_path, port=port, ldap_url=slapd.ldap_url, extra=REGULATION.format(ban_time=900)
+    stack = make_stack(
+        slapd,
+        extra=REGULATION.format(ban_time=900),
+        replace={
+            'user_filter = "(uid={username})"': (
+                'user_filter = "(|(uid={username})(mail={username}))"'
+            )
+        },
     )
-    text = config.read_text("utf-8")
-    config.write_text(
-        text.replace(
-            'user_filter = "(uid={username})"',
-            'user_filter = "(|(uid={username})(mail={username}))"',
-        ),
-        "utf-8",
+    for _ in range(3):
+        assert Browser(stack).log_in(TEACHER.mail, "guess").status == 401
+    before = binds_of(slapd, TEACHER.uid)
+    assert Browser(stack).log_in(TEACHER.uid, TEACHER.password).status == 429
+    basic = stack.get(
+        "/Mathe7b", {**basic_auth(TEACHER.uid, TEACHER.password), "Accept-Language": "en"}
     )
-    stack = start_stack(tmp_path, config, tmp_path / "sidecar.sock", port)
-    try:
-        for _ in range(3):
-            assert Browser(stack).log_in(TEACHER.mail, "guess").status == 401
-        before = binds_of(slapd, TEACHER.uid)
-        assert Browser(stack).log_in(TEACHER.uid, TEACHER.password).status == 429
-        basic = stack.get(
-            "/Mathe7b", {**basic_auth(TEACHER.uid, TEACHER.password), "Accept-Language": "en"}
-        )
-        assert basic.status == 429
-        assert "try again in 15 minutes" in basic.body
-        assert binds_of(slapd, TEACHER.uid) == before
-        # Another person is not affected.
-        assert Browser(stack).log_in(PUPIL.mail, PUPIL.password).status == 302
-    finally:
-        stack.stop()
+    assert basic.status == 429
+    assert "try again in 15 minutes" in basic.body
+    assert binds_of(slapd, TEACHER.uid) == before
+    # Another person is not affected.
+    assert Browser(stack).log_in(PUPIL.mail, PUPIL.password).status == 302
