@@ -10,13 +10,13 @@ DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-d
 .PHONY: test demo lint debian-packages clean
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check sidecar tests
-	$(BIN)/ruff format --check sidecar tests
+	$(BIN)/ruff check sidecar demo tests
+	$(BIN)/ruff format --check sidecar demo tests
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 
 demo: $(VENV)/.installed
-	$(BIN)/jitsi-auth-sidecar demo
+	$(BIN)/python -m demo
 
 # Debian packages through apt-get, only those that are missing.
 debian-packages:

@@ -1,4 +1,4 @@
-"""``jitsi-auth-sidecar``: serve, check-config, mint, demo."""
+"""``jitsi-auth-sidecar``: serve, check-config."""
 
 from __future__ import annotations
 
@@ -96,14 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
-    demo = commands.add_parser("demo", help="a throwaway school: slapd, nginx and the sidecar")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument(
-        "--include",
-        type=Path,
-        default=None,
-        help="the nginx include file (default: the one in this source tree)",
-    )
     return parser
 
 
@@ -126,10 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"LDAP {', '.join(settings.ldap.urls)}"
         )
         return 0
-    if args.command == "demo":
-        from sidecar.demo.run import run_demo
-
-        return run_demo(port=args.port, include=args.include)
     raise AssertionError(args.command)
 
 

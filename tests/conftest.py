@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.demo.nginx import free_port
-from sidecar.demo.run import DEMO_METHODS, write_demo_config
-from sidecar.demo.slapd import Slapd
+from demo.nginx import free_port
+from demo.run import DEMO_METHODS, write_demo_config
+from demo.slapd import Slapd
 from tests.jitsi_rules import JitsiSite
 from tests.stack import Stack, start_stack
 

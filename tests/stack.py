@@ -19,9 +19,9 @@ from email.message import Message
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from sidecar.demo.nginx import Nginx, free_port
-from sidecar.demo.processes import terminate
-from sidecar.demo.slapd import Slapd
+from demo.nginx import Nginx, free_port
+from demo.processes import terminate
+from demo.slapd import Slapd
 
 POLL_INTERVAL = 0.05
 

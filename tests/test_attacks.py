@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sidecar.demo.school import SCHOOL, Person
+from demo.school import SCHOOL, Person
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
 

@@ -8,7 +8,7 @@ import http.client
 
 import pytest
 
-from sidecar.demo.school import SCHOOL
+from demo.school import SCHOOL
 from sidecar.web import PAGE_HEADER, REDIRECT_HEADER
 from tests.stack import Reply, Stack, UnixHTTPConnection, request, token_in
 

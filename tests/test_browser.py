@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from sidecar.demo.school import SCHOOL
+from demo.school import SCHOOL
 from tests.stack import Stack, basic_auth
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,10 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from sidecar.demo.nginx import free_port
-from sidecar.demo.school import SCHOOL
+from demo.nginx import free_port
+from demo.school import SCHOOL
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import token_in
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> str:
@@ -40,7 +45,8 @@ def port_is_open(port: int) -> bool:
 def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "sidecar.cli", "demo", "--port", str(port)],
+        [sys.executable, "-m", "demo", "--port", str(port)],
+        cwd=REPOSITORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 from sidecar.directory import Directory
 from sidecar.dn import canonical_dn
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials

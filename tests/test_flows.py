@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sidecar.demo.school import SCHOOL
+from demo.school import SCHOOL
 from tests.jitsi_rules import Admission, JitsiSite, admit
 from tests.stack import Reply, Stack, basic_auth, token_in
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from demo.nginx import default_include, free_port
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.config import MAX_DEADLINE_SECONDS
 from sidecar.credentials import Credentials
-from sidecar.demo.nginx import default_include, free_port
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 from sidecar.directory import Directory
 from sidecar.ldap_servers import ServerHealth
 from sidecar.refusals import DirectoryUnavailable

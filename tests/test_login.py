@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 import pytest
 
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.config import Secret, SessionSettings
 from sidecar.cookies import SESSION
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 from sidecar.people import Person
 from sidecar.sessions import SessionCookies
 from tests.jitsi_rules import JitsiSite, admit

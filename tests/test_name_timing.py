@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from tests.stack import Browser, Stack, basic_auth
 
 PUPIL = SCHOOL.pupils[0]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.demo.nginx import SITE, Nginx, default_include, free_port
-from sidecar.demo.school import SCHOOL
+from demo.nginx import SITE, Nginx, default_include, free_port
+from demo.school import SCHOOL
 from tests.stack import Stack, XmppStandIn, basic_auth, request
 
 TOKEN = "eyJzdHJheS10b2tlbi1tYXJrZXI.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"

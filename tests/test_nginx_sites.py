@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.demo.nginx import Nginx, free_port
-from sidecar.demo.school import SCHOOL
+from demo.nginx import Nginx, free_port
+from demo.school import SCHOOL
 from tests.stack import Stack, XmppStandIn, followed, request
 
 DOCKER_HTTP = """

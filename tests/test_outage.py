@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.cookies import SESSION
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 from tests.stack import Browser, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]

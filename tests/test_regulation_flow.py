@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from tests.stack import Browser, Stack, basic_auth, binds_of
 
 TEACHER = SCHOOL.teachers[1]

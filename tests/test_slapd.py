@@ -9,8 +9,8 @@ from typing import Any
 import bonsai
 import pytest
 
-from sidecar.demo.school import SCHOOL, Person
-from sidecar.demo.slapd import Slapd, write_tls_files
+from demo.school import SCHOOL, Person
+from demo.slapd import Slapd, write_tls_files
 
 TIMEOUT = 5.0
 TEACHER = SCHOOL.teachers[0]

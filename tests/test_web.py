@@ -11,11 +11,11 @@ from unittest.mock import Mock
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from demo.run import write_demo_config
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.appkeys import GUARD
 from sidecar.config import Settings, load_settings
-from sidecar.demo.run import write_demo_config
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 from sidecar.guard import Guard, RoomAccessRequest, Verdict
 from sidecar.web import PAGE_HEADER, REDIRECT_HEADER, PathOnlyAccessLogger, create_app
 

@@ -1,4 +1,4 @@
-"""``jitsi-auth-sidecar demo``: the whole thing on this machine, nothing kept.
+"""``make demo`` (``python -m demo``): the whole thing on this machine, nothing kept.
 
 A throwaway directory holds a real slapd seeded with a demo school, a real
 nginx with the project's include in front of a stand-in meet page, and the
@@ -11,14 +11,13 @@ import asyncio
 import secrets
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 
+from demo.nginx import STANDIN, Nginx, free_port
+from demo.school import SCHOOL
+from demo.slapd import Slapd
 from sidecar.cli import serve
 from sidecar.config import load_settings
-from sidecar.demo.nginx import Nginx, free_port
-from sidecar.demo.school import SCHOOL
-from sidecar.demo.slapd import Slapd
 
 CONFIG = """\
 # The demo's configuration: the same keys a school uses in production.
@@ -77,7 +76,7 @@ def write_demo_config(
     for path in (secret_file, service_password_file, session_keys_file):
         path.chmod(0o600)
     logo_file = workdir / "logo.svg"
-    logo_file.write_bytes(resources.files("sidecar.demo").joinpath("standin/logo.svg").read_bytes())
+    logo_file.write_bytes((STANDIN / "logo.svg").read_bytes())
     config = workdir / "config.toml"
     config.write_text(
         CONFIG.format(

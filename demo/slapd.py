@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sidecar.demo.processes import terminate
-from sidecar.demo.school import SCHOOL, School, ssha512
+from demo.processes import terminate
+from demo.school import SCHOOL, School, ssha512
 
 SLAPD = "/usr/sbin/slapd"
 LDAPADD = "/usr/bin/ldapadd"
@@ -39,7 +39,7 @@ POLL_INTERVAL = 0.05
 LOG_TAIL = 3000
 
 CONFIG = """\
-# Written by sidecar.demo.slapd; rewritten on every start.
+# Written by demo.slapd; rewritten on every start.
 include {schema}/core.schema
 include {schema}/cosine.schema
 include {schema}/inetorgperson.schema

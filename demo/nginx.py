@@ -14,11 +14,11 @@ import shutil
 import socket
 import subprocess
 import time
-from importlib import resources
 from pathlib import Path
 
-from sidecar.demo.processes import terminate
+from demo.processes import terminate
 
+STANDIN = Path(__file__).with_name("standin")
 SOCKET_LITERAL = "unix:/run/jitsi-auth-sidecar/http.sock"
 NGINX = "/usr/sbin/nginx"
 
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def default_include() -> Path:
     """The include file of this source tree (``nginx/jitsi-auth-sidecar.conf``)."""
-    return Path(__file__).resolve().parents[2] / "nginx" / "jitsi-auth-sidecar.conf"
+    return Path(__file__).resolve().parents[1] / "nginx" / "jitsi-auth-sidecar.conf"
 
 
 SITE = """\
@@ -122,7 +122,7 @@ def make_webroot(webroot: Path) -> None:
     """The stand-in meet page plus the kinds of real files a Jitsi webroot has."""
     (webroot / "libs").mkdir(parents=True, exist_ok=True)
     (webroot / "static").mkdir(exist_ok=True)
-    page = resources.files("sidecar.demo").joinpath("standin/index.html").read_text("utf-8")
+    page = (STANDIN / "index.html").read_text("utf-8")
     (webroot / "index.html").write_text(page, encoding="utf-8")
     (webroot / "config.js").write_text("var config = { standIn: true };\n", encoding="utf-8")
     (webroot / "libs" / "app.bundle.min.js").write_text("/* stand-in bundle */\n", "utf-8")
