@@ -7,18 +7,14 @@ from aiohttp import web
 
 from sidecar.authentication import Authenticator
 from sidecar.config import Settings
-from sidecar.cookies import CookiePolicy
 from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
 from sidecar.regulation import Regulator
-from sidecar.roles import RoleRules
 from sidecar.sessions import SessionCookies
 
 SETTINGS = web.AppKey("settings", Settings)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
-COOKIES = web.AppKey("cookies", CookiePolicy)
 CSRF_TOKENS = web.AppKey("csrf_tokens", CsrfTokens)
-ROLES = web.AppKey("roles", RoleRules)
 REGULATOR = web.AppKey("regulator", Regulator)
 # None when form login is off (no sessions.keys_file).
 SESSIONS: web.AppKey[SessionCookies | None] = web.AppKey("sessions")

@@ -1,33 +1,62 @@
-"""A password check, the same for the login form and for Basic: regulated first,
-then cached (Basic only) or checked against the directory."""
+"""One login decision, for the login form and for Basic alike: these credentials,
+from this address, to an admission (a person and their role) or a refusal.
+
+Regulated first (bans, checks under way), then cached (Basic only) or checked
+against the directory, then mapped to a role. Every way it can fail is a
+:class:`~sidecar.refusals.LoginRefused`, which names the page that explains it.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 
+from sidecar.config import RoleRule
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
 from sidecar.directory import Directory
 from sidecar.people import Person
-from sidecar.refusals import Banned, InvalidCredentials
+from sidecar.refusals import Banned, InvalidCredentials, NoRole
 from sidecar.regulation import Regulator
+from sidecar.roles import RoleRules
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Admission:
+    person: Person
+    rule: RoleRule
+
+
 class Authenticator:
-    def __init__(self, directory: Directory, cache: CredentialCache, regulator: Regulator) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        cache: CredentialCache,
+        regulator: Regulator,
+        roles: RoleRules,
+    ) -> None:
         self._directory = directory
         self._cache = cache
         self._regulator = regulator
+        self._roles = roles
 
-    async def check(self, credentials: Credentials, address: str, *, cached: bool) -> Person:
-        """The person, or Banned, InvalidCredentials or DirectoryUnavailable.
+    async def admit(self, credentials: Credentials, address: str, *, cached: bool) -> Admission:
+        """The person and their role, or a :class:`LoginRefused`.
 
-        With ``cached``, good credentials seen lately pass without a bind,
-        even while the directory is down.
+        With ``cached`` (Basic, sent with every request), good credentials
+        seen lately pass without a bind, even while the directory is down.
         """
+        person = await self._person(credentials, address, cached=cached)
+        rule = self._roles.role_for(person)
+        if rule is None:
+            log.info("%r has no role", person.user_id)
+            raise NoRole(person.user_id)
+        return Admission(person, rule)
+
+    async def _person(self, credentials: Credentials, address: str, *, cached: bool) -> Person:
         if cached:
             person = self._cache.cached(credentials)
             if person is not None:

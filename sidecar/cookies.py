@@ -1,4 +1,4 @@
-"""How the sidecar's cookies are named and flagged.
+"""How the sidecar's cookies are named and flagged (the session's and the CSRF token's).
 
 ``Secure`` and the ``__Host-`` prefix whenever the meet site is https (the
 prefix makes the browser refuse the cookie unless it is Secure, for this
@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-SESSION = "jitsi_auth_session"
-CSRF = "jitsi_auth_csrf"
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,12 @@ import binascii
 import unicodedata
 from dataclasses import dataclass
 
+from sidecar.refusals import UnacceptableCredentials
+
 MAX_USERNAME_LENGTH = 256
 MAX_PASSWORD_LENGTH = 1024
 # Base64 of the longest acceptable pair, with room for the colon and padding.
 MAX_BASIC_HEADER_LENGTH = 6 + 4 * ((4 * (MAX_USERNAME_LENGTH + MAX_PASSWORD_LENGTH + 1)) // 3 + 3)
-
-
-class UnacceptableCredentials(ValueError):
-    """The values cannot be a login; no bind may be made with them."""
 
 
 @dataclass(frozen=True)

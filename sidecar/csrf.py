@@ -12,8 +12,9 @@ import hmac
 import re
 import secrets
 
-from sidecar.cookies import CSRF, CookiePolicy
+from sidecar.cookies import CookiePolicy
 
+COOKIE_NAME = "jitsi_auth_csrf"
 FIELD = "csrf_token"
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 COOKIE_MAX_AGE = 3600
@@ -25,14 +26,16 @@ class CsrfTokens:
 
     @property
     def cookie_name(self) -> str:
-        return self._policy.name(CSRF)
+        return self._policy.name(COOKIE_NAME)
 
     def token_for(self, cookie_value: str | None) -> tuple[str, str | None]:
         """The form's token, and a Set-Cookie value when a new one was made."""
         if cookie_value and _TOKEN_SHAPE.fullmatch(cookie_value):
             return cookie_value, None
         token = secrets.token_urlsafe(32)
-        header = self._policy.set_cookie(CSRF, token, max_age=COOKIE_MAX_AGE, same_site="Strict")
+        header = self._policy.set_cookie(
+            COOKIE_NAME, token, max_age=COOKIE_MAX_AGE, same_site="Strict"
+        )
         return token, header
 
     @staticmethod

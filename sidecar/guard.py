@@ -9,16 +9,22 @@ sent to LDAP.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
 from sidecar.authentication import Authenticator
 from sidecar.config import LoginMethod, RoleRule
-from sidecar.credentials import Credentials, UnacceptableCredentials, parse_basic_authorization
+from sidecar.credentials import Credentials, parse_basic_authorization
 from sidecar.directory import Directory
 from sidecar.people import Person
-from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials
+from sidecar.refusals import (
+    DirectoryUnavailable,
+    LoginRefused,
+    RefusalPage,
+    UnacceptableCredentials,
+)
 from sidecar.roles import RoleRules
 from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
 from sidecar.sessions import Session, SessionCookies
@@ -26,7 +32,7 @@ from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
 
-PageName = Literal["forbidden", "unavailable", "not-a-room", "banned"]
+PageName = RefusalPage | Literal["not-a-room"]
 LOGIN_PATH = "/auth/login"
 PAGE_METHODS = ("GET", "HEAD")
 
@@ -69,7 +75,7 @@ class RoomAccessRequest:
     uri: str
     method: str = "GET"
     authorization: str | None = None
-    session_cookie: str | None = None
+    cookies: Mapping[str, str] = field(default_factory=dict)
     client_address: str = ""
 
 
@@ -101,7 +107,7 @@ class Guard:
         except NotARoom as reason:
             log.info("not a room request: %s", reason)
             return Page("not-a-room")
-        session = self._open_session(request.session_cookie)
+        session = self._open_session(request.cookies)
         if session is not None:
             return await self._admit_session(session, room, request.method)
         credentials = self._basic_credentials(request.authorization)
@@ -113,10 +119,10 @@ class Guard:
 
     # -- sessions ------------------------------------------------------------
 
-    def _open_session(self, cookie: str | None) -> Session | None:
+    def _open_session(self, cookies: Mapping[str, str]) -> Session | None:
         if self._sessions is None or "form" not in self._methods:
             return None
-        return self._sessions.open(cookie)
+        return self._sessions.load(cookies)
 
     async def _admit_session(self, session: Session, room: RoomRequest, method: str) -> Verdict:
         assert self._sessions is not None
@@ -164,20 +170,13 @@ class Guard:
         self, credentials: Credentials, request: RoomAccessRequest, room: RoomRequest
     ) -> Verdict:
         try:
-            person = await self._authenticator.check(
+            admission = await self._authenticator.admit(
                 credentials, request.client_address, cached=True
             )
-        except Banned:
-            return Page("banned")
-        except InvalidCredentials:
-            return Challenge()
-        except DirectoryUnavailable:
-            return Page("unavailable")
-        rule = self._roles.role_for(person)
-        if rule is None:
-            log.info("%r has no role", person.user_id)
-            return Page("forbidden")
-        return self._token_verdict(person, rule, room, None, request.method)
+        except LoginRefused as refusal:
+            # Wrong credentials: the browser asks again; anything else has its page.
+            return Challenge() if refusal.page is None else Page(refusal.page)
+        return self._token_verdict(admission.person, admission.rule, room, None, request.method)
 
     # -- the answer ----------------------------------------------------------------
 

@@ -10,24 +10,17 @@ from aiohttp import web
 
 from sidecar.appkeys import (
     AUTHENTICATOR,
-    COOKIES,
     CSRF_TOKENS,
     REGULATOR,
-    ROLES,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
 )
 from sidecar.config import LOGO_TYPES
-from sidecar.cookies import SESSION
-from sidecar.credentials import (
-    UnacceptableCredentials,
-    check_credentials,
-    parse_basic_authorization,
-)
+from sidecar.credentials import check_credentials, parse_basic_authorization
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.i18n import Translator, choose_language
-from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials, minutes_to_wait
+from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
 from sidecar.rooms import NotARoom, parse_room_uri, safe_next
 from sidecar.sessions import Session
 
@@ -88,13 +81,37 @@ def message(
     )
 
 
-def banned_page(request: web.Request, minutes: int) -> web.Response:
+def _banned_page(request: web.Request, minutes: int) -> web.Response:
     """429: "try again in N minutes"."""
     t = translator(request)
     text = t("banned.text_one") if minutes <= 1 else t("banned.text", minutes=minutes)
     response = message(request, "banned", text=text)
     response.headers["Retry-After"] = str(minutes * 60)
     return response
+
+
+def named_page(
+    request: web.Request, name: str, *, retry: str, ban_minutes: int = 1
+) -> web.Response:
+    """A page shown instead of a room, or instead of a login: the one place each is made.
+
+    ``retry`` is where "try again" leads; ``ban_minutes`` is for the banned page.
+    """
+    t = translator(request)
+    if name == "banned":
+        return _banned_page(request, ban_minutes)
+    if name == "unavailable":
+        response = message(request, name, link=retry, link_text=t("retry"))
+        response.headers["Retry-After"] = "30"
+        return response
+    if name == "challenge":
+        response = message(request, name, link=retry, link_text=t("retry"))
+        realm = request.app[SETTINGS].login.realm
+        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
+        return response
+    if name == "not-a-room":
+        return message(request, name, link="/", link_text=t("start"))
+    return message(request, name)
 
 
 def _room_retry_path(request: web.Request) -> str:
@@ -120,43 +137,25 @@ async def page(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in PAGE_STATUS:
         raise web.HTTPNotFound(text="Not found")
-    t = translator(request)
-    if name == "banned":
-        response = banned_page(request, _ban_minutes(request))
-    elif name == "unavailable":
-        response = message(request, name, link=_room_retry_path(request), link_text=t("retry"))
-        response.headers["Retry-After"] = "30"
-    elif name == "challenge":
-        response = message(request, name, link=_room_retry_path(request), link_text=t("retry"))
-        realm = request.app[SETTINGS].login.realm
-        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
-    elif name == "not-a-room":
-        response = message(request, name, link="/", link_text=t("start"))
-    else:
-        response = message(request, name)
     # No cookie is touched here: anyone can link to these pages, and a GET
     # must never log anybody out. A session whose role is gone was already
     # ended on the server when verify said "forbidden".
-    return response
+    return named_page(
+        request,
+        name,
+        retry=_room_retry_path(request),
+        ban_minutes=_ban_minutes(request) if name == "banned" else 1,
+    )
 
 
 # -- login ---------------------------------------------------------------------
-
-
-def session_cookie_header(request: web.Request, session: Session) -> str:
-    """The ``Set-Cookie`` value that carries ``session`` (sealed) to the browser."""
-    sessions = request.app[SESSIONS]
-    assert sessions is not None
-    return request.app[COOKIES].set_cookie(
-        SESSION, sessions.seal(session), max_age=sessions.lifetime
-    )
 
 
 def _current_session(request: web.Request) -> Session | None:
     sessions = request.app[SESSIONS]
     if sessions is None:
         return None
-    return sessions.open(request.cookies.get(request.app[COOKIES].name(SESSION)))
+    return sessions.load(request.cookies)
 
 
 def _login_form(
@@ -234,29 +233,24 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     address = request.headers.get("X-Real-IP", "")
     try:
-        person = await request.app[AUTHENTICATOR].check(credentials, address, cached=False)
-    except Banned as banned:
-        return banned_page(request, banned.minutes)
-    except InvalidCredentials:
-        return _login_form(
-            request,
-            next_location=next_location,
-            status=401,
-            error=t("login.invalid"),
-            username=username,
-        )
-    except DirectoryUnavailable:
-        return message(request, "unavailable", link=next_location, link_text=t("retry"))
-    rule = request.app[ROLES].role_for(person)
-    if rule is None:
-        log.info("%r logged in but has no role", person.user_id)
-        return message(request, "forbidden")
+        admission = await request.app[AUTHENTICATOR].admit(credentials, address, cached=False)
+    except LoginRefused as refusal:
+        if refusal.page is None:
+            return _login_form(
+                request,
+                next_location=next_location,
+                status=401,
+                error=t("login.invalid"),
+                username=username,
+            )
+        minutes = minutes_to_wait(refusal.seconds) if isinstance(refusal, Banned) else 1
+        return named_page(request, refusal.page, retry=next_location, ban_minutes=minutes)
     sessions = request.app[SESSIONS]
     assert sessions is not None
-    session = sessions.new(person, rule.name)
-    log.info("%r logged in as %s", person.user_id, rule.name)
+    session = sessions.new(admission.person, admission.rule.name)
+    log.info("%r logged in as %s", admission.person.user_id, admission.rule.name)
     response = web.HTTPFound(next_location)
-    response.headers.add("Set-Cookie", session_cookie_header(request, session))
+    response.headers.add("Set-Cookie", sessions.set_cookie(session))
     raise response
 
 
@@ -303,13 +297,14 @@ async def logout(request: web.Request) -> web.Response:
         if set_cookie is not None:
             response.headers.add("Set-Cookie", set_cookie)
         return response
-    session = _current_session(request)
-    sessions = request.app[SESSIONS]
-    if session is not None and sessions is not None:
-        sessions.end(session)
-        log.info("%r logged out", session.user_id)
     response = message(request, "logged_out", link="/", link_text=t("start"))
-    response.headers.add("Set-Cookie", request.app[COOKIES].clear_cookie(SESSION))
+    sessions = request.app[SESSIONS]
+    if sessions is not None:
+        session = sessions.load(request.cookies)
+        if session is not None:
+            sessions.end(session)
+            log.info("%r logged out", session.user_id)
+        response.headers.add("Set-Cookie", sessions.clear_cookie())
     return response
 
 

@@ -1,20 +1,29 @@
 """Why a login was refused: one tree, each refusal carrying what explains it.
 
-Callers catch :class:`LoginRefused` where any refusal will do and the
-subclasses where the answer differs (a new password prompt, a "try again
-later" page, a "directory unreachable" page).
+Every refusal names the page that explains it to the person (``page``), or
+None when the answer is to ask for the password again; the verify endpoint
+and the login form both go by that, so the mapping from refusal to page
+exists here only.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 BanScope = Literal["user", "address"]
+# The sidecar's pages that explain a refusal (/auth/page/<name>).
+RefusalPage = Literal["banned", "unavailable", "forbidden"]
 
 
 class LoginRefused(Exception):
-    """No person could be established from these credentials, now."""
+    """No admission from these credentials, now."""
+
+    page: ClassVar[RefusalPage | None] = None
+
+
+class UnacceptableCredentials(LoginRefused, ValueError):
+    """The values cannot be a login (empty, too long, control characters): no bind is made."""
 
 
 class InvalidCredentials(LoginRefused):
@@ -24,6 +33,18 @@ class InvalidCredentials(LoginRefused):
 class DirectoryUnavailable(LoginRefused):
     """The directory did not answer in time, or not at all."""
 
+    page = "unavailable"
+
+
+class NoRole(LoginRefused):
+    """The password was right, but the person's groups give no role."""
+
+    page = "forbidden"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"{user_id!r} has no role")
+        self.user_id = user_id
+
 
 class Banned(LoginRefused):
     """Too many failures: no bind is made until ``seconds`` have passed.
@@ -31,6 +52,8 @@ class Banned(LoginRefused):
     ``scope`` says what is banned: ``"user"`` (that name, from this address
     or from everywhere) or ``"address"`` (every name from this address).
     """
+
+    page = "banned"
 
     def __init__(self, scope: BanScope, seconds: float) -> None:
         super().__init__(f"{scope} banned for {seconds:.0f} s")

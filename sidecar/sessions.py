@@ -10,6 +10,10 @@ the sealed times; a cookie's own expiry is only a hint to the browser.
 
 A logged-out session's id is remembered until it would have expired anyway,
 so the same cookie no longer passes even though it still opens.
+
+:class:`SessionCookies` is the one owner of the session cookie: its name,
+reading it from a request's cookies, sealing a session into a ``Set-Cookie``
+header and clearing it. No other module knows how the cookie is made.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -30,10 +34,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.config import Secret, SessionSettings
+from sidecar.cookies import CookiePolicy
 from sidecar.people import Person
 
 log = logging.getLogger(__name__)
 
+COOKIE_NAME = "jitsi_auth_session"
+# Secure and __Host- unless told otherwise (only a plain-http demo is).
+SECURE_COOKIES = CookiePolicy(secure=True)
 MAX_COOKIE_LENGTH = 4096
 # Names and addresses longer than this are cut (UTF-8 may take 4 bytes a character).
 MAX_TEXT_LENGTH = 200
@@ -144,12 +152,14 @@ class SessionCookies:
         self,
         settings: SessionSettings,
         *,
+        policy: CookiePolicy = SECURE_COOKIES,
         clock: Callable[[], float] = time.time,
         revoked: RevokedSessions | None = None,
     ) -> None:
         if not settings.keys:
             raise ValueError("no session keys")
         self._settings = settings
+        self._policy = policy
         self._clock = clock
         self._fernet = MultiFernet([_fernet(key) for key in settings.keys])
         self._revoked = revoked or RevokedSessions(settings.revocation_file, clock=clock)
@@ -171,6 +181,24 @@ class SessionCookies:
             last_seen=now,
             role_checked=now,
         )
+
+    # -- the cookie ------------------------------------------------------------
+
+    def load(self, cookies: Mapping[str, str]) -> Session | None:
+        """The session a request's cookies carry, if it is ours, current and not logged out."""
+        return self.open(cookies.get(self._policy.name(COOKIE_NAME)))
+
+    def set_cookie(self, session: Session) -> str:
+        """The ``Set-Cookie`` value that carries ``session``, sealed, to the browser."""
+        return self._policy.set_cookie(
+            COOKIE_NAME, self.seal(session), max_age=self._settings.lifetime
+        )
+
+    def clear_cookie(self) -> str:
+        """The ``Set-Cookie`` value that removes the session cookie from the browser."""
+        return self._policy.clear_cookie(COOKIE_NAME)
+
+    # -- sealing -------------------------------------------------------------------
 
     def seal(self, session: Session) -> str:
         payload = json.dumps(asdict(session), separators=(",", ":")).encode("utf-8")
@@ -228,7 +256,3 @@ class SessionCookies:
 
     def end(self, session: Session) -> None:
         self._revoked.revoke(session.session_id, session.issued_at + self._settings.lifetime)
-
-    @property
-    def lifetime(self) -> int:
-        return self._settings.lifetime

@@ -23,18 +23,16 @@ from aiohttp.web_response import StreamResponse
 from sidecar import pages
 from sidecar.appkeys import (
     AUTHENTICATOR,
-    COOKIES,
     CSRF_TOKENS,
     GUARD,
     REGULATOR,
-    ROLES,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
 )
 from sidecar.authentication import Authenticator
 from sidecar.config import Settings
-from sidecar.cookies import SESSION, CookiePolicy
+from sidecar.cookies import CookiePolicy
 from sidecar.credential_cache import CredentialCache
 from sidecar.csrf import CsrfTokens
 from sidecar.directory import Directory
@@ -79,7 +77,8 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 def _session_cookie(request: web.Request, session: Session | None) -> str | None:
-    return None if session is None else pages.session_cookie_header(request, session)
+    sessions = request.app[SESSIONS]
+    return None if session is None or sessions is None else sessions.set_cookie(session)
 
 
 def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
@@ -106,7 +105,7 @@ async def verify(request: web.Request) -> web.Response:
         uri=request.headers.get("X-Original-URI", ""),
         method=request.headers.get("X-Original-Method", "GET"),
         authorization=request.headers.get("Authorization"),
-        session_cookie=request.cookies.get(request.app[COOKIES].name(SESSION)),
+        cookies=request.cookies,
         client_address=request.headers.get("X-Real-IP", ""),
     )
     try:
@@ -152,17 +151,20 @@ def make_templates() -> jinja2.Environment:
     )
 
 
-def _resources(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+def _resources(
+    settings: Settings, policy: CookiePolicy
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         directory = Directory(settings.ldap)
         regulator = Regulator(settings.regulation)
-        authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator)
-        sessions = SessionCookies(settings.sessions) if settings.sessions.keys else None
         roles = RoleRules(settings.roles)
+        authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator, roles)
+        sessions = (
+            SessionCookies(settings.sessions, policy=policy) if settings.sessions.keys else None
+        )
         app[REGULATOR] = regulator
         app[AUTHENTICATOR] = authenticator
         app[SESSIONS] = sessions
-        app[ROLES] = roles
         app[GUARD] = Guard(
             directory=directory,
             authenticator=authenticator,
@@ -182,9 +184,8 @@ def create_app(settings: Settings) -> web.Application:
     policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
     app[TEMPLATES] = make_templates()
-    app[COOKIES] = policy
     app[CSRF_TOKENS] = CsrfTokens(policy)
-    app.cleanup_ctx.append(_resources(settings))
+    app.cleanup_ctx.append(_resources(settings, policy))
     app.router.add_route("*", "/auth/verify", verify)
     # Any method: nginx fetches these with the method of the room request.
     app.router.add_route("*", "/auth/page/{name}", pages.page)

@@ -9,10 +9,10 @@ import pytest
 from sidecar.credentials import (
     MAX_PASSWORD_LENGTH,
     MAX_USERNAME_LENGTH,
-    UnacceptableCredentials,
     check_credentials,
     parse_basic_authorization,
 )
+from sidecar.refusals import UnacceptableCredentials
 
 
 def basic(raw: bytes) -> str:

@@ -13,8 +13,8 @@ import pytest
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config import Secret, SessionSettings
-from sidecar.cookies import SESSION
 from sidecar.people import Person
+from sidecar.sessions import COOKIE_NAME as SESSION
 from sidecar.sessions import SessionCookies
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Browser, Stack, basic_auth, binds_of, set_cookies, token_in

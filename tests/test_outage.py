@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.cookies import SESSION
+from sidecar.sessions import COOKIE_NAME as SESSION
 from tests.stack import Browser, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]

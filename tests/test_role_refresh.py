@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.cookies import SESSION
+from sidecar.sessions import COOKIE_NAME as SESSION
 from sidecar.sessions import Session
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Browser, Stack, token_in

@@ -411,8 +411,16 @@ def test_a_recheck_takes_the_new_role_and_name_and_restarts_the_refresh(
     assert not cookies.role_check_due(rechecked)
 
 
-def test_lifetime_is_reported(cookies: SessionCookies) -> None:
-    assert cookies.lifetime == LIFETIME
+def test_the_cookie_lasts_one_lifetime_and_is_cleared_by_name(cookies: SessionCookies) -> None:
+    session = cookies.new(Person("anna", "Anna", "", frozenset()), "pupil")
+    header = cookies.set_cookie(session)
+    name, _, rest = header.partition("=")
+    assert name == "__Host-jitsi_auth_session"
+    assert f"Max-Age={LIFETIME}" in rest.split("; ")
+    assert cookies.load({name: rest.split(";")[0]}) == session
+    assert cookies.load({"jitsi_auth_session": rest.split(";")[0]}) is None
+    assert cookies.clear_cookie().startswith("__Host-jitsi_auth_session=;")
+    assert "Max-Age=0" in cookies.clear_cookie()
 
 
 def test_very_long_names_still_fit_in_a_cookie(cookies: SessionCookies) -> None:
