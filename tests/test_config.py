@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from sidecar.config import ConfigError, Secret, TcpAddress, UnixAddress, load_settings
+from sidecar.config import (
+    SECTIONS,
+    ConfigError,
+    JitsiSettings,
+    LdapSettings,
+    RegulationSettings,
+    RoleRule,
+    Secret,
+    TcpAddress,
+    UnixAddress,
+    load_settings,
+)
 from sidecar.dn import canonical_dn
+from sidecar.options import key_of
 
 SECRET = "s" * 40
 
@@ -204,3 +218,96 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("[jitsi]\n", '[jitsi]\ntoken_ttl = "7200"\n'), "jitsi.token_ttl"),
+        (("[ldap]\n", '[ldap]\nurls = "ldap://127.0.0.1:389"\n'), "ldap.urls"),
+        (("[ldap]\n", "[ldap]\nurls = []\n"), "ldap.urls"),
+        (("[ldap]\n", '[ldap]\npool_size = "4"\n'), "ldap.pool_size"),
+        (("[ldap]\n", "[ldap]\ntimeout = true\n"), "ldap.timeout"),
+        (("[regulation]\n", "[regulation]\nwindow = 1.5\n"), "regulation.window"),
+        (("moderator = true", 'moderator = true\nany_room = "false"'), "roles[0].any_room"),
+        (
+            (
+                'groups = ["CN=Teachers, ou=groups,dc=school,dc=example"]',
+                'groups = "CN=Teachers, ou=groups,dc=school,dc=example"',
+            ),
+            "roles[0].groups",
+        ),
+        (("[server]\n", "[server]\nsocket_mode = 660\n"), "server.socket_mode"),
+        (("[server]\n", "[server]\nlisten = 5111\n"), "server.listen"),
+    ],
+)
+def test_toml_values_of_the_wrong_type_are_refused(
+    tmp_path: Path, change: tuple[str, str], key: str
+) -> None:
+    """The environment is text and parsed by type; the file says what type it means."""
+    old, new = change
+    body = (MINIMAL + "\n[regulation]\n").replace(old, new, 1)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == key
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "JITSI_AUTH_SIDECAR_LDAP_URL",  # URLS
+        "JITSI_AUTH_SIDECAR_JITSI_TOKENTTL",
+        "JITSI_AUTH_SIDECAR_ROLES_NAME",
+        "JITSI_AUTH_SIDECAR_JITSI_APP_SECRET",  # secrets come from files only
+    ],
+)
+def test_misspelt_environment_variables_are_refused(tmp_path: Path, variable: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, MINIMAL), environ={variable: "x"})
+    assert raised.value.key == variable
+    assert "unknown environment variable" in str(raised.value)
+
+
+def test_every_declared_key_can_come_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "JITSI_AUTH_SIDECAR_REGULATION_KNOWN_ADDRESS_LIFETIME": "60",
+        "JITSI_AUTH_SIDECAR_LDAP_DEADLINE": "2.5",
+        "JITSI_AUTH_SIDECAR_SERVER_SOCKET_MODE": "0600",
+        "JITSI_AUTH_SIDECAR_LOGIN_METHODS": "basic",
+        "JITSI_AUTH_SIDECAR_JITSI_APP_SECRET_FILE": str(write_secret(tmp_path, "e" * 40)),
+    }
+    settings = load_settings(write_config(tmp_path, MINIMAL), environ=env)
+    assert settings.regulation.known_address_lifetime == 60
+    assert settings.ldap.deadline == 2.5
+    assert settings.server.socket_mode == 0o600
+    assert settings.login.methods == ("basic",)
+    assert settings.jitsi.app_secret.reveal() == b"e" * 40
+
+
+def write_secret(tmp_path: Path, value: str) -> Path:
+    path = tmp_path / "other_secret"
+    path.write_text(value)
+    return path
+
+
+def test_settings_built_in_code_get_the_declared_defaults() -> None:
+    """What tests and callers build by hand is checked and defaulted like a file."""
+    jitsi = JitsiSettings(app_id="a", app_secret=Secret(b"k" * 32), subject="s")
+    assert (jitsi.audience, jitsi.token_ttl, jitsi.algorithm) == ("a", 10800, "HS256")
+    assert RegulationSettings().max_failures_per_user_overall == 50
+    assert LdapSettings(user_base="ou=p").deadline == 10.0
+    with pytest.raises(ConfigError) as raised:
+        LdapSettings(group_mode="search", user_base="ou=p")
+    assert raised.value.key == "group_base"
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.parametrize("section", [*SECTIONS, "roles"])
+def test_the_readme_documents_every_key(section: str) -> None:
+    block = README.read_text("utf-8").split("## Configuration", 1)[1].split("### ", 1)[0]
+    cls = RoleRule if section == "roles" else SECTIONS[section]
+    documented = block.split(f"[{section}]", 1)[1]
+    for item in dataclasses.fields(cls):
+        assert re.search(rf"^{key_of(item)} = ", documented, re.MULTILINE), (section, item.name)

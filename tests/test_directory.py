@@ -26,24 +26,12 @@ CLASS_7B = canonical_dn(SCHOOL.posix_group_dn)
 def ldap_settings(slapd: Slapd, **changes: object) -> LdapSettings:
     settings = LdapSettings(
         urls=(slapd.ldap_url,),
-        start_tls=False,
-        ca_file=None,
-        verify_certificates=True,
         bind_dn=SCHOOL.service_dn,
         bind_password=Secret(SCHOOL.service_password.encode()),
         user_base=f"ou=people,{SCHOOL.base_dn}",
-        user_filter="(uid={username})",
-        user_dn_template="",
-        group_mode="memberof",
         group_base=f"ou=groups,{SCHOOL.base_dn}",
-        group_filter="(|(member={user_dn})(memberUid={username}))",
-        id_attribute="uid",
-        name_attribute="cn",
-        mail_attribute="mail",
         timeout=3.0,
         pool_size=2,
-        deadline=10.0,
-        retry_interval=30.0,
     )
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 

@@ -27,13 +27,7 @@ def stack_sessions(stack: Stack, keys: tuple[bytes, ...] | None = None) -> Sessi
     """SessionCookies sealing like the stack's sidecar (same keys unless given)."""
     key_file = stack.sidecar.config.parent / "session_keys"
     own_keys = keys or tuple(line for line in key_file.read_bytes().splitlines() if line)
-    settings = SessionSettings(
-        keys=tuple(Secret(key) for key in own_keys),
-        idle_timeout=4 * 3600,
-        lifetime=12 * 3600,
-        role_refresh=600,
-        revocation_file=None,
-    )
+    settings = SessionSettings(keys=tuple(Secret(key) for key in own_keys))
     return SessionCookies(settings)
 
 

@@ -11,7 +11,7 @@ from sidecar.regulation import BUSY_RETRY_SECONDS, Regulator, fold_user_name, pl
 PER_USER = 3
 OVERALL = 7
 PER_ADDRESS = 5
-WINDOW = 600
+WINDOW = RegulationSettings().window  # the declared default
 BAN_TIME = 900
 KNOWN_FOR = 86400
 
@@ -36,7 +36,6 @@ def make_regulator(clock: Clock, *, ban_time: int = BAN_TIME, overall: int = OVE
     settings = RegulationSettings(
         max_failures_per_user=PER_USER,
         max_failures_per_address=PER_ADDRESS,
-        window=WINDOW,
         ban_time=ban_time,
         max_failures_per_user_overall=overall,
         known_address_lifetime=KNOWN_FOR,

@@ -19,10 +19,8 @@ NOW = 1_800_000_000
 SETTINGS = JitsiSettings(
     app_id="school-meet",
     app_secret=Secret(SECRET),
-    audience="school-meet",
     subject="meet.school.example",
     token_ttl=3600,
-    algorithm="HS256",
 )
 SITE = JitsiSite(
     app_id="school-meet",
