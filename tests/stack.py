@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -202,6 +204,29 @@ class Stack:
         self.nginx.stop()
         self.sidecar.stop()
         self.xmpp.stop()
+
+
+@contextmanager
+def nginx_in_front(
+    sidecar: SidecarProcess, workdir: Path, *, site: str, http_extra: str = ""
+) -> Iterator[Nginx]:
+    """Another nginx site (with its own Prosody stand-in) in front of a running sidecar."""
+    xmpp = XmppStandIn(workdir)
+    xmpp.start()
+    nginx = Nginx(
+        workdir,
+        port=free_port(),
+        sidecar_socket=sidecar.socket_path,
+        xmpp_port=xmpp.port,
+        site=site,
+        http_extra=http_extra,
+    )
+    try:
+        nginx.start()
+        yield nginx
+    finally:
+        nginx.stop()
+        xmpp.stop()
 
 
 def start_stack(workdir: Path, config: Path, socket_path: Path, port: int) -> Stack:

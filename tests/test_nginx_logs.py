@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from demo.nginx import SITE, Nginx, default_include, free_port
+from demo.nginx import SITE, Nginx, default_include
 from demo.school import SCHOOL
-from tests.stack import Stack, XmppStandIn, basic_auth, request
+from tests.stack import Stack, basic_auth, nginx_in_front, request
 
 TOKEN = "eyJzdHJheS10b2tlbi1tYXJrZXI.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"
 LOG_FORMAT_FILE = default_include().with_name("jitsi-auth-sidecar-log.conf")
@@ -76,24 +76,13 @@ def test_the_rest_of_the_site_is_untouched(stack: Stack) -> None:
 def query_free_nginx(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """The stock-shaped site with the optional log format, as the README says to add it."""
     workdir: Path = tmp_path_factory.mktemp("log-format")
-    xmpp = XmppStandIn(workdir)
-    xmpp.start()
     site = SITE.replace(
         "    include {include};",
         f"    access_log {workdir}/access.log jitsi_auth_sidecar;\n    include {{include}};",
     )
-    nginx = Nginx(
-        workdir,
-        port=free_port(),
-        sidecar_socket=stack.sidecar.socket_path,
-        xmpp_port=xmpp.port,
-        site=site,
-        http_extra=f"    include {LOG_FORMAT_FILE};",
-    )
-    nginx.start()
-    yield nginx
-    nginx.stop()
-    xmpp.stop()
+    http_extra = f"    include {LOG_FORMAT_FILE};"
+    with nginx_in_front(stack.sidecar, workdir, site=site, http_extra=http_extra) as nginx:
+        yield nginx
 
 
 def test_requests_nginx_refuses_early_are_logged_without_their_query(

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
 from demo.school import SCHOOL
-from tests.stack import Stack, XmppStandIn, followed, request
+from tests.stack import Stack, followed, nginx_in_front, request
 
 DOCKER_HTTP = """
     map $http_upgrade $connection_upgrade {
@@ -105,20 +105,8 @@ server {{
 def docker_nginx(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """The docker-shaped site in front of the shared stack's sidecar."""
     workdir: Path = tmp_path_factory.mktemp("docker-site")
-    xmpp = XmppStandIn(workdir)
-    xmpp.start()
-    nginx = Nginx(
-        workdir,
-        port=free_port(),
-        sidecar_socket=stack.sidecar.socket_path,
-        xmpp_port=xmpp.port,
-        site=DOCKER_SITE,
-        http_extra=DOCKER_HTTP,
-    )
-    nginx.start()
-    yield nginx
-    nginx.stop()
-    xmpp.stop()
+    with nginx_in_front(stack.sidecar, workdir, site=DOCKER_SITE, http_extra=DOCKER_HTTP) as nginx:
+        yield nginx
 
 
 def get(nginx: Nginx, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
