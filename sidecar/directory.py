@@ -20,6 +20,7 @@ from typing import Any
 import bonsai
 
 from sidecar.bind_timing import BindTimings
+from sidecar.cancellable_ldap import CancellableConnection
 from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.dn import canonical_dn
@@ -119,6 +120,7 @@ class Directory:
         if settings.ca_file is not None:
             client.set_ca_cert(str(settings.ca_file))
         client.set_server_chase_referrals(False)
+        client.set_async_connection_class(CancellableConnection)
         if dn is not None and password is not None:
             secret = password.reveal().decode("utf-8") if isinstance(password, Secret) else password
             client.set_credentials("SIMPLE", user=dn, password=secret)
@@ -129,7 +131,10 @@ class Directory:
 
         Servers that failed lately are asked last (see ldap_servers).
         """
-        last_error: Exception | None = None
+        # Only the kind of the last error is kept: the error itself would hold
+        # its frames, and with them a given-up connection and its socket, until
+        # the garbage collector's next full run.
+        last_error = "no server configured"
         for url in self._servers.ordered():
             client = self._client(url, dn, password)
             try:
@@ -139,12 +144,12 @@ class Directory:
                 self._servers.answered(url)
                 raise
             except (bonsai.LDAPError, TimeoutError, OSError) as error:
-                self._servers.failed(url, type(error).__name__)
-                last_error = error
+                last_error = type(error).__name__
+                self._servers.failed(url, last_error)
                 continue
             self._servers.answered(url)
             return url, conn
-        raise DirectoryUnavailable("no LDAP server answered") from last_error
+        raise DirectoryUnavailable(f"no LDAP server answered (last: {last_error})")
 
     def server_failed(self, url: str, reason: str) -> None:
         self._servers.failed(url, reason)

@@ -4,6 +4,7 @@ login has one deadline, so nginx always gets its answer in time."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -182,3 +183,42 @@ def test_the_deadline_ends_inside_nginxs_read_timeout() -> None:
     match = re.search(r"proxy_read_timeout (\d+)s;", verify)
     assert match is not None
     assert int(match.group(1)) >= MAX_DEADLINE_SECONDS + 2
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_cancelled_wait_leaves_no_socket_behind(
+    slapd: Slapd, silent: Callable[[], SilentServer]
+) -> None:
+    """The deadline cancels bonsai mid-wait, or bonsai's own timeout ends it: its
+    socket must leave the event loop and close.
+
+    Left registered, the loop calls back on it for ever (a core at 100 %), and
+    every probe of a hung server would keep one more socket open.
+    """
+    loop = asyncio.get_running_loop()
+    selector = loop._selector  # type: ignore[attr-defined]
+    hung = silent()
+    directory = Directory(
+        ldap_settings(slapd, urls=(hung.url,), timeout=5.0, deadline=0.5, retry_interval=3600)
+    )
+    registered, descriptors = len(selector.get_map()), open_descriptors()
+    try:
+        for _ in range(3):
+            with pytest.raises(DirectoryUnavailable):
+                await directory.authenticate(Credentials(TEACHER.uid, TEACHER.password))
+        assert len(selector.get_map()) == registered
+        # The silent server runs in this process: its own ends of the connections count.
+        assert open_descriptors() == descriptors + hung.connections
+        timing_out = Directory(ldap_settings(slapd, urls=(hung.url,), timeout=0.2))
+        try:
+            with pytest.raises(DirectoryUnavailable):
+                await timing_out.authenticate(Credentials(TEACHER.uid, TEACHER.password))
+        finally:
+            timing_out.close()
+        assert len(selector.get_map()) == registered
+        assert open_descriptors() == descriptors + hung.connections
+    finally:
+        directory.close()
