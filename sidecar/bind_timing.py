@@ -10,13 +10,17 @@ to answer and without touching good logins.
 
 from __future__ import annotations
 
-import secrets
+import random
 from collections import deque
 
 # Enough binds to draw from a distribution, few enough to follow a change in load.
 RECENT_BINDS = 64
 # Until the first bind has been timed: a typical bind over loopback or a LAN.
 FIRST_GUESS_SECONDS = 0.01
+# Each drawn duration is stretched by up to this share either way, so that
+# no answer takes exactly as long as one of the recorded binds.
+JITTER = 0.1
+_random = random.SystemRandom()
 
 
 class BindTimings:
@@ -29,6 +33,5 @@ class BindTimings:
 
     def draw(self) -> float:
         """A duration one of the recent binds took."""
-        if not self._recent:
-            return FIRST_GUESS_SECONDS
-        return secrets.choice(self._recent)
+        drawn = _random.choice(self._recent) if self._recent else FIRST_GUESS_SECONDS
+        return drawn * _random.uniform(1 - JITTER, 1 + JITTER)

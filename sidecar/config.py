@@ -314,6 +314,12 @@ class RegulationSettings:
     # How long an address a person logged in from stays one of hers.
     known_address_lifetime: int = option(30 * 86400, minimum=0, maximum=365 * 86400)
 
+    def __post_init__(self) -> None:
+        if self.max_failures_per_user_overall < self.max_failures_per_user:
+            raise ConfigError(
+                "max_failures_per_user_overall", "must not be below max_failures_per_user"
+            )
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -69,8 +69,13 @@ class _ConnectionPool:
 
     @asynccontextmanager
     async def connection(self, *, fresh: bool = False) -> AsyncIterator[Any]:
-        async with asyncio.timeout(self._directory.timeout):
-            await self._slots.acquire()
+        try:
+            async with asyncio.timeout(self._directory.timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            # Busy, not hung: no other server would help, and no retry either.
+            log.warning("every pooled LDAP connection stayed busy for ldap.timeout")
+            raise DirectoryUnavailable("pooled connections busy") from None
         try:
             if fresh:
                 self.close()

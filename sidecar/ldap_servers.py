@@ -54,11 +54,19 @@ class ServerHealth:
     async def _probe_until_back(self, url: str) -> None:
         while True:
             await asyncio.sleep(self._retry_interval)
-            if await self._probe(url):
+            if await self._answers(url):
                 # Popped here rather than through answered(): a task must not cancel itself.
                 self._probes.pop(url, None)
                 log.warning("LDAP server %s answers again", url)
                 return
+
+    async def _answers(self, url: str) -> bool:
+        try:
+            return await self._probe(url)
+        except Exception:
+            # A probe that cannot even be made must not end the probing.
+            log.exception("probing LDAP server %s failed", url)
+            return False
 
     def close(self) -> None:
         for task in self._probes.values():

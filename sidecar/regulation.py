@@ -13,7 +13,9 @@ Failures are counted in a sliding window of ``window`` seconds:
   she is banned from every place *except the places she logged in from
   successfully* within ``known_address_lifetime``;
 - one place, over all names: past ``max_failures_per_address``, the place is
-  banned for everybody *except the people known from it*.
+  banned for everybody *except the people known from it*; past ten times
+  that, for them too (a pupil behind the school's address guessing at every
+  teacher known there gets that many guesses, not an unbounded number).
 
 A banned login is refused before any bind. Checks still under way count like
 failures, so a burst of parallel guesses gets no more binds than the limit.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import ipaddress
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
@@ -40,6 +41,8 @@ MAX_TRACKED_KEYS = 100_000
 # "Try again in a minute" while the checks already under way would reach the limit.
 BUSY_RETRY_SECONDS = 60.0
 IPV6_PLACE_PREFIX = 64
+# How many more failures a place may have before the people known there are banned too.
+KNOWN_PEOPLE_FACTOR = 10
 # Who-keys: a folded user name, or the directory entry a search found.
 _NAME = "name:"
 _ENTRY = "entry:"
@@ -79,7 +82,8 @@ class _Counter:
         self._window = settings.window
         self._ban_time = settings.ban_time
         self._clock = clock
-        self._failures: TTLCache[Hashable, deque[float]] = TTLCache(
+        # A tuple of at most limit - 1 times per key: a deque would cost ten times the memory.
+        self._failures: TTLCache[Hashable, tuple[float, ...]] = TTLCache(
             MAX_TRACKED_KEYS, settings.window, timer=clock
         )
         self._banned_until: TTLCache[Hashable, float] = TTLCache(
@@ -117,15 +121,17 @@ class _Counter:
 
     def fail(self, key: Hashable) -> None:
         now = self._clock()
-        failures = self._failures.get(key) or deque()
-        while failures and failures[0] <= now - self._window:
-            failures.popleft()
-        failures.append(now)
-        # Re-inserting refreshes the entry's time to live to one more window.
-        self._failures[key] = failures
+        oldest_counted = now - self._window
+        failures = (
+            *(stamp for stamp in self._failures.get(key, ()) if stamp > oldest_counted),
+            now,
+        )
         if len(failures) >= self._limit:
             self._banned_until[key] = now + self._ban_time
-            del self._failures[key]
+            self._failures.pop(key, None)
+        else:
+            # Re-inserting refreshes the entry's time to live to one more window.
+            self._failures[key] = failures
 
     def forget(self, key: Hashable) -> None:
         self._failures.pop(key, None)
@@ -138,6 +144,9 @@ class Regulator:
         self._from_place = _Counter(settings.max_failures_per_user, settings, clock)
         self._overall = _Counter(settings.max_failures_per_user_overall, settings, clock)
         self._places = _Counter(settings.max_failures_per_address, settings, clock)
+        self._places_for_everybody = _Counter(
+            settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR, settings, clock
+        )
         # (who, place) pairs with a successful login lately: her usual ways in.
         self._known: TTLCache[tuple[str, str], bool] = TTLCache(
             MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
@@ -153,6 +162,8 @@ class Regulator:
     def _ban(self, who: str, place: str) -> tuple[BanScope, float] | None:
         """The longest ban that keeps ``who`` from trying from ``place``, if any."""
         bans: list[tuple[BanScope, float]] = [("user", self._from_place.banned_for((who, place)))]
+        if place:
+            bans.append(("address", self._places_for_everybody.banned_for(place)))
         if not self._known_from(who, place):
             bans.append(("user", self._overall.banned_for(who)))
             if place:
@@ -164,6 +175,8 @@ class Regulator:
         """Which limit the checks already under way would reach, if any."""
         if self._from_place.saturated((who, place)):
             return "user"
+        if with_place and place and self._places_for_everybody.saturated(place):
+            return "address"
         if self._known_from(who, place):
             return None
         if self._overall.saturated(who):
@@ -216,18 +229,21 @@ class Regulator:
         self._overall.begin(who)
         if first and place:
             self._places.begin(place)
+            self._places_for_everybody.begin(place)
 
     def _end(self, who: str, place: str, *, first: bool) -> None:
         self._from_place.end((who, place))
         self._overall.end(who)
         if first and place:
             self._places.end(place)
+            self._places_for_everybody.end(place)
 
     def _fail(self, who: str, place: str, *, first: bool) -> None:
         self._from_place.fail((who, place))
         self._overall.fail(who)
         if first and place:
             self._places.fail(place)
+            self._places_for_everybody.fail(place)
 
     def _succeed(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own

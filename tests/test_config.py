@@ -311,3 +311,12 @@ def test_the_readme_documents_every_key(section: str) -> None:
     documented = block.split(f"[{section}]", 1)[1]
     for item in dataclasses.fields(cls):
         assert re.search(rf"^{key_of(item)} = ", documented, re.MULTILINE), (section, item.name)
+
+
+def test_the_ceiling_from_everywhere_is_not_below_the_one_per_address(tmp_path: Path) -> None:
+    body = (
+        MINIMAL + "\n[regulation]\nmax_failures_per_user = 5\nmax_failures_per_user_overall = 4\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == "regulation.max_failures_per_user_overall"

@@ -222,3 +222,34 @@ async def test_a_cancelled_wait_leaves_no_socket_behind(
         assert open_descriptors() == descriptors + hung.connections
     finally:
         directory.close()
+
+
+async def test_a_probe_that_fails_to_run_keeps_probing() -> None:
+    calls: list[str] = []
+
+    async def probe(url: str) -> bool:
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError("the CA file went away")
+        return True
+
+    health = ServerHealth(("ldap://a", "ldap://b"), probe=probe, retry_interval=0.01)
+    try:
+        health.failed("ldap://a", "TimeoutError")
+        await until(lambda: health.ordered() == ["ldap://a", "ldap://b"])
+        assert len(calls) == 2
+    finally:
+        health.close()
+
+
+async def test_a_busy_pool_is_no_failed_server(slapd: Slapd) -> None:
+    """Waiting for a pooled connection in vain says "busy": no server is put last."""
+    directory = Directory(ldap_settings(slapd, pool_size=1, timeout=0.3))
+    try:
+        async with directory._pool.connection():
+            with pytest.raises(DirectoryUnavailable, match="busy"):
+                await directory.look_up(TEACHER.uid)
+        assert directory._servers.ordered() == [slapd.ldap_url]
+        assert (await directory.look_up(TEACHER.uid)) is not None
+    finally:
+        directory.close()

@@ -111,3 +111,14 @@ def test_requests_nginx_refuses_early_are_logged_without_their_query(
 def test_the_log_format_file_passes_nginx_t(query_free_nginx: Nginx) -> None:
     result = query_free_nginx.check()
     assert result.returncode == 0, result.stderr
+
+
+def test_odd_request_lines_lose_their_query_too(query_free_nginx: Nginx) -> None:
+    """nginx takes several spaces between the parts of a request line; so does the format."""
+    big = "X-Big: " + "a" * 9000
+    for line in (f"GET  /Mathe7b?jwt={TOKEN}  HTTP/1.1", f"GET   /x?a=1&jwt={TOKEN} HTTP/1.1"):
+        request_bytes = f"{line}\r\nHost: x\r\n{big}\r\nConnection: close\r\n\r\n".encode()
+        assert raw_request(query_free_nginx, request_bytes).startswith(b"HTTP/1.1 400")
+    log = query_free_nginx.access_log.read_text()
+    assert TOKEN not in log
+    assert '"GET /x HTTP/1.1" 400' in log

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytest
 
 from sidecar.config import RegulationSettings
 from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials
-from sidecar.regulation import BUSY_RETRY_SECONDS, Regulator, fold_user_name, place_of
+from sidecar.regulation import (
+    BUSY_RETRY_SECONDS,
+    KNOWN_PEOPLE_FACTOR,
+    Regulator,
+    fold_user_name,
+    place_of,
+)
 
 PER_USER = 3
 OVERALL = 7
@@ -301,3 +309,52 @@ def test_a_check_counts_once_against_its_place_whatever_it_names(regulator: Regu
     assert regulator.banned_for("someone", "192.0.2.1") == 0
     fail(regulator, "late", "192.0.2.1", "uid=late,dc=example")
     assert regulator.banned_for("someone", "192.0.2.1") == BAN_TIME
+
+
+def test_guesses_at_the_people_known_at_a_place_are_bounded_too(regulator: Regulator) -> None:
+    """Known people are spared the address ban, up to ten times its limit: a pupil
+    behind the school's address cannot guess at every teacher for ever."""
+    teachers = [f"teacher{number}" for number in range(KNOWN_PEOPLE_FACTOR * PER_ADDRESS)]
+    for teacher in teachers:
+        succeed(regulator, teacher, "192.0.2.1")
+    for teacher in teachers[:-1]:
+        fail(regulator, teacher, "192.0.2.1")
+    assert regulator.banned_for(teachers[0], "192.0.2.1") == 0
+    fail(regulator, teachers[-1], "192.0.2.1")
+    assert regulator.banned_for(teachers[0], "192.0.2.1") == BAN_TIME
+    with pytest.raises(Banned) as banned, regulator.attempt(teachers[1], "192.0.2.1"):
+        pass
+    assert banned.value.scope == "address"
+    # Elsewhere, nobody is affected.
+    assert regulator.banned_for(teachers[0], "198.51.100.1") == 0
+
+
+def test_her_own_login_does_not_reset_the_count_from_everywhere(regulator: Regulator) -> None:
+    for number in range(OVERALL - 1):
+        fail(regulator, "anna", f"192.0.2.{number}")
+    succeed(regulator, "anna", "198.51.100.7")
+    fail(regulator, "anna", "192.0.2.100")
+    assert regulator.banned_for("anna", "203.0.113.1") == BAN_TIME
+
+
+def test_parallel_guesses_at_many_names_from_one_place_are_bounded(regulator: Regulator) -> None:
+    with ExitStack() as under_way:
+        for number in range(PER_ADDRESS):
+            under_way.enter_context(regulator.attempt(f"user{number}", "192.0.2.1"))
+        with pytest.raises(Banned) as busy, regulator.attempt("one-more", "192.0.2.1"):
+            pass
+        assert (busy.value.scope, busy.value.seconds) == ("address", BUSY_RETRY_SECONDS)
+
+
+def test_parallel_guesses_through_spellings_of_one_entry_are_bounded(
+    regulator: Regulator,
+) -> None:
+    entry = "uid=anna,dc=example"
+    with ExitStack() as under_way:
+        for number in range(PER_USER):
+            attempt = under_way.enter_context(regulator.attempt(f"spelling{number}", "192.0.2.1"))
+            attempt.found_entry(entry)
+        attempt = under_way.enter_context(regulator.attempt("one-more-spelling", "192.0.2.1"))
+        with pytest.raises(Banned) as busy:
+            attempt.found_entry(entry)
+        assert (busy.value.scope, busy.value.seconds) == ("user", BUSY_RETRY_SECONDS)

@@ -10,6 +10,14 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from tests.stack import Browser, Stack, basic_auth, binds_of
 
+# Only the address limit matters here.
+ADDRESS_ONLY = """
+[regulation]
+max_failures_per_user = 100
+max_failures_per_user_overall = 100
+max_failures_per_address = {per_address}
+"""
+
 TEACHER = SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]
 
@@ -56,7 +64,7 @@ def test_unknown_user_counts_like_a_wrong_password(
 
 
 def test_address_ban(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
-    extra = "[regulation]\nmax_failures_per_user = 100\nmax_failures_per_address = 4\n"
+    extra = ADDRESS_ONLY.format(per_address=4)
     stack = make_stack(slapd, extra=extra)
     for number in range(4):
         assert Browser(stack).log_in(f"sprayed.name{number}", "guess").status == 401
@@ -114,7 +122,7 @@ def test_parallel_guesses_cannot_pass_the_limit(
 
 
 def test_address_ban_through_basic(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
-    extra = "[regulation]\nmax_failures_per_user = 100\nmax_failures_per_address = 3\n"
+    extra = ADDRESS_ONLY.format(per_address=3)
     stack = make_stack(slapd, extra=extra)
     for number in range(3):
         assert stack.get("/Mathe7b", basic_auth(f"sprayed{number}", "guess")).status == 401
@@ -167,7 +175,7 @@ def test_a_name_under_attack_from_everywhere_stays_open_where_she_is_known(
 def test_a_shared_address_ban_spares_the_people_known_there(
     slapd: Slapd, make_stack: Callable[..., Stack]
 ) -> None:
-    extra = "[regulation]\nmax_failures_per_user = 100\nmax_failures_per_address = 3\n"
+    extra = ADDRESS_ONLY.format(per_address=3)
     stack = make_stack(slapd, extra=extra)
     assert Browser(stack, source=SCHOOL_ADDRESS).log_in(TEACHER.uid, TEACHER.password).status == 302
     for number in range(3):
