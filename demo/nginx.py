@@ -1,6 +1,6 @@
 """A real nginx serving a site shaped like Jitsi Meet's stock Debian site.
 
-Used by ``jitsi-auth-sidecar demo`` and by the tests: the server block has the
+Used by the demo (``python -m demo``) and by the tests: the server block has the
 stock site's locations (``/config.js``, the static-files regex, ``/http-bind``,
 ``/xmpp-websocket``, the room regex with ``@root_path``, tenants) and the
 project's include where the stock file includes ``jaas/*.conf``. The webroot

@@ -225,25 +225,26 @@ class Regulator:
         busy = self._busy(who, place, with_place=first)
         if busy is not None:
             raise Banned(busy, BUSY_RETRY_SECONDS)
-        self._from_place.begin((who, place))
-        self._overall.begin(who)
-        if first and place:
-            self._places.begin(place)
-            self._places_for_everybody.begin(place)
+        for counter, key in self._counts_of(who, place, first=first):
+            counter.begin(key)
 
     def _end(self, who: str, place: str, *, first: bool) -> None:
-        self._from_place.end((who, place))
-        self._overall.end(who)
-        if first and place:
-            self._places.end(place)
-            self._places_for_everybody.end(place)
+        for counter, key in self._counts_of(who, place, first=first):
+            counter.end(key)
 
     def _fail(self, who: str, place: str, *, first: bool) -> None:
-        self._from_place.fail((who, place))
-        self._overall.fail(who)
+        for counter, key in self._counts_of(who, place, first=first):
+            counter.fail(key)
+
+    def _counts_of(self, who: str, place: str, *, first: bool) -> list[tuple[_Counter, Hashable]]:
+        """The counts a check of ``who`` from ``place`` goes into (the place's once a check)."""
+        counts: list[tuple[_Counter, Hashable]] = [
+            (self._from_place, (who, place)),
+            (self._overall, who),
+        ]
         if first and place:
-            self._places.fail(place)
-            self._places_for_everybody.fail(place)
+            counts += [(self._places, place), (self._places_for_everybody, place)]
+        return counts
 
     def _succeed(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own
