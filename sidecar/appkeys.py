@@ -11,6 +11,7 @@ from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
 from sidecar.regulation import Regulator
 from sidecar.sessions import SessionCookies
+from sidecar.waiting import WaitingPace
 
 SETTINGS = web.AppKey("settings", Settings)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
@@ -20,3 +21,4 @@ REGULATOR = web.AppKey("regulator", Regulator)
 SESSIONS: web.AppKey[SessionCookies | None] = web.AppKey("sessions")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 GUARD = web.AppKey("guard", Guard)
+WAITING = web.AppKey("waiting", WaitingPace)

@@ -38,6 +38,7 @@ Algorithm = Literal["HS256", "HS384", "HS512"]
 GroupMode = Literal["memberof", "search"]
 LoginMethod = Literal["form", "basic"]
 Language = Literal["de", "en"]
+RoomSizeErrorPolicy = Literal["wait", "admit"]
 LANGUAGES: tuple[Language, ...] = ("de", "en")
 T = TypeVar("T")
 
@@ -140,6 +141,12 @@ def _dns(key: str, groups: tuple[str, ...]) -> frozenset[str]:
         except ValueError:
             raise ConfigError(key, f"{group!r} is not a DN") from None
     return frozenset(canonical)
+
+
+def _http_url_or_empty(key: str, value: str) -> str:
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ConfigError(key, f"{value!r} is not an http(s):// URL")
+    return value
 
 
 def _realm(key: str, value: str) -> str:
@@ -322,6 +329,22 @@ class RegulationSettings:
 
 
 @dataclass(frozen=True)
+class ClassroomSettings:
+    # Roles without moderator rights wait until a teacher has opened the room.
+    wait_for_teacher: bool = option(False)
+    room_size_url: str = option("", parse=_http_url_or_empty)  # Prosody's mod_muc_size
+    room_size_token: bool = option(False)  # send a token for the room, as Prosody may want
+    # When the room-size API is down or answers garbage: keep pupils waiting
+    # (no pupil ever alone in an empty room) or let them in.
+    on_room_size_error: RoomSizeErrorPolicy = option("wait")
+    xmpp_domain: str = option("")  # the room-size API's domain; empty: jitsi.subject
+
+    def __post_init__(self) -> None:
+        if self.wait_for_teacher and not self.room_size_url:
+            raise ConfigError("room_size_url", "missing (needed with wait_for_teacher = true)")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     jitsi: JitsiSettings
@@ -331,8 +354,16 @@ class Settings:
     sessions: SessionSettings
     cache: CacheSettings = CacheSettings()
     regulation: RegulationSettings = RegulationSettings()
+    classroom: ClassroomSettings = ClassroomSettings()
+
+    @property
+    def xmpp_domain(self) -> str:
+        """The meet site's XMPP domain, as Prosody's HTTP modules take it."""
+        return self.classroom.xmpp_domain or self.jitsi.subject
 
     def __post_init__(self) -> None:
+        if self.classroom.wait_for_teacher and self.xmpp_domain == "*":
+            raise ConfigError("classroom.xmpp_domain", 'missing (jitsi.subject is "*")')
         if not self.roles:
             raise ConfigError("roles", "missing: at least one [[roles]] table")
         if "form" in self.login.methods and not self.sessions.keys:
@@ -348,6 +379,7 @@ SECTIONS: dict[str, type] = {
     "sessions": SessionSettings,
     "cache": CacheSettings,
     "regulation": RegulationSettings,
+    "classroom": ClassroomSettings,
 }
 
 
@@ -392,6 +424,7 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
         sessions=section(SessionSettings, "sessions"),
         cache=section(CacheSettings, "cache"),
         regulation=section(RegulationSettings, "regulation"),
+        classroom=section(ClassroomSettings, "classroom"),
     )
 
 

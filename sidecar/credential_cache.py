@@ -10,7 +10,6 @@ credentials share one bind. Failures are never cached.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -22,6 +21,7 @@ from cachetools import TTLCache
 from sidecar.config import CacheSettings
 from sidecar.credentials import Credentials
 from sidecar.people import Person
+from sidecar.single_flight import SingleFlight
 
 
 class CredentialCache:
@@ -33,7 +33,7 @@ class CredentialCache:
         self._people: TTLCache[bytes, Person] = TTLCache(
             settings.basic_size, max(settings.basic_ttl, 1), timer=clock
         )
-        self._in_flight: dict[bytes, asyncio.Future[Person]] = {}
+        self._checks: SingleFlight[bytes, Person] = SingleFlight()
 
     def _cache_key(self, credentials: Credentials) -> bytes:
         username = credentials.username.encode("utf-8")
@@ -57,33 +57,10 @@ class CredentialCache:
         person = self._people.get(key)
         if person is not None:
             return person
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise
-                # The first caller went away mid-check; check for ourselves.
-                return await check(credentials)
-        future: asyncio.Future[Person] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            person = await check(credentials)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as error:
-            future.set_exception(error)
-            # Waiters see the failure; nobody else needs to retrieve it.
-            future.exception()
-            raise
-        else:
-            self._people[key] = person
-            future.set_result(person)
-            return person
-        finally:
-            del self._in_flight[key]
+        person = await self._checks.run(key, lambda: check(credentials))
+        # Only a good check gets here: failures are never remembered.
+        self._people[key] = person
+        return person
 
     def __len__(self) -> int:
         return len(self._people)

@@ -26,13 +26,14 @@ from sidecar.refusals import (
     UnacceptableCredentials,
 )
 from sidecar.roles import RoleRules
+from sidecar.room_size import RoomSize
 from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
 from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
 
-PageName = RefusalPage | Literal["not-a-room"]
+PageName = RefusalPage | Literal["not-a-room", "waiting"]
 LOGIN_PATH = "/auth/login"
 PAGE_METHODS = ("GET", "HEAD")
 
@@ -93,6 +94,7 @@ class Guard:
         tokens: RoomTokens,
         sessions: SessionCookies | None,
         methods: tuple[LoginMethod, ...],
+        room_size: RoomSize | None = None,
     ) -> None:
         self._directory = directory
         self._authenticator = authenticator
@@ -100,6 +102,8 @@ class Guard:
         self._tokens = tokens
         self._sessions = sessions
         self._methods = methods
+        # Set when roles without moderator rights wait for a teacher to open the room.
+        self._room_size = room_size
 
     async def decide(self, request: RoomAccessRequest) -> Verdict:
         try:
@@ -153,7 +157,7 @@ class Guard:
             sessions.end(session)
             return Page("forbidden")
         touched = changed or sessions.touch(session)
-        return self._token_verdict(current.person(), rule, room, touched, method)
+        return await self._token_verdict(current.person(), rule, room, touched, method)
 
     # -- Basic -----------------------------------------------------------------
 
@@ -176,11 +180,19 @@ class Guard:
         except LoginRefused as refusal:
             # Wrong credentials: the browser asks again; anything else has its page.
             return Challenge() if refusal.page is None else Page(refusal.page)
-        return self._token_verdict(admission.person, admission.rule, room, None, request.method)
+        return await self._token_verdict(
+            admission.person, admission.rule, room, None, request.method
+        )
 
     # -- the answer ----------------------------------------------------------------
 
-    def _token_verdict(
+    async def _must_wait(self, rule: RoleRule, backend_room: str) -> bool:
+        """Teachers never wait; others do while the room is not open."""
+        if rule.moderator or self._room_size is None:
+            return False
+        return not await self._room_size.is_open(backend_room)
+
+    async def _token_verdict(
         self,
         person: Person,
         rule: RoleRule,
@@ -189,6 +201,11 @@ class Guard:
         method: str,
     ) -> Verdict:
         backend_room = room.backend_name
+        if await self._must_wait(rule, backend_room):
+            # Even with a token from earlier: the page is not served while the
+            # room is closed (Prosody alone decides what that token still does).
+            log.info("%r waits for %r to open", person.user_id, backend_room)
+            return Page("waiting")
         token = room.token
         if token is not None and self._tokens.is_current(token, person, rule, backend_room):
             if method in PAGE_METHODS:

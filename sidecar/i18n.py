@@ -55,6 +55,11 @@ TEXTS: dict[Language, dict[str, str]] = {
         "error.title": "Something went wrong",
         "error.heading": "Something went wrong",
         "error.text": "The request could not be handled. Please try again.",
+        "waiting.title": "Waiting for the teacher",
+        "waiting.heading": "The lesson has not started yet",
+        "waiting.text": "You will be let in as soon as your teacher has opened the lesson.",
+        "waiting.checks": "This page checks again by itself every few seconds. Just keep it open.",
+        "waiting.now": "Check now",
     },
     "de": {
         "login.title": "Anmelden",
@@ -108,6 +113,12 @@ TEXTS: dict[Language, dict[str, str]] = {
         "error.title": "Etwas ist schiefgegangen",
         "error.heading": "Etwas ist schiefgegangen",
         "error.text": "Die Anfrage konnte nicht bearbeitet werden. Bitte noch einmal versuchen.",
+        "waiting.title": "Warten auf die Lehrkraft",
+        "waiting.heading": "Der Unterricht hat noch nicht begonnen",
+        "waiting.text": "Du wirst hereingelassen, sobald deine Lehrkraft den Unterricht "
+        "eröffnet hat.",
+        "waiting.checks": "Diese Seite prüft alle paar Sekunden von selbst. Einfach offen lassen.",
+        "waiting.now": "Jetzt prüfen",
     },
 }
 

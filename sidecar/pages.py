@@ -15,6 +15,7 @@ from sidecar.appkeys import (
     SESSIONS,
     SETTINGS,
     TEMPLATES,
+    WAITING,
 )
 from sidecar.config import LOGO_TYPES
 from sidecar.credentials import check_credentials, parse_basic_authorization
@@ -34,6 +35,7 @@ PAGE_STATUS = {
     "banned": 429,
     "unavailable": 503,
     "error": 500,
+    "waiting": 200,
 }
 
 
@@ -111,7 +113,24 @@ def named_page(
         return response
     if name == "not-a-room":
         return message(request, name, link="/", link_text=t("start"))
+    if name == "waiting":
+        return _waiting_page(request, retry)
     return message(request, name)
+
+
+def _waiting_page(request: web.Request, room_path: str) -> web.Response:
+    """The pupil's page while the room is closed, at the room's own address: it checks
+    again by itself (a refresh, no JavaScript), and the next check after the
+    room opened leads in with a fresh token."""
+    refresh, set_cookie = request.app[WAITING].next_check(request.cookies, room_path)
+    try:
+        room = parse_room_uri(room_path).room
+    except NotARoom:
+        room = None
+    response = render(request, "waiting.html", refresh=refresh, room=room, room_path=room_path)
+    if set_cookie is not None:
+        response.headers.add("Set-Cookie", set_cookie)
+    return response
 
 
 def _room_retry_path(request: web.Request) -> str:

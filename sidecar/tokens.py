@@ -24,6 +24,11 @@ NOT_BEFORE_SLACK_SECONDS = 60
 # A token that runs out sooner than this is replaced before Jitsi gets it.
 MIN_REMAINING_SECONDS = 300
 ANY_ROOM = "*"
+# Who the sidecar's own tokens (for Prosody's HTTP checks) name.
+SIDECAR = Person(
+    user_id="jitsi-auth-sidecar", display_name="jitsi-auth-sidecar", email="", groups=frozenset()
+)
+_ROOM_CHECK = RoleRule(name="room-check", groups=frozenset(), moderator=False, any_room=False)
 
 
 class RoomTokens:
@@ -64,6 +69,13 @@ class RoomTokens:
             },
         }
         return jwt.encode(claims, self._key, algorithm=settings.algorithm, headers={"typ": "JWT"})
+
+    def room_check_token(self, backend_room: str) -> str:
+        """A participant token for ``backend_room`` alone, naming the sidecar itself.
+
+        For Prosody's room-size API with ``enable_roomsize_token_verification``.
+        """
+        return self.mint(SIDECAR, _ROOM_CHECK, backend_room)
 
     def is_current(self, token: str, person: Person, rule: RoleRule, backend_room: str) -> bool:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -29,6 +30,7 @@ from sidecar.appkeys import (
     SESSIONS,
     SETTINGS,
     TEMPLATES,
+    WAITING,
 )
 from sidecar.authentication import Authenticator
 from sidecar.config import Settings
@@ -39,8 +41,10 @@ from sidecar.directory import Directory
 from sidecar.guard import Allow, Challenge, Guard, Page, Redirect, RoomAccessRequest, Verdict
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
+from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
+from sidecar.waiting import WaitingPace
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +163,18 @@ def _resources(
         regulator = Regulator(settings.regulation)
         roles = RoleRules(settings.roles)
         authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator, roles)
+        tokens = RoomTokens(settings.jitsi)
+        client = aiohttp.ClientSession()
+        room_size = (
+            RoomSize(
+                settings.classroom,
+                domain=settings.xmpp_domain,
+                client=client,
+                token_for=tokens.room_check_token if settings.classroom.room_size_token else None,
+            )
+            if settings.classroom.wait_for_teacher
+            else None
+        )
         sessions = (
             SessionCookies(settings.sessions, policy=policy) if settings.sessions.keys else None
         )
@@ -169,12 +185,14 @@ def _resources(
             directory=directory,
             authenticator=authenticator,
             roles=roles,
-            tokens=RoomTokens(settings.jitsi),
+            tokens=tokens,
             sessions=sessions,
             methods=settings.login.methods,
+            room_size=room_size,
         )
         yield
         directory.close()
+        await client.close()
 
     return resources
 
@@ -185,6 +203,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
+    app[WAITING] = WaitingPace(policy)
     app.cleanup_ctx.append(_resources(settings, policy))
     app.router.add_route("*", "/auth/verify", verify)
     # Any method: nginx fetches these with the method of the room request.

@@ -1,0 +1,233 @@
+"""Pupils wait for the teacher: the room-size API decides, through nginx.
+
+The room-size API is ``demo.jitsi_http``, a stand-in that follows Prosody's
+``mod_muc_size``; with a token required it checks tokens with the project's
+Jitsi-rules checker.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from demo.jitsi_http import JitsiHttp
+from demo.school import SCHOOL
+from demo.slapd import Slapd
+from sidecar.cookies import CookiePolicy
+from sidecar.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
+from tests.conftest import LENIENT_REGULATION
+from tests.jitsi_rules import JitsiSite, TokenRefused, admit
+from tests.stack import Browser, Reply, Stack, basic_auth, token_in
+
+TEACHER = SCHOOL.teachers[0]
+PUPIL = SCHOOL.pupils[0]
+DOMAIN = "meet.school.example"
+
+
+def classroom(fake: JitsiHttp, *, on_error: str = "wait", token: bool = False) -> str:
+    return LENIENT_REGULATION + (
+        "\n[classroom]\nwait_for_teacher = true\n"
+        f'room_size_url = "{fake.room_size_url}"\n'
+        f'on_room_size_error = "{on_error}"\n'
+        f"room_size_token = {'true' if token else 'false'}\n"
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[JitsiHttp]:
+    running = JitsiHttp(domain=DOMAIN).start()
+    yield running
+    running.stop()
+
+
+def waits(reply: Reply) -> bool:
+    """The waiting page, at the room's own address: no token, no redirect."""
+    return (
+        reply.status == 200
+        and reply.header("Location") is None
+        and 'http-equiv="refresh"' in reply.body
+    )
+
+
+def until_let_in(get: Callable[[], Reply], seconds: float = 10.0) -> Reply:
+    """The pupil's page checking again, as the refresh does, until it leads in."""
+    deadline = time.monotonic() + seconds
+    while True:
+        reply = get()
+        if reply.status == 302 or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("segment", "backend"),
+    [("Mathe7b", "mathe7b"), ("Mathe%207b", "mathe%207b"), ("%C3%9Cbung", "%c3%bcbung")],
+)
+def test_pupils_wait_teachers_pass_and_pupils_follow_once_open(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp, segment: str, backend: str
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake))
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    waiting = stack.get(f"/{segment}", pupil)
+    assert waits(waiting), waiting
+    assert "jwt" not in waiting.body
+    # The API was asked about the name Prosody knows the room by, on the meet domain.
+    assert fake.requests[-1].room == backend
+    assert fake.requests[-1].domain == DOMAIN
+    teacher = stack.get(f"/{segment}", basic_auth(TEACHER.uid, TEACHER.password))
+    assert teacher.status == 302
+    assert (teacher.header("Location") or "").startswith(f"/{segment}?jwt=")
+    fake.open(backend)
+    let_in = until_let_in(lambda: stack.get(f"/{segment}", pupil))
+    assert let_in.status == 302
+    assert (let_in.header("Location") or "").startswith(f"/{segment}?jwt=")
+
+
+def test_a_session_pupil_waits_and_is_let_in(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake))
+    browser = Browser(stack, "de")
+    assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
+    waiting = browser.get("/Mathe7b")
+    assert waits(waiting)
+    assert "Der Unterricht hat noch nicht begonnen" in waiting.body
+    assert "Besprechungsraum: Mathe7b" in waiting.body
+    fake.open("mathe7b")
+    assert until_let_in(lambda: browser.get("/Mathe7b")).status == 302
+
+
+def test_a_token_from_earlier_does_not_open_a_closed_room(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake))
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    fake.open("mathe7b")
+    location = stack.get("/Mathe7b", pupil).header("Location") or ""
+    assert stack.get(location, pupil).status == 200
+    fake.close("mathe7b")
+    deadline = time.monotonic() + 10
+    while not waits(reply := stack.get(location, pupil)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert waits(reply)
+
+
+def test_the_room_size_request_carries_a_token_prosody_accepts(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake, token=True))
+    site = JitsiSite(
+        app_id="school-meet",
+        app_secret=(stack.sidecar.config.parent / "app_secret").read_bytes(),
+        subject=DOMAIN,
+    )
+
+    def valid_for_room(token: str, room: str) -> bool:
+        try:
+            admit(token, site, room)
+        except TokenRefused:
+            return False
+        return True
+
+    fake.token_check = valid_for_room
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    assert waits(stack.get("/Mathe%207b", pupil))
+    asked = fake.requests[-1]
+    assert asked.token is not None
+    claims = admit(asked.token, site, "mathe%207b").claims
+    assert claims["moderator"] is False
+    assert claims["room"] == "mathe%207b"
+    # Accepted by the API: once the room opens, the pupil gets in.
+    fake.open("mathe%207b")
+    assert until_let_in(lambda: stack.get("/Mathe%207b", pupil)).status == 302
+
+
+def test_a_403_without_a_token_is_an_error_not_an_open_room(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    fake.token_check = lambda token, room: False
+    fake.open("mathe7b")
+    stack = make_stack(slapd, extra=classroom(fake))
+    assert waits(stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password)))
+
+
+@pytest.mark.parametrize("fault", ["garbage", "server-error", "no-count", "down"])
+@pytest.mark.parametrize("on_error", ["wait", "admit"])
+def test_an_api_that_fails_follows_the_configured_policy(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp, fault: str, on_error: str
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake, on_error=on_error))
+    fake.open("mathe7b")  # open, but the answer cannot be read
+    if fault == "down":
+        fake.stop()
+    else:
+        fake.fault = fault  # type: ignore[assignment]
+    reply = stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
+    assert reply.status != 500
+    if on_error == "wait":
+        assert waits(reply)
+    else:
+        assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
+    # Teachers never wait, whatever the API does.
+    teacher = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
+    assert (teacher.header("Location") or "").startswith("/Mathe7b?jwt=")
+    token_in(teacher.header("Location") or "")
+
+
+def test_a_waiting_class_costs_one_request(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake))
+    pupils = [basic_auth(pupil.uid, pupil.password) for pupil in SCHOOL.pupils]
+    for credentials in pupils:  # each pupil's password checked once (then cached)
+        stack.get("/Mathe7b", credentials)
+    before = len(fake.requests)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(
+            pool.map(lambda n: stack.get("/Mathe7b", pupils[n % len(pupils)]), range(30))
+        )
+    assert all(waits(reply) for reply in replies)
+    # Answers are kept two seconds per room: thirty checks cost one or two requests.
+    assert len(fake.requests) - before <= 2
+
+
+def refresh_of(reply: Reply) -> int:
+    match = re.search(r'http-equiv="refresh" content="(\d+)"', reply.body)
+    assert match is not None, reply.body
+    return int(match.group(1))
+
+
+def test_the_waiting_page_checks_often_at_first_with_jitter(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    stack = make_stack(slapd, extra=classroom(fake))
+    browser = Browser(stack)
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    first = browser.get("/Mathe7b", pupil)
+    assert "jitsi_auth_waiting" in browser.cookies
+    delays = [refresh_of(browser.get("/Mathe7b", pupil)) for _ in range(20)]
+    low, high = OFTEN_SECONDS * (1 - JITTER), OFTEN_SECONDS * (1 + JITTER)
+    assert all(round(low) <= delay <= round(high) for delay in [refresh_of(first), *delays])
+    assert "The lesson has not started yet" in first.body
+
+
+def test_the_pace_slows_after_the_first_minutes() -> None:
+    now = [1_000_000.0]
+    pace = WaitingPace(CookiePolicy(secure=True), clock=lambda: now[0])
+    delay, cookie = pace.next_check({}, "/Mathe7b")
+    assert cookie is not None
+    name, value = cookie.split(";")[0].split("=", 1)
+    assert round(OFTEN_SECONDS * (1 - JITTER)) <= delay <= round(OFTEN_SECONDS * (1 + JITTER))
+    now[0] += FIRST_MINUTES + 1
+    delays = [pace.next_check({name: value}, "/Mathe7b") for _ in range(20)]
+    assert all(cookie is None for _, cookie in delays)
+    low, high = round(LATER_SECONDS * (1 - JITTER)), round(LATER_SECONDS * (1 + JITTER))
+    assert all(low <= delay <= high for delay, _ in delays)
+    assert len({delay for delay, _ in delays}) > 1
+    # Another room, or a cookie from the future, starts afresh.
+    assert pace.next_check({name: value}, "/Physik")[1] is not None
+    assert pace.next_check({name: "99999999999." + value.split(".")[1]}, "/Mathe7b")[1]
