@@ -7,6 +7,10 @@ for a room that does not exist, else 200 ``{"participants": N}``. The room
 name arrives percent-encoded once more than it is (``mathe%25207b`` for the
 room ``mathe%207b``), as the web app and the sidecar send it.
 
+``/colibri/stats`` follows the videobridge's statistics: a JSON object with,
+among many other figures, ``conferences`` and ``participants``, here counted
+from the open rooms.
+
 Used by the tests (rooms opened and closed by hand, tokens checked by the
 project's Jitsi-rules checker) and by ``make demo``.
 """
@@ -51,6 +55,10 @@ class JitsiHttp:
     def room_size_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/room-size"
 
+    @property
+    def bridge_stats_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/colibri/stats"
+
     def start(self) -> JitsiHttp:
         self._thread.start()
         return self
@@ -78,6 +86,8 @@ class JitsiHttp:
 
     def _answer(self, path: str) -> tuple[int, bytes]:
         parts = urlsplit(path)
+        if parts.path == "/colibri/stats":
+            return self._bridge_stats()
         if parts.path != "/room-size":
             return 404, b"not found"
         query = parse_qs(parts.query)
@@ -102,6 +112,23 @@ class JitsiHttp:
         if self.fault == "no-count":
             return 200, b'{"people": 3}'
         return 200, json.dumps({"participants": participants}).encode()
+
+    def _bridge_stats(self) -> tuple[int, bytes]:
+        if self.fault == "server-error":
+            return 500, b"internal error"
+        if self.fault == "garbage":
+            return 200, b"<html>not json</html>"
+        with self._lock:
+            conferences = sum(1 for count in self._participants.values() if count > 0)
+            participants = sum(self._participants.values())
+        stats = {
+            "conferences": conferences,
+            "participants": participants,
+            "largest_conference": max(self._participants.values(), default=0),
+            "threads": 42,
+            "graceful_shutdown": False,
+        }
+        return 200, json.dumps(stats).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

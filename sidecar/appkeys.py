@@ -10,7 +10,11 @@ from sidecar.config import Settings
 from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
 from sidecar.regulation import Regulator
+from sidecar.roles import RoleRules
+from sidecar.room_size import RoomSize
 from sidecar.sessions import SessionCookies
+from sidecar.statistics import BridgeStatistics
+from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,4 +25,10 @@ REGULATOR = web.AppKey("regulator", Regulator)
 SESSIONS: web.AppKey[SessionCookies | None] = web.AppKey("sessions")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 GUARD = web.AppKey("guard", Guard)
+ROLES = web.AppKey("roles", RoleRules)
+TOKENS = web.AppKey("tokens", RoomTokens)
+# None when [classroom] wait_for_teacher is off.
+ROOM_SIZE: web.AppKey[RoomSize | None] = web.AppKey("room_size")
+# None when [classroom] bridge_stats_url is not set.
+BRIDGE: web.AppKey[BridgeStatistics | None] = web.AppKey("bridge")
 WAITING = web.AppKey("waiting", WaitingPace)

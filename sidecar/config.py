@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -328,6 +329,33 @@ class RegulationSettings:
             )
 
 
+def _url_scheme(key: str, value: str) -> str:
+    web_schemes = ("http", "https", "javascript", "data", "file")
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]{0,63}", value) or value in web_schemes:
+        raise ConfigError(key, "must be an app's own URL scheme, like org.jitsi.meet")
+    return value
+
+
+def _android_package(key: str, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+", value):
+        raise ConfigError(key, "must be an Android package name, like org.jitsi.meet")
+    return value
+
+
+@dataclass(frozen=True)
+class AppLink:
+    """A Jitsi Meet app the start page offers deep links for (a rebranded one, say)."""
+
+    name: str = option(nonempty=True)
+    scheme: str = option(parse=_url_scheme)
+    android_package: str = option(parse=_android_package)
+
+
+JITSI_MEET_APP = AppLink(
+    name="Jitsi Meet", scheme="org.jitsi.meet", android_package="org.jitsi.meet"
+)
+
+
 @dataclass(frozen=True)
 class ClassroomSettings:
     # Roles without moderator rights wait until a teacher has opened the room.
@@ -338,6 +366,7 @@ class ClassroomSettings:
     # (no pupil ever alone in an empty room) or let them in.
     on_room_size_error: RoomSizeErrorPolicy = option("wait")
     xmpp_domain: str = option("")  # the room-size API's domain; empty: jitsi.subject
+    bridge_stats_url: str = option("", parse=_http_url_or_empty)  # the videobridge's statistics
 
     def __post_init__(self) -> None:
         if self.wait_for_teacher and not self.room_size_url:
@@ -355,6 +384,7 @@ class Settings:
     cache: CacheSettings = CacheSettings()
     regulation: RegulationSettings = RegulationSettings()
     classroom: ClassroomSettings = ClassroomSettings()
+    apps: tuple[AppLink, ...] = ()  # offered besides Jitsi Meet's own app
 
     @property
     def xmpp_domain(self) -> str:
@@ -403,7 +433,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def settings_from_document(document: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     for name in document:
-        if name not in SECTIONS and name != "roles":
+        if name not in SECTIONS and name not in ("roles", "apps"):
             raise ConfigError(name, "unknown section")
     known = known_env_names(SECTIONS)
     for variable in sorted(environ):
@@ -419,12 +449,13 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
         server=section(ServerSettings, "server"),
         jitsi=section(JitsiSettings, "jitsi"),
         ldap=section(LdapSettings, "ldap"),
-        roles=_roles(document.get("roles")),
+        roles=_tables(RoleRule, "roles", document.get("roles"), required=True),
         login=section(LoginSettings, "login"),
         sessions=section(SessionSettings, "sessions"),
         cache=section(CacheSettings, "cache"),
         regulation=section(RegulationSettings, "regulation"),
         classroom=section(ClassroomSettings, "classroom"),
+        apps=_tables(AppLink, "apps", document.get("apps"), required=False),
     )
 
 
@@ -435,15 +466,17 @@ def _table(document: Mapping[str, object], name: str) -> Mapping[str, object]:
     return table
 
 
-def _roles(value: object) -> tuple[RoleRule, ...]:
+def _tables(cls: type[T], name: str, value: object, *, required: bool) -> tuple[T, ...]:
+    """A ``[[name]]`` list of tables; not overridable from the environment (no names for it)."""
     if value is None:
-        raise ConfigError("roles", "missing: at least one [[roles]] table")
-    if not isinstance(value, list) or not value:
-        raise ConfigError("roles", "must be a list of [[roles]] tables")
-    rules: list[RoleRule] = []
+        if required:
+            raise ConfigError(name, f"missing: at least one [[{name}]] table")
+        return ()
+    if not isinstance(value, list) or (required and not value):
+        raise ConfigError(name, f"must be a list of [[{name}]] tables")
+    items: list[T] = []
     for index, table in enumerate(value):
         if not isinstance(table, dict):
-            raise ConfigError(f"roles[{index}]", "must be a table")
-        # Roles are not overridable from the environment: a list of tables has no names for it.
-        rules.append(read_table(RoleRule, f"roles[{index}]", table, None))
-    return tuple(rules)
+            raise ConfigError(f"{name}[{index}]", "must be a table")
+        items.append(read_table(cls, f"{name}[{index}]", table, None))
+    return tuple(items)

@@ -60,6 +60,24 @@ TEXTS: dict[Language, dict[str, str]] = {
         "waiting.text": "You will be let in as soon as your teacher has opened the lesson.",
         "waiting.checks": "This page checks again by itself every few seconds. Just keep it open.",
         "waiting.now": "Check now",
+        "start.title": "Lessons",
+        "start.heading": "Lessons",
+        "start.you": "Logged in as {name} ({role}).",
+        "start.figures": "Right now: {conferences} lessons with {participants} participants.",
+        "start.figures_unknown": "Right now: unknown (the videobridge does not answer).",
+        "start.room_label": "Room",
+        "start.go": "Go to the room",
+        "start.not_a_room": "That is not a room name. Please check it.",
+        "start.open_browser": "Open in the browser",
+        "start.open_app": "Open in the {app} app",
+        "start.ios": "iPhone / iPad",
+        "start.android": "Android",
+        "start.copy_label": "Link for the app (to paste into it)",
+        "start.copy_warning": "This link carries your name and your rights in the lesson: "
+        "do not pass it on.",
+        "start.waiting": "The lesson has not started yet. The links for the app appear "
+        "here once your teacher has opened it; in the browser you can wait in the room.",
+        "start.logout": "Log out",
     },
     "de": {
         "login.title": "Anmelden",
@@ -119,6 +137,25 @@ TEXTS: dict[Language, dict[str, str]] = {
         "eröffnet hat.",
         "waiting.checks": "Diese Seite prüft alle paar Sekunden von selbst. Einfach offen lassen.",
         "waiting.now": "Jetzt prüfen",
+        "start.title": "Unterricht",
+        "start.heading": "Unterricht",
+        "start.you": "Angemeldet als {name} ({role}).",
+        "start.figures": "Gerade: {conferences} Räume mit {participants} Teilnehmenden.",
+        "start.figures_unknown": "Gerade: unbekannt (die Videobridge antwortet nicht).",
+        "start.room_label": "Raum",
+        "start.go": "Zum Raum",
+        "start.not_a_room": "Das ist kein Raumname. Bitte prüfen.",
+        "start.open_browser": "Im Browser öffnen",
+        "start.open_app": "In der App {app} öffnen",
+        "start.ios": "iPhone / iPad",
+        "start.android": "Android",
+        "start.copy_label": "Link für die App (zum Einfügen)",
+        "start.copy_warning": "Dieser Link trägt deinen Namen und deine Rechte im Unterricht: "
+        "nicht weitergeben.",
+        "start.waiting": "Der Unterricht hat noch nicht begonnen. Die Links für die App "
+        "erscheinen hier, sobald deine Lehrkraft ihn eröffnet hat; im Browser kannst du im "
+        "Raum warten.",
+        "start.logout": "Abmelden",
     },
 }
 

@@ -154,15 +154,40 @@ def parse_room_uri(uri: str) -> RoomRequest:
     return RoomRequest(room=room, other_parameters=tuple(others), tokens=tuple(tokens))
 
 
-def safe_next(value: str | None) -> str:
-    """Where to send somebody after login: a room path rebuilt here, or ``/``.
+START_PAGE = "/auth/"
 
-    Stricter than "a single-slash path": only room requests are ever sent to
-    the login page, so only a room (never ``//host``, ``/\\host``, a scheme,
-    ``@``, control characters or encoded whitespace) is accepted back.
+
+def start_page_location(room: RoomRequest | None) -> str:
+    """``/auth/`` or ``/auth/?room=<name>``, built here."""
+    if room is None:
+        return START_PAGE
+    return f"{START_PAGE}?room={quote(room.room, safe='')}"
+
+
+def room_named(name: str) -> RoomRequest:
+    """The room a person typed by name (``Mathe 7b``), judged like one in a URI."""
+    return parse_room_uri("/" + quote(name, safe=""))
+
+
+def safe_next(value: str | None) -> str:
+    """Where to send somebody after login: a room path or the start page rebuilt here, or ``/``.
+
+    Stricter than "a single-slash path": only room requests and the start
+    page send people to the login page, so only those (never ``//host``,
+    ``/\\host``, a scheme, ``@``, control characters or encoded whitespace)
+    are accepted back, and only as this module rebuilds them.
     """
     if not value:
         return "/"
+    path, _, query = value.partition("?")
+    if path == START_PAGE:
+        names = [piece.partition("=")[2] for piece in query.split("&") if piece.startswith("room=")]
+        if len(names) != 1:
+            return START_PAGE
+        try:
+            return start_page_location(room_named(unquote(names[0], errors="strict")))
+        except (NotARoom, UnicodeDecodeError):
+            return START_PAGE
     try:
         return parse_room_uri(value).location_without_token()
     except NotARoom:

@@ -21,15 +21,19 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from sidecar import pages
+from sidecar import pages, start
 from sidecar.appkeys import (
     AUTHENTICATOR,
+    BRIDGE,
     CSRF_TOKENS,
     GUARD,
     REGULATOR,
+    ROLES,
+    ROOM_SIZE,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
+    TOKENS,
     WAITING,
 )
 from sidecar.authentication import Authenticator
@@ -43,6 +47,7 @@ from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
+from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
 
@@ -181,6 +186,14 @@ def _resources(
         app[REGULATOR] = regulator
         app[AUTHENTICATOR] = authenticator
         app[SESSIONS] = sessions
+        app[ROLES] = roles
+        app[TOKENS] = tokens
+        app[ROOM_SIZE] = room_size
+        app[BRIDGE] = (
+            BridgeStatistics(settings.classroom.bridge_stats_url, client=client)
+            if settings.classroom.bridge_stats_url
+            else None
+        )
         app[GUARD] = Guard(
             directory=directory,
             authenticator=authenticator,
@@ -214,5 +227,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/auth/logout", pages.logout)
     app.router.add_get("/auth/logo", pages.logo)
     app.router.add_get("/auth/health", health)
+    app.router.add_get("/auth/", start.start_page)
+    app.router.add_get("/auth/statistics", start.statistics)
     app.router.add_static("/auth/static/", Path(__file__).with_name("static"))
     return app

@@ -12,6 +12,7 @@ import pytest
 
 from sidecar.config import (
     SECTIONS,
+    AppLink,
     ConfigError,
     JitsiSettings,
     LdapSettings,
@@ -304,10 +305,10 @@ def test_settings_built_in_code_get_the_declared_defaults() -> None:
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("section", [*SECTIONS, "roles"])
+@pytest.mark.parametrize("section", [*SECTIONS, "roles", "apps"])
 def test_the_readme_documents_every_key(section: str) -> None:
     block = README.read_text("utf-8").split("## Configuration", 1)[1].split("### ", 1)[0]
-    cls = RoleRule if section == "roles" else SECTIONS[section]
+    cls = {"roles": RoleRule, "apps": AppLink}.get(section) or SECTIONS[section]
     documented = block.split(f"[{section}]", 1)[1]
     for item in dataclasses.fields(cls):
         assert re.search(rf"^{key_of(item)} = ", documented, re.MULTILINE), (section, item.name)

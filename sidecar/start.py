@@ -1,0 +1,103 @@
+"""The start page (``/auth/``) and the statistics (``/auth/statistics``).
+
+The start page tells who is logged in, opens rooms in the browser or in a
+Jitsi Meet app (deep links with a token, since an app cannot show a login
+form), and gives teachers the bridge's figures. Pupils get app links only
+once the room is open: waiting applies here as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from sidecar.app_links import app_links, web_link_with_token
+from sidecar.appkeys import BRIDGE, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
+from sidecar.config import JITSI_MEET_APP
+from sidecar.pages import named_page, render
+from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
+from sidecar.statistics import UNKNOWN, BridgeFigures
+from sidecar.visitors import Visitor, visitor
+
+log = logging.getLogger(__name__)
+
+MAX_ROOM_NAME_INPUT = 200
+
+
+def _room_asked(request: web.Request) -> tuple[RoomRequest | None, bool]:
+    """The room of ``?room=``, and whether a name was given that is no room."""
+    name = request.query.get("room", "").strip()
+    if not name:
+        return None, False
+    try:
+        return room_named(name[:MAX_ROOM_NAME_INPUT]), False
+    except NotARoom:
+        return None, True
+
+
+def _to_login(request: web.Request, room: RoomRequest | None) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    next_location = start_page_location(room)
+    if "form" in settings.login.methods and request.app[SESSIONS] is not None:
+        # Set as written: HTTPFound would let yarl undo the escaping of the query.
+        location = f"/auth/login?next={quote(next_location, safe='')}"
+        return web.Response(status=302, headers={"Location": location})
+    return named_page(request, "challenge", retry=next_location)
+
+
+async def _may_enter(request: web.Request, who: Visitor, room: RoomRequest) -> bool:
+    room_size = request.app[ROOM_SIZE]
+    if who.is_teacher or room_size is None:
+        return True
+    return await room_size.is_open(room.backend_name)
+
+
+async def _figures(request: web.Request) -> BridgeFigures | None:
+    bridge = request.app[BRIDGE]
+    return None if bridge is None else await bridge.figures()
+
+
+async def start_page(request: web.Request) -> web.StreamResponse:
+    room, not_a_room = _room_asked(request)
+    who = await visitor(request)
+    if who is None:
+        return _to_login(request, room)
+    settings = request.app[SETTINGS]
+    context: dict[str, Any] = {
+        "who": who,
+        "room": room,
+        "not_a_room": not_a_room,
+        "asked": request.query.get("room", "")[:MAX_ROOM_NAME_INPUT],
+        "figures": await _figures(request) if who.is_teacher else None,
+        "waiting": False,
+        "apps": [],
+        "app_link": None,
+    }
+    if room is not None:
+        if await _may_enter(request, who, room):
+            token = request.app[TOKENS].mint(who.person, who.rule, room.backend_name)
+            log.info("start page: token for %r in %r", who.person.user_id, room.backend_name)
+            context["apps"] = app_links(
+                settings.server.public_url, room, token, (JITSI_MEET_APP, *settings.apps)
+            )
+            context["app_link"] = web_link_with_token(settings.server.public_url, room, token)
+        else:
+            context["waiting"] = True
+    return render(request, "start.html", **context)
+
+
+async def statistics(request: web.Request) -> web.Response:
+    """``{"conferences": N, "participants": M}`` for teachers; null and 503 while unknown."""
+    if request.app[BRIDGE] is None:
+        return web.json_response({"error": "no bridge statistics configured"}, status=404)
+    who = await visitor(request)
+    if who is None or not who.is_teacher:
+        return web.json_response({"error": "for teachers only"}, status=403)
+    figures = await _figures(request) or UNKNOWN
+    return web.json_response(
+        {"conferences": figures.conferences, "participants": figures.participants},
+        status=200 if figures.known else 503,
+    )

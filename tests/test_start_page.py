@@ -1,0 +1,201 @@
+"""The start page (/auth/) and the statistics (/auth/statistics), through nginx."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from demo.jitsi_http import JitsiHttp
+from demo.school import SCHOOL
+from demo.slapd import Slapd
+from sidecar.app_links import app_links, web_link_with_token
+from sidecar.config import JITSI_MEET_APP, AppLink
+from sidecar.rooms import backend_safe_room_name, room_named, safe_next
+from tests.conftest import LENIENT_REGULATION
+from tests.jitsi_rules import JitsiSite, admit
+from tests.stack import Browser, Reply, Stack, basic_auth
+
+TEACHER = SCHOOL.teachers[0]
+PUPIL = SCHOOL.pupils[0]
+DOMAIN = "meet.school.example"
+SCHOOL_APP = 'name = "Schul-Meet"\nscheme = "de.schule.meet"\nandroid_package = "de.schule.meet"'
+
+
+@pytest.fixture
+def fake() -> Iterator[JitsiHttp]:
+    running = JitsiHttp(domain=DOMAIN).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def classroom_stack(slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp) -> Stack:
+    return make_stack(
+        slapd,
+        extra=LENIENT_REGULATION
+        + "\n[classroom]\nwait_for_teacher = true\n"
+        + f'room_size_url = "{fake.room_size_url}"\n'
+        + f'bridge_stats_url = "{fake.bridge_stats_url}"\n'
+        + f"\n[[apps]]\n{SCHOOL_APP}\n",
+    )
+
+
+def site_of(stack: Stack) -> JitsiSite:
+    secret = (stack.sidecar.config.parent / "app_secret").read_bytes()
+    return JitsiSite(app_id="school-meet", app_secret=secret, subject=DOMAIN)
+
+
+def links(page: Reply) -> list[str]:
+    return [html.unescape(link) for link in re.findall(r'href="([^"]+)"', page.body)]
+
+
+def test_the_start_page_asks_for_a_login_and_comes_back(classroom_stack: Stack) -> None:
+    browser = Browser(classroom_stack)
+    reply = browser.get("/auth/?room=Mathe%207b")
+    assert reply.status == 302
+    assert reply.header("Location") == "/auth/login?next=%2Fauth%2F%3Froom%3DMathe%25207b"
+    logged_in = browser.log_in(TEACHER.uid, TEACHER.password, next_path="/auth/?room=Mathe%207b")
+    assert logged_in.header("Location") == "/auth/?room=Mathe%207b"
+
+
+@pytest.mark.parametrize("room", ["Mathe 7b", "Übung (Gruppe 1)", "100%", "a+b"])
+def test_a_teacher_gets_app_links_with_a_token_for_the_room(
+    classroom_stack: Stack, room: str
+) -> None:
+    browser = Browser(classroom_stack)
+    assert browser.log_in(TEACHER.uid, TEACHER.password).status == 302
+    page = browser.get(f"/auth/?room={room_named(room).path[1:]}")
+    assert page.status == 200
+    assert TEACHER.display_name in page.body
+    found = links(page)
+    ios = next(link for link in found if link.startswith("org.jitsi.meet://"))
+    android = next(link for link in found if link.startswith("intent://"))
+    school_app = next(link for link in found if link.startswith("de.schule.meet://"))
+    for link in (ios, android, school_app):
+        parts = urlsplit(link)
+        assert parts.netloc == "127.0.0.1:" + str(classroom_stack.nginx.port)
+        assert unquote(parts.path) == "/" + room
+        token = parse_qs(parts.query)["jwt"][0]
+        admission = admit(token, site_of(classroom_stack), parts.path[1:])
+        assert admission.moderator is True
+        assert admission.claims["room"] == backend_safe_room_name(room)
+    assert android.endswith("#Intent;scheme=org.jitsi.meet;package=org.jitsi.meet;end")
+    assert "do not pass it on" in page.body
+    assert page.header("Cache-Control") == "no-store"
+    assert page.header("Referrer-Policy") == "no-referrer"
+
+
+def test_pupils_get_app_links_only_once_the_room_is_open(
+    classroom_stack: Stack, fake: JitsiHttp
+) -> None:
+    browser = Browser(classroom_stack)
+    assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
+    closed = browser.get("/auth/?room=Mathe7b")
+    assert "has not started yet" in closed.body
+    assert not any(link.startswith(("org.jitsi.meet:", "intent:")) for link in links(closed))
+    assert "/Mathe7b" in links(closed)  # waiting in the browser is still offered
+    assert "Right now" not in closed.body  # figures are for teachers
+    fake.open("mathe7b")
+    deadline = time.monotonic() + 10  # the closed answer is believed for two seconds
+    open_page = browser.get("/auth/?room=Mathe7b")
+    while "has not started yet" in open_page.body and time.monotonic() < deadline:
+        time.sleep(0.2)
+        open_page = browser.get("/auth/?room=Mathe7b")
+    token = parse_qs(
+        urlsplit(
+            next(link for link in links(open_page) if link.startswith("org.jitsi.meet://"))
+        ).query
+    )["jwt"][0]
+    assert admit(token, site_of(classroom_stack), "Mathe7b").moderator is False
+
+
+def test_basic_users_see_the_start_page_too(classroom_stack: Stack) -> None:
+    page = classroom_stack.get(
+        "/auth/?room=Mathe7b",
+        {**basic_auth(TEACHER.uid, TEACHER.password), "Accept-Language": "en"},
+    )
+    assert page.status == 200
+    assert any(link.startswith("org.jitsi.meet://") for link in links(page))
+
+
+def test_a_name_that_is_no_room_is_said_so(classroom_stack: Stack) -> None:
+    browser = Browser(classroom_stack)
+    browser.log_in(TEACHER.uid, TEACHER.password)
+    page = browser.get("/auth/?room=a%2Fb")
+    assert page.status == 200
+    assert "That is not a room name" in page.body
+    assert not any(link.startswith("org.jitsi.meet:") for link in links(page))
+
+
+def test_statistics_for_teachers(classroom_stack: Stack, fake: JitsiHttp) -> None:
+    fake.open("mathe7b", participants=3)
+    fake.open("physik9a", participants=2)
+    teacher = basic_auth(TEACHER.uid, TEACHER.password)
+    reply = classroom_stack.get("/auth/statistics", teacher)
+    assert reply.status == 200
+    assert reply.header(
+        "Content-Type",
+    ).startswith("application/json")  # type: ignore[union-attr]
+    assert reply.body.replace(" ", "") == '{"conferences":2,"participants":5}'
+    page = classroom_stack.get("/auth/", {**teacher, "Accept-Language": "en"})
+    assert "2 lessons with 5 participants" in page.body
+    assert (
+        classroom_stack.get("/auth/statistics", basic_auth(PUPIL.uid, PUPIL.password)).status == 403
+    )
+    assert classroom_stack.get("/auth/statistics").status == 403
+
+
+def test_statistics_while_the_bridge_is_down(classroom_stack: Stack, fake: JitsiHttp) -> None:
+    fake.fault = "server-error"
+    teacher = basic_auth(TEACHER.uid, TEACHER.password)
+    reply = classroom_stack.get("/auth/statistics", teacher)
+    assert reply.status == 503
+    assert reply.body.replace(" ", "") == '{"conferences":null,"participants":null}'
+    page = classroom_stack.get("/auth/", {**teacher, "Accept-Language": "en"})
+    assert page.status == 200
+    assert "unknown" in page.body
+
+
+def test_statistics_need_a_bridge(stack: Stack) -> None:
+    assert stack.get("/auth/statistics", basic_auth(TEACHER.uid, TEACHER.password)).status == 404
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        ("/auth/", "/auth/"),
+        ("/auth/?room=Mathe%207b", "/auth/?room=Mathe%207b"),
+        ("/auth/?room=%C3%9Cbung", "/auth/?room=%C3%9Cbung"),
+        ("/auth/?room=%2F%2Fevil.example", "/auth/"),
+        ("/auth/?room=a&room=b", "/auth/"),
+        ("/auth/?room=%ff", "/auth/"),
+        ("/auth/?next=//evil.example", "/auth/"),
+        ("/auth/statistics", "/"),
+        ("/auth//evil.example", "/"),
+    ],
+)
+def test_the_start_page_as_a_place_to_come_back_to(asked: str, expected: str) -> None:
+    assert safe_next(asked) == expected
+
+
+@pytest.mark.parametrize("room", ["Mathe 7b", "Übung (Gruppe 1)", "100%", "a+b", "x~y.z!"])
+def test_app_links_for_odd_room_names(room: str) -> None:
+    request = room_named(room)
+    extra = AppLink(name="Schul-Meet", scheme="de.schule.meet", android_package="de.schule.meet")
+    built = app_links("https://meet.school.example", request, "h.p.s", (JITSI_MEET_APP, extra))
+    assert [links.app for links in built] == ["Jitsi Meet", "Schul-Meet"]
+    for links_of_app, scheme in zip(built, ("org.jitsi.meet", "de.schule.meet"), strict=True):
+        ios = urlsplit(links_of_app.ios)
+        assert (ios.scheme, ios.netloc) == (scheme, "meet.school.example")
+        assert unquote(ios.path) == "/" + room
+        assert parse_qs(ios.query) == {"jwt": ["h.p.s"]}
+        target, _, intent = links_of_app.android.partition("#")
+        assert target == "intent://meet.school.example" + ios.path + "?jwt=h.p.s"
+        assert intent == f"Intent;scheme={scheme};package={scheme};end"
+    web = urlsplit(web_link_with_token("https://meet.school.example", request, "h.p.s"))
+    assert (web.scheme, unquote(web.path), web.query) == ("https", "/" + room, "jwt=h.p.s")
