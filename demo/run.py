@@ -57,6 +57,10 @@ logo_file = "{logo_file}"
 [sessions]
 keys_file = "{session_keys_file}"
 revocation_file = "{revocation_file}"
+
+[guests]
+keys_file = "{guest_keys_file}"
+state_file = "{guest_state_file}"
 {extra}"""
 
 
@@ -73,7 +77,9 @@ def write_demo_config(
     service_password_file.write_text(SCHOOL.service_password, "utf-8")
     session_keys_file = workdir / "session_keys"
     session_keys_file.write_text(secrets.token_urlsafe(48) + "\n", "utf-8")
-    for path in (secret_file, service_password_file, session_keys_file):
+    guest_keys_file = workdir / "guest_keys"
+    guest_keys_file.write_text(secrets.token_urlsafe(48) + "\n", "utf-8")
+    for path in (secret_file, service_password_file, session_keys_file, guest_keys_file):
         path.chmod(0o600)
     logo_file = workdir / "logo.svg"
     logo_file.write_bytes((STANDIN / "logo.svg").read_bytes())
@@ -94,6 +100,8 @@ def write_demo_config(
             logo_file=logo_file,
             session_keys_file=session_keys_file,
             revocation_file=workdir / "revoked_sessions.json",
+            guest_keys_file=guest_keys_file,
+            guest_state_file=workdir / "guest_links.json",
             extra=extra,
         ),
         "utf-8",

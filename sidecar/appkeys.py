@@ -9,7 +9,8 @@ from sidecar.authentication import Authenticator
 from sidecar.config import Settings
 from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
-from sidecar.regulation import Regulator
+from sidecar.guest_links import GuestLinks
+from sidecar.regulation import Regulator, SlidingCounter
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import SessionCookies
@@ -29,6 +30,10 @@ ROLES = web.AppKey("roles", RoleRules)
 TOKENS = web.AppKey("tokens", RoomTokens)
 # None when [classroom] wait_for_teacher is off.
 ROOM_SIZE: web.AppKey[RoomSize | None] = web.AppKey("room_size")
+# None when [guests] keys_file is not set.
+GUEST_LINKS: web.AppKey[GuestLinks | None] = web.AppKey("guest_links")
+# Guest actions (links created, names entered) per address.
+GUEST_LIMIT = web.AppKey("guest_limit", SlidingCounter)
 # None when [classroom] bridge_stats_url is not set.
 BRIDGE: web.AppKey[BridgeStatistics | None] = web.AppKey("bridge")
 WAITING = web.AppKey("waiting", WaitingPace)

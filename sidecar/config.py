@@ -41,6 +41,8 @@ LoginMethod = Literal["form", "basic"]
 Language = Literal["de", "en"]
 RoomSizeErrorPolicy = Literal["wait", "admit"]
 LANGUAGES: tuple[Language, ...] = ("de", "en")
+# The role of a guest session: not a [[roles]] name, never a moderator.
+GUEST_ROLE = "guest"
 T = TypeVar("T")
 
 LOGO_TYPES = {
@@ -351,9 +353,25 @@ class AppLink:
     android_package: str = option(parse=_android_package)
 
 
+# What a guest session may do: be a participant in its one room.
+GUEST_RULE = RoleRule(name=GUEST_ROLE, groups=frozenset(), moderator=False, any_room=False)
+
 JITSI_MEET_APP = AppLink(
     name="Jitsi Meet", scheme="org.jitsi.meet", android_package="org.jitsi.meet"
 )
+
+
+@dataclass(frozen=True)
+class GuestSettings:
+    # Signs guest links (one key per line, newest first); none: no guest links.
+    keys: tuple[Secret, ...] = option(
+        (), key="keys_file", credential="guest_keys", parse=_session_keys
+    )
+    max_days: int = option(7, minimum=1, maximum=90)  # the longest a link is valid
+    session_lifetime: int = option(12 * 3600, minimum=300, maximum=7 * 86400)
+    state_file: Path | None = option(None, parse=_path_or_none)  # created and withdrawn links
+    # Links created and guest names entered from one address, per hour.
+    max_per_address: int = option(30, minimum=1, maximum=10_000)
 
 
 @dataclass(frozen=True)
@@ -385,6 +403,7 @@ class Settings:
     regulation: RegulationSettings = RegulationSettings()
     classroom: ClassroomSettings = ClassroomSettings()
     apps: tuple[AppLink, ...] = ()  # offered besides Jitsi Meet's own app
+    guests: GuestSettings = GuestSettings()
 
     @property
     def xmpp_domain(self) -> str:
@@ -398,6 +417,11 @@ class Settings:
             raise ConfigError("roles", "missing: at least one [[roles]] table")
         if "form" in self.login.methods and not self.sessions.keys:
             raise ConfigError("sessions.keys_file", "missing (a file holding the secret)")
+        if self.guests.keys and not self.sessions.keys:
+            raise ConfigError("sessions.keys_file", "missing (guest links need sessions)")
+        for index, rule in enumerate(self.roles):
+            if rule.name == GUEST_ROLE:
+                raise ConfigError(f"roles[{index}].name", f'"{GUEST_ROLE}" is for guest links')
 
 
 # The [section]s of the file, in the order they are read; [[roles]] is a list.
@@ -410,6 +434,7 @@ SECTIONS: dict[str, type] = {
     "cache": CacheSettings,
     "regulation": RegulationSettings,
     "classroom": ClassroomSettings,
+    "guests": GuestSettings,
 }
 
 
@@ -456,6 +481,7 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
         regulation=section(RegulationSettings, "regulation"),
         classroom=section(ClassroomSettings, "classroom"),
         apps=_tables(AppLink, "apps", document.get("apps"), required=False),
+        guests=section(GuestSettings, "guests"),
     )
 
 

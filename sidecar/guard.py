@@ -15,9 +15,10 @@ from typing import Literal
 from urllib.parse import quote
 
 from sidecar.authentication import Authenticator
-from sidecar.config import LoginMethod, RoleRule
+from sidecar.config import GUEST_RULE, LoginMethod, RoleRule
 from sidecar.credentials import Credentials, parse_basic_authorization
 from sidecar.directory import Directory
+from sidecar.guest_links import GuestLinks
 from sidecar.people import Person
 from sidecar.refusals import (
     DirectoryUnavailable,
@@ -27,13 +28,13 @@ from sidecar.refusals import (
 )
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
-from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
+from sidecar.rooms import NotARoom, RoomRequest, backend_safe_room_name, parse_room_uri
 from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
 
-PageName = RefusalPage | Literal["not-a-room", "waiting"]
+PageName = RefusalPage | Literal["not-a-room", "waiting", "wrong-room", "guest-invalid"]
 LOGIN_PATH = "/auth/login"
 PAGE_METHODS = ("GET", "HEAD")
 
@@ -95,6 +96,7 @@ class Guard:
         sessions: SessionCookies | None,
         methods: tuple[LoginMethod, ...],
         room_size: RoomSize | None = None,
+        guest_links: GuestLinks | None = None,
     ) -> None:
         self._directory = directory
         self._authenticator = authenticator
@@ -104,6 +106,7 @@ class Guard:
         self._methods = methods
         # Set when roles without moderator rights wait for a teacher to open the room.
         self._room_size = room_size
+        self._guest_links = guest_links
 
     async def decide(self, request: RoomAccessRequest) -> Verdict:
         try:
@@ -124,13 +127,19 @@ class Guard:
     # -- sessions ------------------------------------------------------------
 
     def _open_session(self, cookies: Mapping[str, str]) -> Session | None:
-        if self._sessions is None or "form" not in self._methods:
+        if self._sessions is None:
             return None
-        return self._sessions.load(cookies)
+        session = self._sessions.load(cookies)
+        # Guests come by link, whichever login methods the school's people use.
+        if session is None or (not session.is_guest and "form" not in self._methods):
+            return None
+        return session
 
     async def _admit_session(self, session: Session, room: RoomRequest, method: str) -> Verdict:
         assert self._sessions is not None
         sessions = self._sessions
+        if session.is_guest:
+            return await self._admit_guest(session, room, method)
         changed: Session | None = None
         if sessions.role_check_due(session) and self._directory.can_look_up:
             try:
@@ -158,6 +167,18 @@ class Guard:
             return Page("forbidden")
         touched = changed or sessions.touch(session)
         return await self._token_verdict(current.person(), rule, room, touched, method)
+
+    async def _admit_guest(self, session: Session, room: RoomRequest, method: str) -> Verdict:
+        """A guest: their one room only, never LDAP, gone once the link is withdrawn."""
+        assert self._sessions is not None
+        if self._guest_links is None or self._guest_links.withdrawn(session.link_id):
+            log.info("guest session %r ended: link withdrawn", session.user_id)
+            self._sessions.end(session)
+            return Page("guest-invalid")
+        if backend_safe_room_name(session.room) != room.backend_name:
+            return Page("wrong-room")
+        touched = self._sessions.touch(session)
+        return await self._token_verdict(session.person(), GUEST_RULE, room, touched, method)
 
     # -- Basic -----------------------------------------------------------------
 

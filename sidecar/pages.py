@@ -22,7 +22,7 @@ from sidecar.credentials import check_credentials, parse_basic_authorization
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.i18n import Translator, choose_language
 from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
-from sidecar.rooms import NotARoom, parse_room_uri, safe_next
+from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
 from sidecar.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ PAGE_STATUS = {
     "unavailable": 503,
     "error": 500,
     "waiting": 200,
+    "wrong-room": 403,
+    "guest-invalid": 403,
 }
 
 
@@ -115,7 +117,24 @@ def named_page(
         return message(request, name, link="/", link_text=t("start"))
     if name == "waiting":
         return _waiting_page(request, retry)
+    if name == "wrong-room":
+        return _wrong_room_page(request)
     return message(request, name)
+
+
+def _wrong_room_page(request: web.Request) -> web.Response:
+    """A guest on another room's address: the page names the room of their invitation."""
+    t = translator(request)
+    sessions = request.app[SESSIONS]
+    session = sessions.load(request.cookies) if sessions is not None else None
+    if session is None or not session.is_guest:
+        return message(request, "wrong-room", text=t("wrong-room.text_unknown"))
+    try:
+        path = room_named(session.room).path
+    except NotARoom:
+        path = "/"
+    text = t("wrong-room.text", room=session.room)
+    return message(request, "wrong-room", text=text, link=path, link_text=t("wrong-room.go"))
 
 
 def _waiting_page(request: web.Request, room_path: str) -> web.Response:
@@ -219,7 +238,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_form(request, next_location=next_location)
 
 
-async def _read_form(request: web.Request) -> Any:
+async def read_form(request: web.Request) -> Any:
     """The posted form; a body that is not a readable form is a 400, not a 500."""
     try:
         return await request.post()
@@ -231,17 +250,17 @@ async def _read_form(request: web.Request) -> Any:
 async def login(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     t = translator(request)
-    form = await _read_form(request)
-    next_location = safe_next(_field(form, "next"))
+    form = await read_form(request)
+    next_location = safe_next(form_field(form, "next"))
     tokens = request.app[CSRF_TOKENS]
-    if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
         log.info("login form refused: CSRF token missing or wrong")
         return _login_form(
             request, next_location=next_location, status=403, error=t("login.expired")
         )
-    username = _field(form, "username") or ""
+    username = form_field(form, "username") or ""
     try:
-        credentials = check_credentials(username, _field(form, "password") or "")
+        credentials = check_credentials(username, form_field(form, "password") or "")
     except UnacceptableCredentials:
         return _login_form(
             request,
@@ -273,7 +292,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-def _field(form: Any, name: str) -> str | None:
+def form_field(form: Any, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
 
@@ -300,9 +319,9 @@ async def logout_form(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     t = translator(request)
-    form = await _read_form(request)
+    form = await read_form(request)
     tokens = request.app[CSRF_TOKENS]
-    if not tokens.valid(request.cookies.get(tokens.cookie_name), _field(form, CSRF_FIELD)):
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
         log.info("logout refused: CSRF token missing or wrong")
         csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
         response = render(

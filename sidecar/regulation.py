@@ -74,20 +74,22 @@ def place_of(address: str) -> str:
     return str(parsed)
 
 
-class _Counter:
-    """Failures per key in a sliding window; a key that reaches ``limit`` is banned."""
+class SlidingCounter:
+    """Events (failures) per key in a sliding window; a key that reaches ``limit`` is banned."""
 
-    def __init__(self, limit: int, settings: RegulationSettings, clock: Callable[[], float]):
+    def __init__(
+        self, limit: int, *, window: int, ban_time: int, clock: Callable[[], float]
+    ) -> None:
         self._limit = limit
-        self._window = settings.window
-        self._ban_time = settings.ban_time
+        self._window = window
+        self._ban_time = ban_time
         self._clock = clock
         # A tuple of at most limit - 1 times per key: a deque would cost ten times the memory.
         self._failures: TTLCache[Hashable, tuple[float, ...]] = TTLCache(
-            MAX_TRACKED_KEYS, settings.window, timer=clock
+            MAX_TRACKED_KEYS, window, timer=clock
         )
         self._banned_until: TTLCache[Hashable, float] = TTLCache(
-            MAX_TRACKED_KEYS, settings.ban_time, timer=clock
+            MAX_TRACKED_KEYS, ban_time, timer=clock
         )
         # Checks under way: each may yet fail, so each counts against the limit.
         self._in_flight: dict[Hashable, int] = {}
@@ -141,11 +143,16 @@ class Regulator:
     def __init__(
         self, settings: RegulationSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._from_place = _Counter(settings.max_failures_per_user, settings, clock)
-        self._overall = _Counter(settings.max_failures_per_user_overall, settings, clock)
-        self._places = _Counter(settings.max_failures_per_address, settings, clock)
-        self._places_for_everybody = _Counter(
-            settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR, settings, clock
+        def counter(limit: int) -> SlidingCounter:
+            return SlidingCounter(
+                limit, window=settings.window, ban_time=settings.ban_time, clock=clock
+            )
+
+        self._from_place = counter(settings.max_failures_per_user)
+        self._overall = counter(settings.max_failures_per_user_overall)
+        self._places = counter(settings.max_failures_per_address)
+        self._places_for_everybody = counter(
+            settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR
         )
         # (who, place) pairs with a successful login lately: her usual ways in.
         self._known: TTLCache[tuple[str, str], bool] = TTLCache(
@@ -236,9 +243,11 @@ class Regulator:
         for counter, key in self._counts_of(who, place, first=first):
             counter.fail(key)
 
-    def _counts_of(self, who: str, place: str, *, first: bool) -> list[tuple[_Counter, Hashable]]:
+    def _counts_of(
+        self, who: str, place: str, *, first: bool
+    ) -> list[tuple[SlidingCounter, Hashable]]:
         """The counts a check of ``who`` from ``place`` goes into (the place's once a check)."""
-        counts: list[tuple[_Counter, Hashable]] = [
+        counts: list[tuple[SlidingCounter, Hashable]] = [
             (self._from_place, (who, place)),
             (self._overall, who),
         ]

@@ -33,7 +33,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sidecar.config import Secret, SessionSettings
+from sidecar.config import GUEST_ROLE, Secret, SessionSettings
 from sidecar.cookies import CookiePolicy
 from sidecar.people import Person
 
@@ -61,6 +61,14 @@ class Session:
     issued_at: int
     last_seen: int
     role_checked: int
+    # Guest sessions only: the one room (its name), the link and when it all ends.
+    room: str = ""
+    link_id: str = ""
+    expires_at: int = 0
+
+    @property
+    def is_guest(self) -> bool:
+        return self.role == GUEST_ROLE
 
     def person(self) -> Person:
         return Person(
@@ -81,8 +89,8 @@ def _fernet(key: Secret) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-_TEXT_FIELDS = ("session_id", "user_id", "display_name", "email", "role")
-_TIME_FIELDS = ("issued_at", "last_seen", "role_checked")
+_TEXT_FIELDS = ("session_id", "user_id", "display_name", "email", "role", "room", "link_id")
+_TIME_FIELDS = ("issued_at", "last_seen", "role_checked", "expires_at")
 
 
 def _check_types(session: Session) -> None:
@@ -200,6 +208,25 @@ class SessionCookies:
 
     # -- sealing -------------------------------------------------------------------
 
+    def new_guest(
+        self, *, display_name: str, room: str, link_id: str, link_expires_at: int, lifetime: int
+    ) -> Session:
+        """A guest's session: bound to one room, ending with the link or after ``lifetime``."""
+        now = self._now()
+        return Session(
+            session_id=secrets.token_urlsafe(18),
+            user_id=f"guest-{secrets.token_urlsafe(9)}",
+            display_name=display_name[:MAX_TEXT_LENGTH],
+            email="",
+            role=GUEST_ROLE,
+            issued_at=now,
+            last_seen=now,
+            role_checked=now,
+            room=room,
+            link_id=link_id,
+            expires_at=min(link_expires_at, now + lifetime),
+        )
+
     def seal(self, session: Session) -> str:
         payload = json.dumps(asdict(session), separators=(",", ":")).encode("utf-8")
         return self._fernet.encrypt_at_time(payload, self._now()).decode("ascii")
@@ -228,6 +255,9 @@ class SessionCookies:
             return None
         if now - session.last_seen >= settings.idle_timeout:
             log.info("session of %r ended: idle too long", session.user_id)
+            return None
+        if session.expires_at and now >= session.expires_at:
+            log.info("session of %r ended: its guest link or lifetime is over", session.user_id)
             return None
         if session.session_id in self._revoked:
             log.info("session of %r refused: logged out", session.user_id)

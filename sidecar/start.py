@@ -15,16 +15,19 @@ from urllib.parse import quote
 from aiohttp import web
 
 from sidecar.app_links import app_links, web_link_with_token
-from sidecar.appkeys import BRIDGE, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
+from sidecar.appkeys import BRIDGE, CSRF_TOKENS, GUEST_LINKS, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
 from sidecar.config import JITSI_MEET_APP
-from sidecar.pages import named_page, render
+from sidecar.guest_pages import until_text
+from sidecar.pages import message, named_page, render, translator
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
+from sidecar.sessions import Session
 from sidecar.statistics import UNKNOWN, BridgeFigures
 from sidecar.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
 
 MAX_ROOM_NAME_INPUT = 200
+DEFAULT_GUEST_DAYS = 7
 
 
 def _room_asked(request: web.Request) -> tuple[RoomRequest | None, bool]:
@@ -60,11 +63,49 @@ async def _figures(request: web.Request) -> BridgeFigures | None:
     return None if bridge is None else await bridge.figures()
 
 
+def _guest_home(request: web.Request, session: Session) -> web.Response:
+    """A guest's start page: the one room their invitation is for."""
+    t = translator(request)
+    try:
+        path = room_named(session.room).path
+    except NotARoom:
+        path = "/"
+    text = t("wrong-room.text", room=session.room)
+    return message(request, "guest-home", text=text, link=path, link_text=t("wrong-room.go"))
+
+
+def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] | None:
+    links = request.app[GUEST_LINKS]
+    if links is None or not who.is_teacher:
+        return None
+    settings = request.app[SETTINGS]
+    t = translator(request)
+    return {
+        "max_days": settings.guests.max_days,
+        "default_days": min(DEFAULT_GUEST_DAYS, settings.guests.max_days),
+        "links": [
+            {
+                "link_id": link.link_id,
+                "room": link.room,
+                "until": until_text(t, link.expires_at),
+                "url": settings.server.public_url + links.path_of(link),
+            }
+            for link in links.created_by(who.person.user_id)
+        ],
+    }
+
+
 async def start_page(request: web.Request) -> web.StreamResponse:
     room, not_a_room = _room_asked(request)
+    sessions = request.app[SESSIONS]
+    session = sessions.load(request.cookies) if sessions is not None else None
+    if session is not None and session.is_guest:
+        return _guest_home(request, session)
     who = await visitor(request)
     if who is None:
         return _to_login(request, room)
+    tokens = request.app[CSRF_TOKENS]
+    csrf_token, csrf_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
     settings = request.app[SETTINGS]
     context: dict[str, Any] = {
         "who": who,
@@ -75,6 +116,8 @@ async def start_page(request: web.Request) -> web.StreamResponse:
         "waiting": False,
         "apps": [],
         "app_link": None,
+        "guests": _guest_links_context(request, who),
+        "csrf_token": csrf_token,
     }
     if room is not None:
         if await _may_enter(request, who, room):
@@ -86,7 +129,10 @@ async def start_page(request: web.Request) -> web.StreamResponse:
             context["app_link"] = web_link_with_token(settings.server.public_url, room, token)
         else:
             context["waiting"] = True
-    return render(request, "start.html", **context)
+    response = render(request, "start.html", **context)
+    if csrf_cookie is not None:
+        response.headers.add("Set-Cookie", csrf_cookie)
+    return response
 
 
 async def statistics(request: web.Request) -> web.Response:

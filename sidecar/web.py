@@ -10,6 +10,7 @@ shows instead of a room.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,12 +22,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from sidecar import pages, start
+from sidecar import guest_pages, pages, start
 from sidecar.appkeys import (
     AUTHENTICATOR,
     BRIDGE,
     CSRF_TOKENS,
     GUARD,
+    GUEST_LIMIT,
+    GUEST_LINKS,
     REGULATOR,
     ROLES,
     ROOM_SIZE,
@@ -43,7 +46,8 @@ from sidecar.credential_cache import CredentialCache
 from sidecar.csrf import CsrfTokens
 from sidecar.directory import Directory
 from sidecar.guard import Allow, Challenge, Guard, Page, Redirect, RoomAccessRequest, Verdict
-from sidecar.regulation import Regulator
+from sidecar.guest_links import GuestLinks
+from sidecar.regulation import Regulator, SlidingCounter
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
@@ -169,6 +173,7 @@ def _resources(
         roles = RoleRules(settings.roles)
         authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator, roles)
         tokens = RoomTokens(settings.jitsi)
+        guest_links = GuestLinks(settings.guests) if settings.guests.keys else None
         client = aiohttp.ClientSession()
         room_size = (
             RoomSize(
@@ -186,6 +191,7 @@ def _resources(
         app[REGULATOR] = regulator
         app[AUTHENTICATOR] = authenticator
         app[SESSIONS] = sessions
+        app[GUEST_LINKS] = guest_links
         app[ROLES] = roles
         app[TOKENS] = tokens
         app[ROOM_SIZE] = room_size
@@ -202,6 +208,7 @@ def _resources(
             sessions=sessions,
             methods=settings.login.methods,
             room_size=room_size,
+            guest_links=guest_links,
         )
         yield
         directory.close()
@@ -217,6 +224,12 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
+    app[GUEST_LIMIT] = SlidingCounter(
+        settings.guests.max_per_address,
+        window=guest_pages.LIMIT_WINDOW_SECONDS,
+        ban_time=guest_pages.LIMIT_WINDOW_SECONDS,
+        clock=time.monotonic,
+    )
     app.cleanup_ctx.append(_resources(settings, policy))
     app.router.add_route("*", "/auth/verify", verify)
     # Any method: nginx fetches these with the method of the room request.
@@ -229,5 +242,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/auth/health", health)
     app.router.add_get("/auth/", start.start_page)
     app.router.add_get("/auth/statistics", start.statistics)
+    app.router.add_get("/auth/guest/{value}", guest_pages.guest_page)
+    app.router.add_post("/auth/guest/{value}", guest_pages.guest_enter)
+    app.router.add_post("/auth/guest-links", guest_pages.create_link)
+    app.router.add_post("/auth/guest-links/withdraw", guest_pages.withdraw_link)
     app.router.add_static("/auth/static/", Path(__file__).with_name("static"))
     return app

@@ -1,0 +1,194 @@
+"""Guest links: a teacher's signed, expiring invitation into one room.
+
+A link is ``/auth/guest/<payload>.<signature>``: the payload (base64url JSON)
+names the room, the expiry, the inviting teacher and a link id; the
+signature is an HMAC-SHA256 under a key of the sidecar's own (``[guests]
+keys_file``, newest first: the newest signs, every listed key checks, so keys
+rotate like the session keys). Nothing in it can be changed, nor can it be
+moved to another room, without breaking the signature.
+
+The links a teacher created are remembered so that she can see and withdraw
+them; a withdrawn id is remembered until the link would have expired. Both
+survive a restart when ``[guests] state_file`` is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sidecar.config import GuestSettings, Secret
+from sidecar.rooms import NotARoom, RoomRequest, room_named
+
+log = logging.getLogger(__name__)
+
+PATH_PREFIX = "/auth/guest/"
+MAX_LINK_LENGTH = 2048
+# A school's teachers create a few links a day; this bounds a runaway all the same.
+MAX_REMEMBERED_LINKS = 50_000
+
+LinkProblem = Literal["altered", "expired", "withdrawn"]
+
+
+class InvalidLink(Exception):
+    def __init__(self, problem: LinkProblem) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class GuestLink:
+    link_id: str
+    room: str  # the room's name, as typed
+    expires_at: int
+    inviter_id: str
+    inviter_name: str
+
+    @property
+    def room_request(self) -> RoomRequest:
+        return room_named(self.room)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signing_key(key: Secret) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"jitsi-auth-sidecar guest link v1"
+    ).derive(key.reveal())
+
+
+class GuestLinks:
+    def __init__(self, settings: GuestSettings, *, clock: Callable[[], float] = time.time) -> None:
+        if not settings.keys:
+            raise ValueError("no guest link keys")
+        self._settings = settings
+        self._keys = [_signing_key(key) for key in settings.keys]
+        self._clock = clock
+        self._created: dict[str, GuestLink] = {}
+        self._withdrawn: dict[str, int] = {}
+        if settings.state_file is not None:
+            self._load(settings.state_file)
+
+    # -- links -----------------------------------------------------------------
+
+    def create(self, room: RoomRequest, days: int, inviter_id: str, inviter_name: str) -> str:
+        """A new link's path, valid ``days`` days (at most ``max_days``)."""
+        days = max(1, min(days, self._settings.max_days))
+        link = GuestLink(
+            link_id=secrets.token_urlsafe(12),
+            room=room.room,
+            expires_at=int(self._clock()) + days * 86400,
+            inviter_id=inviter_id,
+            inviter_name=inviter_name[:200],
+        )
+        self._created[link.link_id] = link
+        self._prune()
+        self._save()
+        return self.path_of(link)
+
+    def path_of(self, link: GuestLink) -> str:
+        payload = _b64(json.dumps(asdict(link), separators=(",", ":")).encode("utf-8"))
+        signature = _b64(hmac.new(self._keys[0], payload.encode("ascii"), hashlib.sha256).digest())
+        return f"{PATH_PREFIX}{payload}.{signature}"
+
+    def open(self, value: str) -> GuestLink:
+        """The link in ``value`` (the part after /auth/guest/), or :class:`InvalidLink`."""
+        if len(value) > MAX_LINK_LENGTH or value.count(".") != 1:
+            raise InvalidLink("altered")
+        payload, signature = value.split(".")
+        try:
+            given = _unb64(signature)
+            expected = [
+                hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
+                for key in self._keys
+            ]
+            if not any(hmac.compare_digest(given, mac) for mac in expected):
+                raise InvalidLink("altered")
+            link = GuestLink(**json.loads(_unb64(payload)))
+            link.room_request  # noqa: B018 - a room the sidecar accepts, or NotARoom
+        except (binascii.Error, UnicodeError, ValueError, TypeError, NotARoom):
+            raise InvalidLink("altered") from None
+        if not isinstance(link.expires_at, int) or link.expires_at <= self._clock():
+            raise InvalidLink("expired")
+        if self.withdrawn(link.link_id):
+            raise InvalidLink("withdrawn")
+        return link
+
+    def withdrawn(self, link_id: str) -> bool:
+        return self._withdrawn.get(link_id, 0) > self._clock()
+
+    def withdraw(self, link_id: str, inviter_id: str) -> bool:
+        """Withdraw one of ``inviter_id``'s links; False when it is not hers (or gone)."""
+        link = self._created.get(link_id)
+        if link is None or link.inviter_id != inviter_id:
+            return False
+        self._withdrawn[link_id] = link.expires_at
+        del self._created[link_id]
+        self._save()
+        return True
+
+    def created_by(self, inviter_id: str) -> list[GuestLink]:
+        """Her links that are still valid, soonest to expire first."""
+        now = self._clock()
+        mine = [
+            link
+            for link in self._created.values()
+            if link.inviter_id == inviter_id and link.expires_at > now
+        ]
+        return sorted(mine, key=lambda link: link.expires_at)
+
+    # -- the state file ----------------------------------------------------------
+
+    def _prune(self) -> None:
+        now = self._clock()
+        self._created = {k: v for k, v in self._created.items() if v.expires_at > now}
+        self._withdrawn = {k: v for k, v in self._withdrawn.items() if v > now}
+        while len(self._created) > MAX_REMEMBERED_LINKS:
+            del self._created[min(self._created, key=lambda k: self._created[k].expires_at)]
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            self._created = {item["link_id"]: GuestLink(**item) for item in data.get("created", [])}
+            self._withdrawn = {str(k): int(v) for k, v in data.get("withdrawn", {}).items()}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            log.error("cannot read guests.state_file %s: %s", path, error)
+            return
+        self._prune()
+
+    def _save(self) -> None:
+        path = self._settings.state_file
+        if path is None:
+            return
+        data = {
+            "created": [asdict(link) for link in self._created.values()],
+            "withdrawn": self._withdrawn,
+        }
+        temporary = path.with_suffix(".tmp")
+        try:
+            temporary.write_text(json.dumps(data), "utf-8")
+            os.replace(temporary, path)
+        except OSError as error:
+            log.error("cannot write guests.state_file %s: %s", path, error)

@@ -1,0 +1,178 @@
+"""Guests: the page a guest link opens, and the teacher's forms that create and withdraw links.
+
+A guest enters a name and gets a guest session (the same sealed cookie as
+everybody, role "guest", bound to the link's room); from there they wait
+like a pupil and enter with a participant token whose name says "(Gast)" or
+"(guest)". Guests never see the login form and never cause an LDAP request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, SESSIONS, SETTINGS
+from sidecar.csrf import FIELD as CSRF_FIELD
+from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink
+from sidecar.i18n import Translator
+from sidecar.pages import form_field, message, named_page, read_form, render, translator
+from sidecar.refusals import minutes_to_wait
+from sidecar.regulation import place_of
+from sidecar.rooms import NotARoom, room_named, start_page_location
+from sidecar.visitors import Visitor, visitor
+
+log = logging.getLogger(__name__)
+
+MAX_GUEST_NAME = 64
+LIMIT_WINDOW_SECONDS = 3600
+
+
+def _links(request: web.Request) -> GuestLinks:
+    links = request.app[GUEST_LINKS]
+    if links is None:
+        raise web.HTTPNotFound(text="Not found")
+    return links
+
+
+def until_text(t: Translator, expires_at: int) -> str:
+    moment = time.localtime(expires_at)
+    shown = time.strftime("%d.%m.%Y %H:%M" if t.language == "de" else "%Y-%m-%d %H:%M", moment)
+    return t("guest.until", until=shown)
+
+
+def _limited(request: web.Request) -> web.Response | None:
+    """The banned page when this address made too many guest actions lately; counts this one."""
+    limit = request.app[GUEST_LIMIT]
+    place = place_of(request.headers.get("X-Real-IP", ""))
+    wait = limit.banned_for(place)
+    if wait > 0:
+        log.info("guest action from %s refused: too many", place)
+        return named_page(request, "banned", retry="/", ban_minutes=minutes_to_wait(wait))
+    limit.fail(place)
+    return None
+
+
+def _invalid(request: web.Request, problem: str) -> web.Response:
+    t = translator(request)
+    return message(request, "guest-invalid", text=t(f"guest.{problem}"))
+
+
+def _guest_form(
+    request: web.Request, link: GuestLink, *, status: int = 200, error: str | None = None
+) -> web.Response:
+    tokens = request.app[CSRF_TOKENS]
+    csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
+    response = render(
+        request,
+        "guest.html",
+        status=status,
+        link=link,
+        until=until_text(translator(request), link.expires_at),
+        csrf_token=csrf_token,
+        error=error,
+        action=request.path,
+    )
+    if set_cookie is not None:
+        response.headers.add("Set-Cookie", set_cookie)
+    return response
+
+
+async def guest_page(request: web.Request) -> web.Response:
+    try:
+        link = _links(request).open(request.match_info["value"])
+    except InvalidLink as invalid:
+        return _invalid(request, invalid.problem)
+    return _guest_form(request, link)
+
+
+def acceptable_guest_name(raw: str) -> str | None:
+    """The name as shown, or None: required, trimmed, at most 64 characters, nothing invisible."""
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name or len(name) > MAX_GUEST_NAME:
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in name):
+        return None
+    return name
+
+
+async def guest_enter(request: web.Request) -> web.StreamResponse:
+    links = _links(request)
+    form = await read_form(request)
+    try:
+        link = links.open(request.match_info["value"])
+    except InvalidLink as invalid:
+        return _invalid(request, invalid.problem)
+    t = translator(request)
+    tokens = request.app[CSRF_TOKENS]
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
+        return _guest_form(request, link, status=403, error=t("login.expired"))
+    limited = _limited(request)
+    if limited is not None:
+        return limited
+    name = acceptable_guest_name(form_field(form, "name") or "")
+    if name is None:
+        return _guest_form(request, link, status=400, error=t("guest.name_wrong"))
+    sessions = request.app[SESSIONS]
+    assert sessions is not None  # guest links need sessions (config)
+    session = sessions.new_guest(
+        display_name=f"{name} {t('guest.suffix')}",
+        room=link.room,
+        link_id=link.link_id,
+        link_expires_at=link.expires_at,
+        lifetime=request.app[SETTINGS].guests.session_lifetime,
+    )
+    log.info("guest %r entered by link %s for %r", session.user_id, link.link_id, link.room)
+    response = web.Response(status=302, headers={"Location": link.room_request.path})
+    response.headers.add("Set-Cookie", sessions.set_cookie(session))
+    return response
+
+
+# -- the teacher's side ------------------------------------------------------------
+
+
+async def _teacher_form(request: web.Request) -> tuple[Any, Visitor]:
+    """The posted form of a teacher (CSRF checked), and who she is."""
+    _links(request)
+    form = await read_form(request)
+    tokens = request.app[CSRF_TOKENS]
+    if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
+        raise web.HTTPForbidden(text="The form had expired. Please go back and try again.")
+    who = await visitor(request)
+    if who is None or not who.is_teacher:
+        raise web.HTTPForbidden(text="Only teachers manage guest links.")
+    return form, who
+
+
+async def create_link(request: web.Request) -> web.StreamResponse:
+    form, who = await _teacher_form(request)
+    limited = _limited(request)
+    if limited is not None:
+        return limited
+    try:
+        room = room_named((form_field(form, "room") or "").strip())
+    except NotARoom:
+        return web.Response(status=302, headers={"Location": "/auth/?room=&guest_error=room"})
+    try:
+        days = int(form_field(form, "days") or "")
+    except ValueError:
+        days = request.app[SETTINGS].guests.max_days
+    _links(request).create(room, days, who.person.user_id, who.person.display_name)
+    log.info("%r created a guest link for %r", who.person.user_id, room.backend_name)
+    return web.Response(status=302, headers={"Location": start_page_location(room)})
+
+
+async def withdraw_link(request: web.Request) -> web.StreamResponse:
+    form, who = await _teacher_form(request)
+    link_id = form_field(form, "link_id") or ""
+    if _links(request).withdraw(link_id, who.person.user_id):
+        log.info("%r withdrew guest link %s", who.person.user_id, link_id)
+    back = form_field(form, "room") or ""
+    try:
+        location = start_page_location(room_named(back)) if back else "/auth/"
+    except NotARoom:
+        location = "/auth/"
+    return web.Response(status=302, headers={"Location": location})

@@ -1,0 +1,273 @@
+"""Guest links through nginx: created by a teacher, used by a guest, tampered, expired,
+withdrawn, on the wrong room; guests never touch LDAP."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from demo.jitsi_http import JitsiHttp
+from demo.school import SCHOOL, Person
+from demo.slapd import Slapd
+from sidecar.config import GuestSettings, Secret
+from sidecar.guest_links import GuestLinks, InvalidLink
+from sidecar.rooms import room_named
+from tests.conftest import LENIENT_REGULATION
+from tests.jitsi_rules import JitsiSite, admit
+from tests.stack import Browser, Reply, Stack, token_in
+
+TEACHER = SCHOOL.teachers[0]
+OTHER_TEACHER = SCHOOL.teachers[1]
+PUPIL = SCHOOL.pupils[0]
+DOMAIN = "meet.school.example"
+
+
+def site_of(stack: Stack) -> JitsiSite:
+    secret = (stack.sidecar.config.parent / "app_secret").read_bytes()
+    return JitsiSite(app_id="school-meet", app_secret=secret, subject=DOMAIN)
+
+
+def teacher_browser(stack: Stack, teacher: Person = TEACHER) -> Browser:
+    browser = Browser(stack)
+    assert browser.log_in(teacher.uid, teacher.password).status == 302
+    return browser
+
+
+def create_link(browser: Browser, room: str, days: int = 7) -> str:
+    """The path of the newest guest link for ``room``, created through the start page."""
+    page = browser.get(f"/auth/?room={room_named(room).path[1:]}")
+    assert page.status == 200, page
+    before = set(guest_urls(page))
+    created = browser.post(
+        "/auth/guest-links",
+        {"csrf_token": browser.csrf_token(page), "room": room, "days": str(days)},
+    )
+    assert created.status == 302
+    after = guest_urls(browser.get(created.header("Location") or "/auth/"))
+    (new,) = set(after) - before
+    return urlsplit(new).path
+
+
+def guest_urls(page: Reply) -> list[str]:
+    return [
+        html.unescape(url) for url in re.findall(r'value="(http[^"]+/auth/guest/[^"]+)"', page.body)
+    ]
+
+
+def enter_as_guest(
+    stack: Stack, path: str, name: str, language: str = "en"
+) -> tuple[Browser, Reply]:
+    guest = Browser(stack, language)
+    page = guest.get(path)
+    assert page.status == 200, page
+    return guest, guest.post(path, {"csrf_token": guest.csrf_token(page), "name": name})
+
+
+def ldap_operations(slapd: Slapd) -> int:
+    return len(re.findall(r" (?:BIND|SRCH) ", slapd.log()))
+
+
+def test_a_guest_link_from_creation_to_the_room(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe 7b")
+    operations = ldap_operations(slapd)
+    guest = Browser(stack, "de")
+    invitation = guest.get(path)
+    assert invitation.status == 200
+    assert "Besprechungsraum: Mathe 7b" in invitation.body
+    assert f"Eingeladen von {TEACHER.display_name}" in invitation.body
+    assert "gültig bis" in invitation.body
+    entered = guest.post(path, {"csrf_token": guest.csrf_token(invitation), "name": "  Oma Erna "})
+    assert entered.status == 302
+    assert entered.header("Location") == "/Mathe%207b"
+    redirect = guest.get("/Mathe%207b")
+    assert redirect.status == 302
+    token = token_in(redirect.header("Location") or "")
+    admission = admit(token, site_of(stack), "Mathe%207b")
+    user = admission.claims["context"]["user"]
+    assert user["name"] == "Oma Erna (Gast)"
+    assert user["email"] == ""
+    assert user["affiliation"] == "member"
+    assert admission.moderator is False
+    assert guest.get(redirect.header("Location") or "").status == 200
+    # Guests never see the login form and never cause an LDAP request.
+    assert guest.get("/auth/login?next=%2FMathe%25207b").status == 302
+    assert "Mathe 7b" in guest.get("/auth/").body
+    assert ldap_operations(slapd) == operations
+
+
+def test_a_guest_waits_like_a_pupil(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    fake = JitsiHttp(domain=DOMAIN).start()
+    try:
+        extra = LENIENT_REGULATION + (
+            f'\n[classroom]\nwait_for_teacher = true\nroom_size_url = "{fake.room_size_url}"\n'
+        )
+        stack = make_stack(slapd, extra=extra)
+        path = create_link(teacher_browser(stack), "Mathe7b")
+        guest, _ = enter_as_guest(stack, path, "Gast")
+        waiting = guest.get("/Mathe7b")
+        assert waiting.status == 200
+        assert 'http-equiv="refresh"' in waiting.body
+        fake.open("mathe7b")
+        deadline = time.monotonic() + 10  # the closed answer is believed for two seconds
+        while (reply := guest.get("/Mathe7b")).status != 302 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
+    finally:
+        fake.stop()
+
+
+def test_a_guest_on_another_room_is_told_their_room(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe 7b")
+    guest, _ = enter_as_guest(stack, path, "Gast")
+    elsewhere = guest.get("/Physik9a")
+    assert elsewhere.status == 403
+    assert "Your invitation is for the room Mathe 7b" in elsewhere.body
+    assert 'href="/Mathe%207b"' in elsewhere.body
+    assert "jwt" not in (elsewhere.header("Location") or "")
+
+
+def forged(path: str, **changes: object) -> str:
+    payload, signature = path.removeprefix("/auth/guest/").split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data.update(changes)
+    encoded = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return f"/auth/guest/{encoded}.{signature}"
+
+
+def test_altered_expired_and_moved_links_get_no_token(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    payload, signature = path.removeprefix("/auth/guest/").split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    keys = (stack.sidecar.config.parent / "guest_keys").read_bytes().split()
+    expired = GuestLinks(GuestSettings(keys=(Secret(keys[0]),)), clock=lambda: 1_000_000.0)
+    cases = {
+        "moved to another room": forged(path, room="Physik9a"),
+        "longer": forged(path, expires_at=4_000_000_000),
+        "signature": f"/auth/guest/{payload}.{flipped}",
+        "no signature": f"/auth/guest/{payload}",
+        "expired": expired.create(room_named("Mathe7b"), 1, "t", "T"),
+    }
+    for case, bad in cases.items():
+        guest = Browser(stack)
+        page = guest.get(bad)
+        assert page.status == 403, case
+        assert ("expired" if case == "expired" else "not valid") in page.body, case
+        posted = guest.post(bad, {"csrf_token": "x" * 43, "name": "Eve"})
+        assert posted.status == 403, case
+        assert not any("jitsi_auth_session" in name for name in guest.cookies), case
+
+
+def test_a_withdrawn_link_ends_its_guests(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(slapd)
+    teacher = teacher_browser(stack)
+    path = create_link(teacher, "Mathe7b")
+    guest, _ = enter_as_guest(stack, path, "Gast")
+    assert guest.get("/Mathe7b").status == 302
+    start = teacher.get("/auth/?room=Mathe7b")
+    link_id = re.search(r'name="link_id" value="([^"]+)"', start.body).group(1)  # type: ignore[union-attr]
+    # Another teacher cannot withdraw it.
+    other = teacher_browser(stack, OTHER_TEACHER)
+    other_page = other.get("/auth/")
+    other.post(
+        "/auth/guest-links/withdraw",
+        {"csrf_token": other.csrf_token(other_page), "link_id": link_id},
+    )
+    assert guest.get("/Mathe7b").status == 302
+    withdrawn = teacher.post(
+        "/auth/guest-links/withdraw",
+        {"csrf_token": teacher.csrf_token(start), "link_id": link_id, "room": "Mathe7b"},
+    )
+    assert withdrawn.header("Location") == "/auth/?room=Mathe7b"
+    assert guest_urls(teacher.get("/auth/?room=Mathe7b")) == []
+    ended = guest.get("/Mathe7b")
+    assert ended.status == 403
+    assert "no longer valid" in ended.body
+    assert "withdrawn" in Browser(stack).get(path).body
+    # Remembered across a restart (state_file), like logouts.
+    stack.sidecar.stop()
+    stack.sidecar.start()
+    assert "withdrawn" in Browser(stack).get(path).body
+
+
+def test_links_survive_a_restart(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(slapd)
+    teacher = teacher_browser(stack)
+    path = create_link(teacher, "Mathe7b")
+    stack.sidecar.stop()
+    stack.sidecar.start()
+    assert [urlsplit(url).path for url in guest_urls(teacher.get("/auth/"))] == [path]
+    assert Browser(stack).get(path).status == 200
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 65, "Eve\x00", "Eve\u202e", "Eve\nX"])
+def test_guest_names_are_checked(slapd: Slapd, make_stack: Callable[..., Stack], name: str) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    guest, reply = enter_as_guest(stack, path, name)
+    assert reply.status == 400
+    assert "Please enter your name" in reply.body
+    assert not any("jitsi_auth_session" in cookie for cookie in guest.cookies)
+
+
+def test_guest_forms_need_csrf_and_teachers(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    guest = Browser(stack)
+    guest.get(path)
+    assert guest.post(path, {"csrf_token": "x" * 43, "name": "Eve"}).status == 403
+    pupil = Browser(stack)
+    pupil.log_in(PUPIL.uid, PUPIL.password)
+    page = pupil.get("/auth/?room=Mathe7b")
+    assert "Guest links" not in page.body
+    csrf = pupil.csrf_token(pupil.get("/auth/logout"))  # a valid token: the refusal is the role
+    created = pupil.post("/auth/guest-links", {"csrf_token": csrf, "room": "Mathe7b", "days": "7"})
+    assert created.status == 403
+    anonymous = stack.get("/auth/guest-links")
+    assert anonymous.status in (403, 405)
+
+
+def test_entering_names_is_rate_limited_per_address(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd, replace={"[guests]\n": "[guests]\nmax_per_address = 3\n"})
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    statuses = [enter_as_guest(stack, path, f"Gast {n}")[1].status for n in range(4)]
+    assert statuses[:2] == [302, 302]
+    assert statuses[-1] == 429
+
+
+def test_the_longest_validity_is_max_days(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    settings = GuestSettings(keys=(Secret(b"k" * 40),), max_days=3)
+    links = GuestLinks(settings, clock=lambda: now[0])
+    path = links.create(room_named("Mathe7b"), 30, "t", "T")
+    link = links.open(path.removeprefix("/auth/guest/"))
+    assert link.expires_at == int(now[0]) + 3 * 86400
+
+
+def test_link_keys_rotate_like_session_keys() -> None:
+    old = GuestLinks(GuestSettings(keys=(Secret(b"a" * 40),)))
+    path = old.create(room_named("Mathe7b"), 1, "t", "T").removeprefix("/auth/guest/")
+    rotated = GuestLinks(GuestSettings(keys=(Secret(b"b" * 40), Secret(b"a" * 40))))
+    assert rotated.open(path).room == "Mathe7b"
+    newest = rotated.create(room_named("Mathe7b"), 1, "t", "T").removeprefix("/auth/guest/")
+    assert GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(newest).room == "Mathe7b"
+    with pytest.raises(InvalidLink):
+        GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(path)
