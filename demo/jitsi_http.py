@@ -12,12 +12,16 @@ among many other figures, ``conferences`` and ``participants``, here counted
 from the open rooms.
 
 Used by the tests (rooms opened and closed by hand, tokens checked by the
-project's Jitsi-rules checker) and by ``make demo``.
+project's Jitsi-rules checker) and by ``make demo``, where the stand-in meet
+page opens its room while a teacher has it loaded
+(``POST /demo/rooms/<backend-safe name>/open`` and ``.../close``; a real
+room opens when somebody joins the conference).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,12 +56,21 @@ class JitsiHttp:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
     def room_size_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/room-size"
+        return f"http://127.0.0.1:{self.port}/room-size"
+
+    @property
+    def demo_rooms_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/demo/rooms"
 
     @property
     def bridge_stats_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/colibri/stats"
+        return f"http://127.0.0.1:{self.port}/colibri/stats"
 
     def start(self) -> JitsiHttp:
         self._thread.start()
@@ -134,6 +147,22 @@ class JitsiHttp:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                match = re.fullmatch(r"/demo/rooms/([^/?]+)/(open|close)", self.path)
+                if match is None:
+                    self.send_response(404)
+                else:
+                    room, action = match.groups()
+                    if action == "open":
+                        fake.open(room, 1)
+                    else:
+                        fake.close(room)
+                    self.send_response(204)
+                # The stand-in page runs on nginx's origin, this server on another port.
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:
                 status, body = fake._answer(self.path)
                 self.send_response(status)

@@ -9,6 +9,7 @@ holds a stand-in page instead of Jitsi's app.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -118,13 +119,18 @@ http {{
 """
 
 
-def make_webroot(webroot: Path) -> None:
-    """The stand-in meet page plus the kinds of real files a Jitsi webroot has."""
+def make_webroot(webroot: Path, *, demo_rooms_url: str | None = None) -> None:
+    """The stand-in meet page plus the kinds of real files a Jitsi webroot has.
+
+    With ``demo_rooms_url``, config.js tells the stand-in page where to open
+    and close its room (the demo's room-size stand-in).
+    """
     (webroot / "libs").mkdir(parents=True, exist_ok=True)
     (webroot / "static").mkdir(exist_ok=True)
     page = (STANDIN / "index.html").read_text("utf-8")
     (webroot / "index.html").write_text(page, encoding="utf-8")
-    (webroot / "config.js").write_text("var config = { standIn: true };\n", encoding="utf-8")
+    rooms = f", demoRooms: {json.dumps(demo_rooms_url)}" if demo_rooms_url else ""
+    (webroot / "config.js").write_text(f"var config = {{ standIn: true{rooms} }};\n", "utf-8")
     (webroot / "libs" / "app.bundle.min.js").write_text("/* stand-in bundle */\n", "utf-8")
     (webroot / "libs" / "external_api.min.js").write_text("/* stand-in api */\n", "utf-8")
     (webroot / "static" / "404.html").write_text("<h1>Not found</h1>\n", "utf-8")
@@ -144,10 +150,12 @@ class Nginx:
         include: Path | None = None,
         site: str = SITE,
         http_extra: str = "",
+        demo_rooms_url: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.site = site
         self.http_extra = http_extra
+        self.demo_rooms_url = demo_rooms_url
         self.port = port
         self.sidecar_socket = sidecar_socket
         self.xmpp_port = xmpp_port
@@ -165,7 +173,7 @@ class Nginx:
     def write_config(self) -> None:
         for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.workdir / "tmp" / name).mkdir(parents=True, exist_ok=True)
-        make_webroot(self.webroot)
+        make_webroot(self.webroot, demo_rooms_url=self.demo_rooms_url)
         include_text = self.include_source.read_text("utf-8")
         # Pointing the include at another address is exactly this one replacement.
         include = self.workdir / "jitsi-auth-sidecar.conf"

@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from demo.nginx import STANDIN, Nginx, free_port
+from demo.jitsi_http import JitsiHttp
+from demo.nginx import STANDIN, Nginx
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.cli import serve
@@ -28,7 +29,7 @@ public_url = "http://127.0.0.1:{port}"
 [jitsi]
 app_id = "school-meet"
 app_secret_file = "{secret_file}"
-subject = "meet.school.example"
+subject = "{subject}"
 
 [ldap]
 urls = ["{ldap_url}"]
@@ -65,6 +66,7 @@ state_file = "{guest_state_file}"
 
 
 DEMO_METHODS = '["form", "basic"]'
+SUBJECT = "meet.school.example"
 
 
 def write_demo_config(
@@ -100,6 +102,7 @@ def write_demo_config(
             logo_file=logo_file,
             session_keys_file=session_keys_file,
             revocation_file=workdir / "revoked_sessions.json",
+            subject=SUBJECT,
             guest_keys_file=guest_keys_file,
             guest_state_file=workdir / "guest_links.json",
             extra=extra,
@@ -109,11 +112,22 @@ def write_demo_config(
     return config
 
 
+def classroom_config(jitsi: JitsiHttp) -> str:
+    """The demo's [classroom]: pupils wait; the stand-ins answer for Prosody and the bridge."""
+    return (
+        "\n[classroom]\nwait_for_teacher = true\n"
+        f'room_size_url = "{jitsi.room_size_url}"\n'
+        f'bridge_stats_url = "{jitsi.bridge_stats_url}"\n'
+    )
+
+
 def _banner(url: str, config: Path) -> str:
     lines = [
         "",
         "jitsi-auth-sidecar demo is running.",
         f"  Open a room:   {url}/Mathe7b   (the login page; log out at {url}/auth/logout)",
+        f"  Start page:    {url}/auth/   (app links; teachers create guest links there)",
+        "  Pupils and guests wait until a teacher has the room open in another browser.",
         f"  Configuration: {config}",
         "",
         "  Logins (user name / password):",
@@ -154,16 +168,22 @@ def run_demo(*, port: int, include: Path | None) -> int:
         workdir = Path(tmp)
         workdir.chmod(0o755)
         slapd = Slapd(workdir / "slapd")
+        jitsi = JitsiHttp(domain=SUBJECT)
         (workdir / "nginx").mkdir()
         try:
             slapd.start()
-            config = write_demo_config(workdir, port=port, ldap_url=slapd.ldap_url)
+            jitsi.start()
+            config = write_demo_config(
+                workdir, port=port, ldap_url=slapd.ldap_url, extra=classroom_config(jitsi)
+            )
             nginx = Nginx(
                 workdir / "nginx",
                 port=port,
                 sidecar_socket=workdir / "sidecar.sock",
-                xmpp_port=free_port(),
+                # Prosody's HTTP port: /http-bind, /xmpp-websocket, /room-size.
+                xmpp_port=jitsi.port,
                 include=include,
+                demo_rooms_url=jitsi.demo_rooms_url,
             )
             asyncio.run(_run(config, nginx))
         except KeyboardInterrupt:
@@ -172,6 +192,7 @@ def run_demo(*, port: int, include: Path | None) -> int:
             print(f"demo failed: {error}", file=sys.stderr)
             return 1
         finally:
+            jitsi.stop()
             slapd.stop()
     print("demo stopped; nothing left running.")
     return 0

@@ -1,6 +1,8 @@
 """The login flow as a person uses it: Debian's Chromium, headless, driven by Playwright.
 
-Screenshots go to ``artifacts/`` (login page in German and English, the landing).
+Screenshots go to ``artifacts/`` (login page in German and English, the landing,
+the waiting page, the start page with a guest link, the guest page); the ones
+in ``docs/`` and the README are copies of them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
+from demo.slapd import Slapd
+from tests.conftest import LENIENT_REGULATION
 from tests.stack import Stack, basic_auth
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,3 +170,75 @@ def test_a_foreign_fragment_token_never_survives_into_the_room(
         assert foreign not in page.url
         own = parse_qs(urlsplit(page.url).query)["jwt"][0]
         assert urlsplit(page.url).fragment == f"jwt=%22{own}%22"
+
+
+@pytest.fixture
+def jitsi() -> Iterator[JitsiHttp]:
+    running = JitsiHttp(domain="meet.school.example").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def classroom_stack(slapd: Slapd, make_stack: Callable[..., Stack], jitsi: JitsiHttp) -> Stack:
+    return make_stack(
+        slapd,
+        extra=LENIENT_REGULATION
+        + "\n[classroom]\nwait_for_teacher = true\n"
+        + f'room_size_url = "{jitsi.room_size_url}"\n'
+        + f'bridge_stats_url = "{jitsi.bridge_stats_url}"\n',
+    )
+
+
+def test_a_pupil_waits_and_is_let_in_when_the_room_opens(
+    classroom_stack: Stack, jitsi: JitsiHttp, page_in: PageIn
+) -> None:
+    pupil = SCHOOL.pupils[1]
+    page = page_in("de-DE")
+    page.goto(f"{classroom_stack.nginx.url}/Mathe%207b")
+    log_in(page, "Benutzername", "Passwort", "Anmelden", pupil.uid, pupil.password)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Der Unterricht hat noch nicht begonnen"
+    )
+    expect(page).to_have_url(re.compile(r"/Mathe%207b$"))
+    expect(page.get_by_text("Besprechungsraum: Mathe 7b")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "waiting-page.png"))
+    jitsi.open("mathe%207b")
+    # Nobody touches the page: it checks again by itself and leads in.
+    expect(page.locator("#user")).to_have_text(pupil.uid, timeout=20_000)
+    expect(page.locator("#moderator")).to_have_text("no")
+
+
+def test_a_guest_link_from_creation_to_the_room_on_a_phone(
+    classroom_stack: Stack, jitsi: JitsiHttp, chromium: Browser
+) -> None:
+    teacher = SCHOOL.teachers[0]
+    desk = chromium.new_context(locale="de-DE", viewport={"width": 1000, "height": 1100})
+    phone = chromium.new_context(locale="de-DE", viewport={"width": 390, "height": 844})
+    try:
+        page = desk.new_page()
+        page.goto(f"{classroom_stack.nginx.url}/auth/?room=Mathe%207b")
+        log_in(page, "Benutzername", "Passwort", "Anmelden", teacher.uid, teacher.password)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Unterricht")
+        page.get_by_role("button", name="Gästelink erstellen").click()
+        link = page.get_by_label("Gästelink für Mathe 7b")
+        expect(link).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "start-page.png"), full_page=True)
+        url = link.input_value()
+        assert "/auth/guest/" in url
+
+        guest = phone.new_page()
+        guest.goto(url)
+        expect(guest.get_by_text(f"Eingeladen von {teacher.display_name}")).to_be_visible()
+        guest.get_by_label("Dein Name").fill("Oma Erna")
+        guest.screenshot(path=str(ARTIFACTS / "guest-page.png"))
+        guest.get_by_role("button", name="Als Gast teilnehmen").click()
+        expect(guest.get_by_role("heading", level=1)).to_have_text(
+            "Der Unterricht hat noch nicht begonnen"
+        )
+        jitsi.open("mathe%207b")
+        expect(guest.locator("#name")).to_have_text("Oma Erna (Gast)", timeout=20_000)
+        expect(guest.locator("#moderator")).to_have_text("no")
+    finally:
+        desk.close()
+        phone.close()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from demo.nginx import free_port
-from demo.school import SCHOOL
+from demo.school import SCHOOL, Person
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import token_in
 
@@ -37,6 +37,22 @@ def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> str:
     raise AssertionError(f"no banner; output so far:\n{seen}")
 
 
+def basic(person: Person) -> dict[str, str]:
+    raw = f"{person.uid}:{person.password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def get(port: int, path: str, headers: dict[str, str]) -> tuple[int, str, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read().decode("utf-8", errors="replace")
+        return response.status, response.getheader("Location") or "", body
+    finally:
+        connection.close()
+
+
 def port_is_open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -44,6 +60,7 @@ def port_is_open(port: int) -> bool:
 
 def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
     port = free_port()
+    jitsi_port = 0
     process = subprocess.Popen(
         [sys.executable, "-m", "demo", "--port", str(port)],
         cwd=REPOSITORY,
@@ -78,12 +95,35 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
             subject="meet.school.example",
         )
         assert admit(token_in(location), site, "Mathe7b").moderator is True
+
+        # Pupils wait until a teacher has the room open; the stand-in page opens it.
+        config = (workdir / "config.toml").read_text("utf-8")
+        jitsi_port = int(re.search(r"room_size_url = \"http://127.0.0.1:(\d+)/", config).group(1))  # type: ignore[union-attr]
+        pupil = SCHOOL.pupils[0]
+        waiting = get(port, "/Mathe7b", basic(pupil))
+        assert waiting[0] == 200
+        assert 'http-equiv="refresh"' in waiting[2]
+        config_js = get(port, "/config.js", {})[2]
+        assert f"http://127.0.0.1:{jitsi_port}/demo/rooms" in config_js
+        opened = http.client.HTTPConnection("127.0.0.1", jitsi_port, timeout=20)
+        opened.request("POST", "/demo/rooms/mathe7b/open")
+        assert opened.getresponse().status == 204
+        opened.close()
+        deadline = time.monotonic() + 10
+        while (reply := get(port, "/Mathe7b", basic(pupil)))[0] != 302:
+            assert time.monotonic() < deadline, reply
+            time.sleep(0.2)
+        assert reply[1].startswith("/Mathe7b?jwt=")
+        # The start page and the videobridge's figures answer.
+        assert get(port, "/auth/statistics", basic(teacher))[0] == 200
+        assert get(port, "/auth/", basic(teacher))[0] == 200
     finally:
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert "nothing left running" in output
     assert not port_is_open(port)
+    assert not port_is_open(jitsi_port)
     assert not workdir.exists()
     leftovers = subprocess.run(
         ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False
