@@ -129,12 +129,18 @@ def _wrong_room_page(request: web.Request) -> web.Response:
     session = sessions.load(request.cookies) if sessions is not None else None
     if session is None or not session.is_guest:
         return message(request, "wrong-room", text=t("wrong-room.text_unknown"))
+    return guest_room_message(request, "wrong-room", session)
+
+
+def guest_room_message(request: web.Request, name: str, session: Session) -> web.Response:
+    """Page ``name``, naming the one room a guest's invitation is for, with a link there."""
+    t = translator(request)
     try:
         path = room_named(session.room).path
     except NotARoom:
         path = "/"
     text = t("wrong-room.text", room=session.room)
-    return message(request, "wrong-room", text=text, link=path, link_text=t("wrong-room.go"))
+    return message(request, name, text=text, link=path, link_text=t("wrong-room.go"))
 
 
 def _waiting_page(request: web.Request, room_path: str) -> web.Response:

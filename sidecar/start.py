@@ -18,9 +18,8 @@ from sidecar.app_links import app_links, web_link_with_token
 from sidecar.appkeys import BRIDGE, CSRF_TOKENS, GUEST_LINKS, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
 from sidecar.config import JITSI_MEET_APP
 from sidecar.guest_pages import until_text
-from sidecar.pages import message, named_page, render, translator
+from sidecar.pages import guest_room_message, named_page, render, translator
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
-from sidecar.sessions import Session
 from sidecar.statistics import UNKNOWN, BridgeFigures
 from sidecar.visitors import Visitor, visitor
 
@@ -63,17 +62,6 @@ async def _figures(request: web.Request) -> BridgeFigures | None:
     return None if bridge is None else await bridge.figures()
 
 
-def _guest_home(request: web.Request, session: Session) -> web.Response:
-    """A guest's start page: the one room their invitation is for."""
-    t = translator(request)
-    try:
-        path = room_named(session.room).path
-    except NotARoom:
-        path = "/"
-    text = t("wrong-room.text", room=session.room)
-    return message(request, "guest-home", text=text, link=path, link_text=t("wrong-room.go"))
-
-
 def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] | None:
     links = request.app[GUEST_LINKS]
     if links is None or not who.is_teacher:
@@ -100,7 +88,8 @@ async def start_page(request: web.Request) -> web.StreamResponse:
     sessions = request.app[SESSIONS]
     session = sessions.load(request.cookies) if sessions is not None else None
     if session is not None and session.is_guest:
-        return _guest_home(request, session)
+        # A guest's start page: the one room their invitation is for.
+        return guest_room_message(request, "guest-home", session)
     who = await visitor(request)
     if who is None:
         return _to_login(request, room)
