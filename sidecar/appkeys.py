@@ -32,8 +32,9 @@ TOKENS = web.AppKey("tokens", RoomTokens)
 ROOM_SIZE: web.AppKey[RoomSize | None] = web.AppKey("room_size")
 # None when [guests] keys_file is not set.
 GUEST_LINKS: web.AppKey[GuestLinks | None] = web.AppKey("guest_links")
-# Guest actions (links created, names entered) per address.
+# Guest names entered, per address; guest links created, per teacher.
 GUEST_LIMIT = web.AppKey("guest_limit", SlidingCounter)
+LINK_LIMIT = web.AppKey("link_limit", SlidingCounter)
 # None when [classroom] bridge_stats_url is not set.
 BRIDGE: web.AppKey[BridgeStatistics | None] = web.AppKey("bridge")
 WAITING = web.AppKey("waiting", WaitingPace)

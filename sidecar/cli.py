@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, UnixAddress, load_settings
+from sidecar.guest_links import StateFileError
 from sidecar.web import PathOnlyAccessLogger, create_app
 
 log = logging.getLogger("sidecar")
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         try:
             asyncio.run(serve(_load(args.config)))
-        except ListenError as error:
+        except (ListenError, StateFileError) as error:
             print(f"jitsi-auth-sidecar: {error}", file=sys.stderr)
             return 2
         return 0

@@ -419,6 +419,9 @@ class Settings:
             raise ConfigError("sessions.keys_file", "missing (a file holding the secret)")
         if self.guests.keys and not self.sessions.keys:
             raise ConfigError("sessions.keys_file", "missing (guest links need sessions)")
+        if self.guests.keys and self.guests.state_file is None:
+            # Without it a restart forgets every withdrawal, and links live for days.
+            raise ConfigError("guests.state_file", "missing (needed with guests.keys_file)")
         for index, rule in enumerate(self.roles):
             if rule.name == GUEST_ROLE:
                 raise ConfigError(f"roles[{index}].name", f'"{GUEST_ROLE}" is for guest links')

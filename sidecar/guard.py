@@ -114,7 +114,7 @@ class Guard:
         except NotARoom as reason:
             log.info("not a room request: %s", reason)
             return Page("not-a-room")
-        session = self._open_session(request.cookies)
+        session = self.open_session(request.cookies)
         if session is not None:
             return await self._admit_session(session, room, request.method)
         credentials = self._basic_credentials(request.authorization)
@@ -126,7 +126,8 @@ class Guard:
 
     # -- sessions ------------------------------------------------------------
 
-    def _open_session(self, cookies: Mapping[str, str]) -> Session | None:
+    def open_session(self, cookies: Mapping[str, str]) -> Session | None:
+        """The session a request carries, if it counts here."""
         if self._sessions is None:
             return None
         session = self._sessions.load(cookies)
@@ -137,9 +138,25 @@ class Guard:
 
     async def _admit_session(self, session: Session, room: RoomRequest, method: str) -> Verdict:
         assert self._sessions is not None
-        sessions = self._sessions
         if session.is_guest:
             return await self._admit_guest(session, room, method)
+        # A closed room is answered from the role the session has: a class
+        # waiting (and refreshing every few seconds) must not cost LDAP lookups.
+        rule = self._roles.rule_named(session.role)
+        if rule is not None and await self._must_wait(rule, room.backend_name):
+            return Page("waiting")
+        refreshed = await self.refreshed(session)
+        if refreshed is None:
+            return Page("forbidden")
+        current, rule, changed = refreshed
+        touched = current if changed else self._sessions.touch(session)
+        return await self._token_verdict(current.person(), rule, room, touched, method)
+
+    async def refreshed(self, session: Session) -> tuple[Session, RoleRule, bool] | None:
+        """The session with its role re-read from LDAP when that is due, its rule, and
+        whether it changed; None (and the session ended) when no role is left."""
+        assert self._sessions is not None
+        sessions = self._sessions
         changed: Session | None = None
         if sessions.role_check_due(session) and self._directory.can_look_up:
             try:
@@ -151,22 +168,21 @@ class Guard:
                 log.info("role of %r kept: directory unavailable", session.user_id)
                 changed = sessions.rechecked(session, session.person(), session.role)
             else:
-                rule = self._roles.role_for(person) if person is not None else None
-                if person is None or rule is None:
+                found = self._roles.role_for(person) if person is not None else None
+                if person is None or found is None:
                     log.info("session of %r ended: no longer has a role", session.user_id)
                     sessions.end(session)
-                    return Page("forbidden")
-                if rule.name != session.role:
-                    log.info("role of %r is now %s", session.user_id, rule.name)
-                changed = sessions.rechecked(session, person, rule.name)
+                    return None
+                if found.name != session.role:
+                    log.info("role of %r is now %s", session.user_id, found.name)
+                changed = sessions.rechecked(session, person, found.name)
         current = changed or session
         rule = self._roles.rule_named(current.role)
         if rule is None:
             # The configuration no longer has this role.
             sessions.end(session)
-            return Page("forbidden")
-        touched = changed or sessions.touch(session)
-        return await self._token_verdict(current.person(), rule, room, touched, method)
+            return None
+        return current, rule, changed is not None
 
     async def _admit_guest(self, session: Session, room: RoomRequest, method: str) -> Verdict:
         """A guest: their one room only, never LDAP, gone once the link is withdrawn."""

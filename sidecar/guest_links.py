@@ -37,7 +37,8 @@ from sidecar.rooms import NotARoom, RoomRequest, room_named
 log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/auth/guest/"
-MAX_LINK_LENGTH = 2048
+# Room and teacher's name at 200 characters of up to 4 bytes each, in base64, and more.
+MAX_LINK_LENGTH = 4096
 # A school's teachers create a few links a day; this bounds a runaway all the same.
 MAX_REMEMBERED_LINKS = 50_000
 
@@ -50,17 +51,38 @@ class InvalidLink(Exception):
         self.problem = problem
 
 
+class StateFileError(RuntimeError):
+    """guests.state_file cannot be read: starting without it would forget withdrawals."""
+
+
 @dataclass(frozen=True)
 class GuestLink:
     link_id: str
     room: str  # the room's name, as typed
     expires_at: int
-    inviter_id: str
     inviter_name: str
+    inviter_id: str = ""  # kept here only, never put into the link itself
 
     @property
     def room_request(self) -> RoomRequest:
         return room_named(self.room)
+
+    def signed_part(self) -> dict[str, object]:
+        """What the link carries: nothing an outsider should not see (no login name)."""
+        return {
+            "link_id": self.link_id,
+            "room": self.room,
+            "expires_at": self.expires_at,
+            "inviter_name": self.inviter_name,
+        }
+
+
+def _well_typed(link: GuestLink) -> bool:
+    texts = (link.link_id, link.room, link.inviter_name, link.inviter_id)
+    expires = link.expires_at
+    return all(isinstance(text, str) for text in texts) and (
+        isinstance(expires, int) and not isinstance(expires, bool)
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -107,7 +129,8 @@ class GuestLinks:
         return self.path_of(link)
 
     def path_of(self, link: GuestLink) -> str:
-        payload = _b64(json.dumps(asdict(link), separators=(",", ":")).encode("utf-8"))
+        text = json.dumps(link.signed_part(), separators=(",", ":"), ensure_ascii=False)
+        payload = _b64(text.encode("utf-8"))
         signature = _b64(hmac.new(self._keys[0], payload.encode("ascii"), hashlib.sha256).digest())
         return f"{PATH_PREFIX}{payload}.{signature}"
 
@@ -118,17 +141,22 @@ class GuestLinks:
         payload, signature = value.split(".")
         try:
             given = _unb64(signature)
+            if _b64(given) != signature:  # only the one spelling the sidecar writes
+                raise InvalidLink("altered")
             expected = [
                 hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
                 for key in self._keys
             ]
             if not any(hmac.compare_digest(given, mac) for mac in expected):
                 raise InvalidLink("altered")
-            link = GuestLink(**json.loads(_unb64(payload)))
+            fields = json.loads(_unb64(payload))
+            link = GuestLink(**{**fields, "inviter_id": ""})
+            if not _well_typed(link):
+                raise InvalidLink("altered")
             link.room_request  # noqa: B018 - a room the sidecar accepts, or NotARoom
         except (binascii.Error, UnicodeError, ValueError, TypeError, NotARoom):
             raise InvalidLink("altered") from None
-        if not isinstance(link.expires_at, int) or link.expires_at <= self._clock():
+        if link.expires_at <= self._clock():
             raise InvalidLink("expired")
         if self.withdrawn(link.link_id):
             raise InvalidLink("withdrawn")
@@ -167,15 +195,21 @@ class GuestLinks:
             del self._created[min(self._created, key=lambda k: self._created[k].expires_at)]
 
     def _load(self, path: Path) -> None:
+        """Read the state, all of it or nothing: a half-read file would forget withdrawals."""
         try:
             data = json.loads(path.read_text("utf-8"))
-            self._created = {item["link_id"]: GuestLink(**item) for item in data.get("created", [])}
-            self._withdrawn = {str(k): int(v) for k, v in data.get("withdrawn", {}).items()}
+            created = {item["link_id"]: GuestLink(**item) for item in data["created"]}
+            withdrawn = dict(data["withdrawn"])
         except FileNotFoundError:
             return
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            log.error("cannot read guests.state_file %s: %s", path, error)
-            return
+            raise StateFileError(f"guests.state_file: cannot read {path}: {error}") from None
+        typed = all(
+            isinstance(key, str) and isinstance(until, int) for key, until in withdrawn.items()
+        )
+        if not typed or not all(_well_typed(link) for link in created.values()):
+            raise StateFileError(f"guests.state_file: {path} holds values of the wrong type")
+        self._created, self._withdrawn = created, withdrawn
         self._prune()
 
     def _save(self) -> None:

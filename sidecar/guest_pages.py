@@ -15,19 +15,20 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, SESSIONS, SETTINGS
+from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, LINK_LIMIT, SESSIONS, SETTINGS
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink
 from sidecar.i18n import Translator
 from sidecar.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.refusals import minutes_to_wait
-from sidecar.regulation import place_of
+from sidecar.regulation import SlidingCounter, place_of
 from sidecar.rooms import NotARoom, room_named, start_page_location
 from sidecar.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
 
 MAX_GUEST_NAME = 64
+DEFAULT_DAYS = 7
 LIMIT_WINDOW_SECONDS = 3600
 
 
@@ -44,15 +45,13 @@ def until_text(t: Translator, expires_at: int) -> str:
     return t("guest.until", until=shown)
 
 
-def _limited(request: web.Request) -> web.Response | None:
-    """The banned page when this address made too many guest actions lately; counts this one."""
-    limit = request.app[GUEST_LIMIT]
-    place = place_of(request.headers.get("X-Real-IP", ""))
-    wait = limit.banned_for(place)
+def _limited(request: web.Request, counter: SlidingCounter, key: str) -> web.Response | None:
+    """The banned page when ``key`` did this too often lately; otherwise this one counts."""
+    wait = counter.banned_for(key)
     if wait > 0:
-        log.info("guest action from %s refused: too many", place)
+        log.info("guest action by %s refused: too many", key)
         return named_page(request, "banned", retry="/", ban_minutes=minutes_to_wait(wait))
-    limit.fail(place)
+    counter.fail(key)
     return None
 
 
@@ -110,14 +109,22 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
     tokens = request.app[CSRF_TOKENS]
     if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
         return _guest_form(request, link, status=403, error=t("login.expired"))
-    limited = _limited(request)
+    sessions = request.app[SESSIONS]
+    assert sessions is not None  # guest links need sessions (config)
+    current = sessions.load(request.cookies)
+    if current is not None and not current.is_guest:
+        # Entering would replace her own session: she logs out first, knowingly.
+        text = t("guest.logged_in", name=current.display_name)
+        return message(
+            request, "guest-home", text=text, link="/auth/logout", link_text=t("start.logout")
+        )
+    place = place_of(request.headers.get("X-Real-IP", ""))
+    limited = _limited(request, request.app[GUEST_LIMIT], place)
     if limited is not None:
         return limited
     name = acceptable_guest_name(form_field(form, "name") or "")
     if name is None:
         return _guest_form(request, link, status=400, error=t("guest.name_wrong"))
-    sessions = request.app[SESSIONS]
-    assert sessions is not None  # guest links need sessions (config)
     session = sessions.new_guest(
         display_name=f"{name} {t('guest.suffix')}",
         room=link.room,
@@ -149,17 +156,18 @@ async def _teacher_form(request: web.Request) -> tuple[Any, Visitor]:
 
 async def create_link(request: web.Request) -> web.StreamResponse:
     form, who = await _teacher_form(request)
-    limited = _limited(request)
+    # Per teacher: a school's teachers share its address, and its guests too.
+    limited = _limited(request, request.app[LINK_LIMIT], who.person.user_id)
     if limited is not None:
         return limited
     try:
         room = room_named((form_field(form, "room") or "").strip())
     except NotARoom:
-        return web.Response(status=302, headers={"Location": "/auth/?room=&guest_error=room"})
+        return web.Response(status=302, headers={"Location": "/auth/?guest_error=room"})
     try:
         days = int(form_field(form, "days") or "")
     except ValueError:
-        days = request.app[SETTINGS].guests.max_days
+        days = DEFAULT_DAYS
     _links(request).create(room, days, who.person.user_id, who.person.display_name)
     log.info("%r created a guest link for %r", who.person.user_id, room.backend_name)
     return web.Response(status=302, headers={"Location": start_page_location(room)})

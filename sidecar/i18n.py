@@ -87,6 +87,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.enter": "Join as a guest",
         "guest.name_wrong": "Please enter your name (at most 64 characters).",
         "guest.suffix": "(guest)",
+        "guest.logged_in": "You are logged in as {name}. To join as a guest, log out first.",
         "guest.links_heading": "Guest links",
         "guest.days": "Valid for how many days (at most {max})",
         "guest.create": "Create a guest link",
@@ -193,6 +194,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.enter": "Als Gast teilnehmen",
         "guest.name_wrong": "Bitte einen Namen eingeben (höchstens 64 Zeichen).",
         "guest.suffix": "(Gast)",
+        "guest.logged_in": "Du bist als {name} angemeldet. Um als Gast teilzunehmen, bitte "
+        "zuerst abmelden.",
         "guest.links_heading": "Gästelinks",
         "guest.days": "Wie viele Tage gültig (höchstens {max})",
         "guest.create": "Gästelink erstellen",

@@ -240,6 +240,8 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     next_location = safe_next(request.query.get("next"))
     if _current_session(request) is not None:
+        # Logged in already (a guest too: guests never see the login form; the
+        # pages they see have a logout link for a shared computer).
         raise web.HTTPFound(next_location)
     return _login_form(request, next_location=next_location)
 

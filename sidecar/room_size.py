@@ -23,6 +23,7 @@ import aiohttp
 from cachetools import TTLCache
 
 from sidecar.config import ClassroomSettings
+from sidecar.regulation import SlidingCounter
 from sidecar.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 ANSWER_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 2.0
 MAX_ROOMS_REMEMBERED = 10_000
+# Requests the API gets at most, for rooms not asked about in the last seconds.
+MAX_REQUESTS_PER_SECOND = 50
+_API = "room-size API"
 
 
 class RoomSizeError(Exception):
@@ -56,12 +60,20 @@ class RoomSize:
             MAX_ROOMS_REMEMBERED, ANSWER_SECONDS, timer=clock
         )
         self._requests: SingleFlight[str, bool] = SingleFlight()
+        self._requests_lately = SlidingCounter(
+            MAX_REQUESTS_PER_SECOND, window=1, ban_time=1, clock=clock
+        )
 
     async def is_open(self, backend_room: str) -> bool:
         """Whether ``backend_room`` exists with somebody in it (or the error policy's answer)."""
         known = self._answers.get(backend_room)
         if known is not None:
             return known
+        if self._requests_lately.banned_for(_API) > 0:
+            # Somebody asks about more rooms than a school has: they wait, and
+            # Prosody is spared (never "admit": that would be for the asking).
+            return False
+        self._requests_lately.fail(_API)
         answer = await self._requests.run(backend_room, lambda: self._ask(backend_room))
         self._answers[backend_room] = answer
         return answer

@@ -17,7 +17,7 @@ from aiohttp import web
 from sidecar.app_links import app_links, web_link_with_token
 from sidecar.appkeys import BRIDGE, CSRF_TOKENS, GUEST_LINKS, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
 from sidecar.config import JITSI_MEET_APP
-from sidecar.guest_pages import until_text
+from sidecar.guest_pages import DEFAULT_DAYS, until_text
 from sidecar.pages import guest_room_message, named_page, render, translator
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
 from sidecar.statistics import UNKNOWN, BridgeFigures
@@ -26,7 +26,7 @@ from sidecar.visitors import Visitor, visitor
 log = logging.getLogger(__name__)
 
 MAX_ROOM_NAME_INPUT = 200
-DEFAULT_GUEST_DAYS = 7
+DEFAULT_GUEST_DAYS = DEFAULT_DAYS
 
 
 def _room_asked(request: web.Request) -> tuple[RoomRequest | None, bool]:
@@ -106,6 +106,7 @@ async def start_page(request: web.Request) -> web.StreamResponse:
         "apps": [],
         "app_link": None,
         "guests": _guest_links_context(request, who),
+        "guest_room_error": request.query.get("guest_error") == "room",
         "csrf_token": csrf_token,
     }
     if room is not None:
@@ -119,8 +120,9 @@ async def start_page(request: web.Request) -> web.StreamResponse:
         else:
             context["waiting"] = True
     response = render(request, "start.html", **context)
-    if csrf_cookie is not None:
-        response.headers.add("Set-Cookie", csrf_cookie)
+    for cookie in (csrf_cookie, who.set_cookie(request)):
+        if cookie is not None:
+            response.headers.add("Set-Cookie", cookie)
     return response
 
 

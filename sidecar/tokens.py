@@ -24,6 +24,9 @@ NOT_BEFORE_SLACK_SECONDS = 60
 # A token that runs out sooner than this is replaced before Jitsi gets it.
 MIN_REMAINING_SECONDS = 300
 ANY_ROOM = "*"
+# Room checks send a token in a query string, which Prosody may log when it
+# refuses it: it lives only as long as one check needs (beyond nbf's slack).
+ROOM_CHECK_TTL_SECONDS = 120
 # Who the sidecar's own tokens (for Prosody's HTTP checks) name.
 SIDECAR = Person(
     user_id="jitsi-auth-sidecar", display_name="jitsi-auth-sidecar", email="", groups=frozenset()
@@ -46,7 +49,9 @@ class RoomTokens:
             raise ValueError("a room claim with a wildcard for a role without any_room")
         return backend_room
 
-    def mint(self, person: Person, rule: RoleRule, backend_room: str) -> str:
+    def mint(
+        self, person: Person, rule: RoleRule, backend_room: str, *, ttl: int | None = None
+    ) -> str:
         now = int(self._clock())
         settings = self._settings
         claims: dict[str, Any] = {
@@ -56,7 +61,7 @@ class RoomTokens:
             "room": self._room_claim(rule, backend_room),
             "iat": now,
             "nbf": now - NOT_BEFORE_SLACK_SECONDS,
-            "exp": now + settings.token_ttl,
+            "exp": now + (settings.token_ttl if ttl is None else ttl),
             "moderator": rule.moderator,
             "context": {
                 "user": {
@@ -75,7 +80,7 @@ class RoomTokens:
 
         For Prosody's room-size API with ``enable_roomsize_token_verification``.
         """
-        return self.mint(SIDECAR, _ROOM_CHECK, backend_room)
+        return self.mint(SIDECAR, _ROOM_CHECK, backend_room, ttl=ROOM_CHECK_TTL_SECONDS)
 
     def is_current(self, token: str, person: Person, rule: RoleRule, backend_room: str) -> bool:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""

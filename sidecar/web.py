@@ -30,6 +30,7 @@ from sidecar.appkeys import (
     GUARD,
     GUEST_LIMIT,
     GUEST_LINKS,
+    LINK_LIMIT,
     REGULATOR,
     ROLES,
     ROOM_SIZE,
@@ -46,6 +47,7 @@ from sidecar.credential_cache import CredentialCache
 from sidecar.csrf import CsrfTokens
 from sidecar.directory import Directory
 from sidecar.guard import Allow, Challenge, Guard, Page, Redirect, RoomAccessRequest, Verdict
+from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 from sidecar.guest_links import GuestLinks
 from sidecar.regulation import Regulator, SlidingCounter
 from sidecar.roles import RoleRules
@@ -84,9 +86,11 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %s %.1fms", request.method, request.path, response.status, time * 1000
-        )
+        path = request.path
+        if path.startswith(GUEST_LINK_PREFIX):
+            # The rest of the path is the signed invitation: a credential.
+            path = GUEST_LINK_PREFIX + "..."
+        self.logger.info("%s %s %s %.1fms", request.method, path, response.status, time * 1000)
 
 
 def _session_cookie(request: web.Request, session: Session | None) -> str | None:
@@ -224,12 +228,13 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
-    app[GUEST_LIMIT] = SlidingCounter(
-        settings.guests.max_per_address,
-        window=guest_pages.LIMIT_WINDOW_SECONDS,
-        ban_time=guest_pages.LIMIT_WINDOW_SECONDS,
-        clock=time.monotonic,
-    )
+    for key in (GUEST_LIMIT, LINK_LIMIT):
+        app[key] = SlidingCounter(
+            settings.guests.max_per_address,
+            window=guest_pages.LIMIT_WINDOW_SECONDS,
+            ban_time=guest_pages.LIMIT_WINDOW_SECONDS,
+            clock=time.monotonic,
+        )
     app.cleanup_ctx.append(_resources(settings, policy))
     app.router.add_route("*", "/auth/verify", verify)
     # Any method: nginx fetches these with the method of the room request.

@@ -18,7 +18,7 @@ from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL, Person
 from demo.slapd import Slapd
 from sidecar.config import GuestSettings, Secret
-from sidecar.guest_links import GuestLinks, InvalidLink
+from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, StateFileError
 from sidecar.rooms import room_named
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, admit
@@ -271,3 +271,91 @@ def test_link_keys_rotate_like_session_keys() -> None:
     assert GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(newest).room == "Mathe7b"
     with pytest.raises(InvalidLink):
         GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(path)
+
+
+def test_guest_links_never_reach_the_sidecars_log(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    enter_as_guest(stack, path, "Gast")
+    signed = path.removeprefix("/auth/guest/")
+    assert signed.split(".")[0][:20] not in stack.sidecar.log()
+    assert "/auth/guest/..." in stack.sidecar.log()
+
+
+def test_somebody_logged_in_is_not_turned_into_a_guest(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    teacher = teacher_browser(stack)
+    path = create_link(teacher, "Mathe7b")
+    page = teacher.get(path)
+    refused = teacher.post(path, {"csrf_token": teacher.csrf_token(page), "name": "Me"})
+    assert "log out first" in refused.body
+    assert "org.jitsi.meet://" in teacher.get("/auth/?room=Mathe7b").body
+
+
+def test_link_creation_is_limited_per_teacher_and_names_per_address(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd, replace={"[guests]\n": "[guests]\nmax_per_address = 2\n"})
+    teacher = teacher_browser(stack)
+    path = create_link(teacher, "Mathe7b")
+    create_link(teacher, "Physik9a")
+    page = teacher.get("/auth/")
+    third = teacher.post(
+        "/auth/guest-links", {"csrf_token": teacher.csrf_token(page), "room": "Bio", "days": "1"}
+    )
+    assert third.status == 429
+    # Another teacher behind the same address is not held back by her links ...
+    create_link(teacher_browser(stack, OTHER_TEACHER), "Chemie")
+    # ... and guests entering names have their own count.
+    assert enter_as_guest(stack, path, "Gast 1")[1].status == 302
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "not json",
+        '{"created": [], "withdrawn": {"abc": "soon"}}',
+        '{"created": [{"link_id": "a", "room": "x", "expires_at": "9999999999",'
+        ' "inviter_name": "T", "inviter_id": "t"}], "withdrawn": {}}',
+        '{"created": []}',
+    ],
+)
+def test_an_unreadable_state_file_stops_the_start(tmp_path: Path, state: str) -> None:
+    """Starting without it would forget withdrawals: one line names the file instead."""
+    state_file = tmp_path / "guest_links.json"
+    state_file.write_text(state)
+    settings = GuestSettings(keys=(Secret(b"k" * 40),), state_file=state_file)
+    with pytest.raises(StateFileError, match=r"guests\.state_file"):
+        GuestLinks(settings)
+
+
+def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
+    links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)))
+    room = room_named("Ü" * 100 + "😀" * 100)
+    path = links.create(room, 1, "t", "Ö" * 200)
+    assert links.open(path.removeprefix("/auth/guest/")).room == room.room
+
+
+def test_a_link_is_read_in_one_spelling_only_and_without_the_teachers_login() -> None:
+    links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)))
+    value = links.create(room_named("Mathe7b"), 1, "anna.mueller", "Anna").removeprefix(
+        "/auth/guest/"
+    )
+    payload = value.split(".")[0]
+    assert "anna.mueller" not in base64.urlsafe_b64decode(payload + "==").decode()
+    for odd in (value + "!!!!", value + "A", value.replace(".", ".A", 1)):
+        with pytest.raises(InvalidLink):
+            links.open(odd)
+
+
+def test_a_signed_payload_of_the_wrong_shape_is_altered_not_a_500() -> None:
+    key = Secret(b"k" * 40)
+    links = GuestLinks(GuestSettings(keys=(key,)))
+    signer = GuestLinks(GuestSettings(keys=(key,)))
+    odd = GuestLink(link_id=["x"], room="Mathe7b", expires_at=4_000_000_000, inviter_name="T")  # type: ignore[arg-type]
+    with pytest.raises(InvalidLink):
+        links.open(signer.path_of(odd).removeprefix("/auth/guest/"))

@@ -7,17 +7,22 @@ Jitsi-rules checker.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import pytest
 
 from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
 from demo.slapd import Slapd
+from sidecar.config import ClassroomSettings
 from sidecar.cookies import CookiePolicy
+from sidecar.room_size import MAX_REQUESTS_PER_SECOND, RoomSize
 from sidecar.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
@@ -231,3 +236,28 @@ def test_the_pace_slows_after_the_first_minutes() -> None:
     # Another room, or a cookie from the future, starts afresh.
     assert pace.next_check({name: value}, "/Physik")[1] is not None
     assert pace.next_check({name: "99999999999." + value.split(".")[1]}, "/Mathe7b")[1]
+
+
+def test_the_room_check_token_lives_only_minutes(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    """Prosody may log a refused token: the sidecar's own lives just long enough."""
+    stack = make_stack(slapd, extra=classroom(fake, token=True))
+    stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
+    token = fake.requests[-1].token
+    assert token is not None
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["exp"] - claims["iat"] <= 120
+
+
+async def test_asking_about_many_rooms_is_bounded(fake: JitsiHttp) -> None:
+    async with aiohttp.ClientSession() as client:
+        room_size = RoomSize(
+            ClassroomSettings(wait_for_teacher=True, room_size_url=fake.room_size_url),
+            domain=DOMAIN,
+            client=client,
+            token_for=None,
+        )
+        answers = [await room_size.is_open(f"room{number}") for number in range(200)]
+    assert not any(answers)
+    assert len(fake.requests) <= MAX_REQUESTS_PER_SECOND * 3
