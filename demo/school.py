@@ -33,9 +33,11 @@ class Person:
     mail: str
     password: str
     dn: str
+    department: str = ""  # departmentNumber: a pupil's class
+    photo_url: str = ""  # labeledURI: a picture
 
 
-def _person(uid: str, given_name: str, surname: str, password: str) -> Person:
+def _person(uid: str, given_name: str, surname: str, password: str, **extra: str) -> Person:
     return Person(
         uid=uid,
         display_name=f"{given_name} {surname}",
@@ -44,6 +46,7 @@ def _person(uid: str, given_name: str, surname: str, password: str) -> Person:
         mail=f"{uid}@{MAIL_DOMAIN}",
         password=password,
         dn=f"uid={uid},ou=people,{BASE_DN}",
+        **extra,
     )
 
 
@@ -177,7 +180,9 @@ class School:
                     ("displayName", person.display_name),
                     ("mail", person.mail),
                     ("userPassword", ssha512(person.password)),
-                ],
+                ]
+                + ([("departmentNumber", person.department)] if person.department else [])
+                + ([("labeledURI", person.photo_url)] if person.photo_url else []),
             )
             for person in self.people
         ]
@@ -213,13 +218,22 @@ class School:
 SCHOOL = School(
     base_dn=BASE_DN,
     teachers=(
-        _person("anna.mueller", "Anna", "Müller", "Tafel-Kreide-7"),
-        _person("tom.berger", "Tom", "Berger", "Zirkel-Lineal-4"),
+        _person(
+            "anna.mueller",
+            "Anna",
+            "Müller",
+            "Tafel-Kreide-7",
+            photo_url="https://school.example/photos/anna.png",
+        ),
+        # Not https: never handed to Jitsi as an avatar.
+        _person(
+            "tom.berger", "Tom", "Berger", "Zirkel-Lineal-4", photo_url="http://x.example/t.png"
+        ),
     ),
     pupils=(
-        _person("max.schmidt", "Max", "Schmidt", "Heft-Bleistift-9"),
-        _person("lea.wagner", "Lea", "Wagner", "Schüler-Ranzen-5"),
-        _person("jonas.klein", "Jonas", "Klein", "Turnhalle-Ball-2"),
+        _person("max.schmidt", "Max", "Schmidt", "Heft-Bleistift-9", department="7b"),
+        _person("lea.wagner", "Lea", "Wagner", "Schüler-Ranzen-5", department="7b"),
+        _person("jonas.klein", "Jonas", "Klein", "Turnhalle-Ball-2", department="9a"),
     ),
     nobody=_person("hans.hausmeister", "Hans", "Hausmeister", "Besen-Eimer-6"),
     posix_only=_person("paul.posix", "Paul", "Posix", "Terminal-Shell-3"),

@@ -251,6 +251,8 @@ class LdapSettings:
     id_attribute: str = option("uid", nonempty=True)
     name_attribute: str = option("cn", nonempty=True)
     mail_attribute: str = option("mail", nonempty=True)
+    group_attribute: str = option("")  # context.group (the class, say); empty: none
+    avatar_attribute: str = option("")  # context.user.avatar, when it holds an https URL
     timeout: float = option(5.0, minimum=0.1, maximum=60.0)  # every LDAP operation
     pool_size: int = option(4, minimum=1, maximum=64)
     # One login or role refresh in all, every server and step included. nginx
@@ -275,12 +277,47 @@ class LdapSettings:
             raise ConfigError("group_base", 'missing (needed with group_mode = "search")')
 
 
+FeatureValue = bool | str | int
+# Jitsi locks the display name only with name-readonly = true (mod_muc_displayname):
+# names come from the directory, so by default nobody can take another's.
+DEFAULT_FEATURES: dict[str, FeatureValue] = {"name-readonly": True}
+
+
+def _features(key: str, table: object) -> tuple[tuple[str, FeatureValue], ...]:
+    """A ``features`` table as Jitsi reads ``context.features``: names to true/false (or text)."""
+    if not isinstance(table, dict):
+        raise ConfigError(key, "must be a table, like { recording = true }")
+    for name, value in table.items():
+        if not isinstance(name, str) or not name or any(ord(ch) < 0x20 for ch in name):
+            raise ConfigError(key, f"{name!r} is not a feature name")
+        if not isinstance(value, bool | str | int) or isinstance(value, float):
+            raise ConfigError(key, f"{name}: must be true, false, a number or a string")
+    return tuple(sorted(table.items()))
+
+
 @dataclass(frozen=True)
 class RoleRule:
     name: str = option(nonempty=True)
     groups: frozenset[str] = option(parse=_dns, read_as=tuple[str, ...])  # canonical DNs
     moderator: bool = option(False)
     any_room: bool = option(False)
+    token_ttl: int | None = option(None, minimum=600, maximum=86400)  # None: [jitsi] token_ttl
+    # Copied into context.features, over DEFAULT_FEATURES (name-readonly = true).
+    features: tuple[tuple[str, FeatureValue], ...] = option((), parse=_features, read_as=object)
+    lobby_bypass: bool = option(False)  # context.features.lobby_bypass: past the lobby
+    email: bool | None = option(None)  # send the address; None: only for moderators
+
+    @property
+    def token_features(self) -> dict[str, FeatureValue]:
+        features = {**DEFAULT_FEATURES, **dict(self.features)}
+        if self.lobby_bypass:
+            features["lobby_bypass"] = True
+        return features
+
+    @property
+    def sends_email(self) -> bool:
+        # Prosody's presence_identity shows it to the whole room: off for pupils.
+        return self.moderator if self.email is None else self.email
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import bonsai
 
@@ -34,6 +35,11 @@ MEMBER_OF = "memberOf"
 
 # Told the entry a search found, before its bind: may refuse it (a ban) by raising.
 EntryFound = Callable[[str], None]
+
+
+def _is_https_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme == "https" and bool(parts.netloc) and len(value) <= 1000
 
 
 def _first(entry: Any, attribute: str) -> str | None:
@@ -223,7 +229,9 @@ class Directory:
 
     def _attributes(self) -> list[str]:
         settings = self._settings
-        return [settings.id_attribute, settings.name_attribute, settings.mail_attribute, MEMBER_OF]
+        optional = [settings.group_attribute, settings.avatar_attribute]
+        names = [settings.id_attribute, settings.name_attribute, settings.mail_attribute]
+        return [*names, *(name for name in optional if name), MEMBER_OF]
 
     async def authenticate(
         self, credentials: Credentials, *, found: EntryFound | None = None
@@ -351,9 +359,13 @@ class Directory:
     def _person(self, entry: Any, username: str, groups: frozenset[str]) -> Person:
         settings = self._settings
         user_id = _first(entry, settings.id_attribute) or username
+        avatar = _first(entry, settings.avatar_attribute) if settings.avatar_attribute else None
+        group = _first(entry, settings.group_attribute) if settings.group_attribute else None
         return Person(
             user_id=user_id,
             display_name=_first(entry, settings.name_attribute) or user_id,
             email=_first(entry, settings.mail_attribute) or "",
             groups=groups,
+            group=group or "",
+            avatar=avatar if avatar and _is_https_url(avatar) else "",
         )

@@ -141,8 +141,11 @@ def read_table(
 
 
 def _plain(key: str, raw: object, hint: Any, how: Option, *, from_env: bool) -> Any:
-    """``raw`` as the field's type: str, bool, int, float, a Literal or a tuple of them."""
+    """``raw`` as the field's type: str, bool, int, float, a Literal or a tuple of them
+    (``object``: as it stands, for ``parse`` to judge)."""
     target = _without_none(hint)
+    if target is object:
+        return raw
     if typing.get_origin(target) is tuple:
         (item_type, _) = typing.get_args(target)
         if from_env:

@@ -61,6 +61,8 @@ class Session:
     issued_at: int
     last_seen: int
     role_checked: int
+    group: str = ""
+    avatar: str = ""
     # Guest sessions only: the one room (its name), the link and when it all ends.
     room: str = ""
     link_id: str = ""
@@ -76,6 +78,8 @@ class Session:
             display_name=self.display_name,
             email=self.email,
             groups=frozenset(),
+            group=self.group,
+            avatar=self.avatar,
         )
 
 
@@ -89,7 +93,17 @@ def _fernet(key: Secret) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
-_TEXT_FIELDS = ("session_id", "user_id", "display_name", "email", "role", "room", "link_id")
+_TEXT_FIELDS = (
+    "session_id",
+    "user_id",
+    "display_name",
+    "email",
+    "role",
+    "group",
+    "avatar",
+    "room",
+    "link_id",
+)
 _TIME_FIELDS = ("issued_at", "last_seen", "role_checked", "expires_at")
 
 
@@ -184,6 +198,8 @@ class SessionCookies:
             # Bounded so that a sealed cookie always stays under MAX_COOKIE_LENGTH.
             display_name=person.display_name[:MAX_TEXT_LENGTH],
             email=person.email[:MAX_TEXT_LENGTH],
+            group=person.group[:MAX_TEXT_LENGTH],
+            avatar=person.avatar if len(person.avatar) <= MAX_TEXT_LENGTH else "",
             role=role,
             issued_at=now,
             last_seen=now,
@@ -279,6 +295,8 @@ class SessionCookies:
             session,
             display_name=person.display_name[:MAX_TEXT_LENGTH],
             email=person.email[:MAX_TEXT_LENGTH],
+            group=person.group[:MAX_TEXT_LENGTH],
+            avatar=person.avatar if len(person.avatar) <= MAX_TEXT_LENGTH else "",
             role=role,
             role_checked=self._now(),
             last_seen=self._now(),

@@ -54,6 +54,7 @@ class RoomTokens:
     ) -> str:
         now = int(self._clock())
         settings = self._settings
+        ttl = ttl or rule.token_ttl or settings.token_ttl
         claims: dict[str, Any] = {
             "iss": settings.app_id,
             "aud": settings.audience,
@@ -61,19 +62,28 @@ class RoomTokens:
             "room": self._room_claim(rule, backend_room),
             "iat": now,
             "nbf": now - NOT_BEFORE_SLACK_SECONDS,
-            "exp": now + (settings.token_ttl if ttl is None else ttl),
+            "exp": now + ttl,
             "moderator": rule.moderator,
-            "context": {
-                "user": {
-                    "id": person.user_id,
-                    "name": person.display_name,
-                    "email": person.email,
-                    "affiliation": "owner" if rule.moderator else "member",
-                    "moderator": "true" if rule.moderator else "false",
-                },
-            },
+            "context": self._context(person, rule),
         }
         return jwt.encode(claims, self._key, algorithm=settings.algorithm, headers={"typ": "JWT"})
+
+    @staticmethod
+    def _context(person: Person, rule: RoleRule) -> dict[str, Any]:
+        user: dict[str, str] = {
+            "id": person.user_id,
+            "name": person.display_name,
+            # Prosody's presence_identity shows it to the whole room.
+            "email": person.email if rule.sends_email else "",
+            "affiliation": "owner" if rule.moderator else "member",
+            "moderator": "true" if rule.moderator else "false",
+        }
+        if person.avatar:
+            user["avatar"] = person.avatar
+        context: dict[str, Any] = {"user": user, "features": rule.token_features}
+        if person.group:
+            context["group"] = person.group
+        return context
 
     def room_check_token(self, backend_room: str) -> str:
         """A participant token for ``backend_room`` alone, naming the sidecar itself.
@@ -119,4 +129,6 @@ class RoomTokens:
             and isinstance(user, dict)
             and user.get("id") == person.user_id
             and claims.get("moderator") is rule.moderator
+            # Role options changed since (features, e-mail): a new token carries them.
+            and context == self._context(person, rule)
         )

@@ -85,6 +85,33 @@ class Admission:
     user_id: str
     user_name: str
 
+    @property
+    def features(self) -> dict[str, Any]:
+        features: dict[str, Any] = self.claims["context"].get("features") or {}
+        return features
+
+    @property
+    def name_locked(self) -> bool:
+        """mod_muc_displayname keeps the token's name only for ``name-readonly`` exactly true."""
+        return self.features.get("name-readonly") is True
+
+    @property
+    def passes_the_lobby(self) -> bool:
+        """The token lobby bypass compares ``context.features.lobby_bypass`` with true."""
+        return self.features.get("lobby_bypass") is True
+
+    @property
+    def email(self) -> str:
+        """What presence_identity shows the room: context.user.email ("" is nothing)."""
+        email: str = self.claims["context"]["user"].get("email", "")
+        return email
+
+    @property
+    def group(self) -> str | None:
+        """context.group (mod_auth_token keeps it as jitsi_meet_context_group)."""
+        group: str | None = self.claims["context"].get("group")
+        return group
+
 
 def _decode_uri_component(text: str) -> str:
     """JavaScript's decodeURIComponent: every escape decoded, ValueError if malformed."""
@@ -238,6 +265,9 @@ def _checked_user(claims: dict[str, Any]) -> dict[str, Any]:
     features = context.get("features")
     if "features" in context and not isinstance(features, dict):
         raise TokenRefused("context.features", f"context.features is {features!r}, not an object")
+    group = context.get("group")
+    if "group" in context and not isinstance(group, str):
+        raise TokenRefused("context.group", f"context.group is {group!r}, not a string")
     user = context.get("user")
     if not isinstance(user, dict):
         raise TokenRefused("context.user", f"context.user is {user!r}, not an object")

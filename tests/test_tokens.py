@@ -155,3 +155,69 @@ def test_not_current() -> None:
 )
 def test_forged_tokens_are_not_current(forged: str) -> None:
     assert not tokens().is_current(forged, ANNA, TEACHER_RULE, "mathe7b")
+
+
+# -- per-role options ------------------------------------------------------------
+
+LEA = Person("lea.wagner", "Lea Wagner", "lea@school.example", frozenset({"cn=p"}), group="7b")
+
+
+def test_every_token_locks_the_name_by_default() -> None:
+    for person, rule in ((ANNA, TEACHER_RULE), (LEA, PUPIL_RULE)):
+        assert admit(tokens().mint(person, rule, "mathe7b"), SITE, "Mathe7b", now=NOW).name_locked
+
+
+def test_the_name_lock_can_be_turned_off() -> None:
+    rule = dataclasses.replace(PUPIL_RULE, features=(("name-readonly", False),))
+    assert not admit(tokens().mint(LEA, rule, "mathe7b"), SITE, "Mathe7b", now=NOW).name_locked
+
+
+def test_features_and_lobby_bypass_are_what_jitsi_reads() -> None:
+    rule = dataclasses.replace(
+        TEACHER_RULE, features=(("recording", True), ("livestreaming", False)), lobby_bypass=True
+    )
+    admission = admit(tokens().mint(ANNA, rule, "mathe7b"), SITE, "Mathe7b", now=NOW)
+    assert admission.features == {
+        "name-readonly": True,
+        "recording": True,
+        "livestreaming": False,
+        "lobby_bypass": True,
+    }
+    assert admission.passes_the_lobby
+    assert not admit(
+        tokens().mint(LEA, PUPIL_RULE, "mathe7b"), SITE, "Mathe7b", now=NOW
+    ).passes_the_lobby
+
+
+def test_email_only_for_moderators_unless_the_role_says() -> None:
+    assert admit(tokens().mint(ANNA, TEACHER_RULE, "m"), SITE, "m", now=NOW).email == ANNA.email
+    assert admit(tokens().mint(LEA, PUPIL_RULE, "m"), SITE, "m", now=NOW).email == ""
+    sending = dataclasses.replace(PUPIL_RULE, email=True)
+    assert admit(tokens().mint(LEA, sending, "m"), SITE, "m", now=NOW).email == LEA.email
+    silent = dataclasses.replace(TEACHER_RULE, email=False)
+    assert admit(tokens().mint(ANNA, silent, "m"), SITE, "m", now=NOW).email == ""
+
+
+def test_a_role_has_its_own_token_lifetime() -> None:
+    rule = dataclasses.replace(PUPIL_RULE, token_ttl=900)
+    claims = admit(tokens().mint(LEA, rule, "m"), SITE, "m", now=NOW).claims
+    assert claims["exp"] == NOW + 900
+
+
+def test_group_and_avatar_travel_in_the_context() -> None:
+    pictured = dataclasses.replace(ANNA, avatar="https://school.example/a.png")
+    admission = admit(tokens().mint(pictured, TEACHER_RULE, "m"), SITE, "m", now=NOW)
+    assert admission.claims["context"]["user"]["avatar"] == "https://school.example/a.png"
+    assert admission.group is None
+    assert admit(tokens().mint(LEA, PUPIL_RULE, "m"), SITE, "m", now=NOW).group == "7b"
+
+
+def test_a_token_made_under_other_role_options_is_not_current() -> None:
+    old = tokens().mint(LEA, PUPIL_RULE, "mathe7b")
+    assert tokens(now=NOW + 10).is_current(old, LEA, PUPIL_RULE, "mathe7b")
+    for changed in (
+        dataclasses.replace(PUPIL_RULE, lobby_bypass=True),
+        dataclasses.replace(PUPIL_RULE, email=True),
+        dataclasses.replace(PUPIL_RULE, features=(("name-readonly", False),)),
+    ):
+        assert not tokens(now=NOW + 10).is_current(old, LEA, changed, "mathe7b")
