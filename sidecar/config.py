@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from sidecar.dn import canonical_dn
 from sidecar.options import ENV_PREFIX, Sources, known_env_names, option, read_table
 from sidecar.options import ConfigError as ConfigError
@@ -35,7 +38,8 @@ MIN_SECRET_BYTES = 32
 # Below the include's proxy_read_timeout (15 s), with room for nginx itself.
 MAX_DEADLINE_SECONDS = 12.0
 
-Algorithm = Literal["HS256", "HS384", "HS512"]
+Algorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"]
+MIN_RSA_BITS = 2048
 GroupMode = Literal["memberof", "search"]
 LoginMethod = Literal["form", "basic"]
 Language = Literal["de", "en"]
@@ -185,6 +189,43 @@ def _session_keys(key: str, secret: Secret | None) -> tuple[Secret, ...]:
     return tuple(keys)
 
 
+def _rsa_private_key(key: str, secret: Secret | None) -> Secret | None:
+    """A PEM RSA private key of at least 2048 bits (checked here, loaded by the tokens)."""
+    if secret is None:
+        return None
+    try:
+        loaded = serialization.load_pem_private_key(secret.reveal(), password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(key, "is not an unencrypted PEM private key") from None
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ConfigError(key, "must be an RSA key (RS256/384/512)")
+    if loaded.key_size < MIN_RSA_BITS:
+        raise ConfigError(key, f"RSA key of {loaded.key_size} bits, at least {MIN_RSA_BITS}")
+    return secret
+
+
+def _rsa_public_key_file(key: str, value: str) -> bytes:
+    path = Path(value)
+    try:
+        data = path.read_bytes()
+        loaded = serialization.load_pem_public_key(data)
+    except OSError as error:
+        raise ConfigError(key, f"cannot read {path}: {error.strerror}") from None
+    except (ValueError, TypeError):
+        raise ConfigError(key, f"{path} is not a PEM public key") from None
+    if not isinstance(loaded, rsa.RSAPublicKey):
+        raise ConfigError(key, f"{path} is not an RSA public key")
+    return data
+
+
+@dataclass(frozen=True)
+class PreviousKey:
+    """A public key still served after a rotation, so that tokens it signed keep working."""
+
+    key_id: str = option(nonempty=True)
+    public_key: bytes = option(key="public_key_file", parse=_rsa_public_key_file)
+
+
 def _check_placeholders(key: str, template: str, allowed: set[str]) -> None:
     try:
         template.format(**{name: "" for name in allowed})
@@ -209,8 +250,14 @@ class ServerSettings:
 @dataclass(frozen=True)
 class JitsiSettings:
     app_id: str = option(nonempty=True)
-    app_secret: Secret = option(key="app_secret_file", credential="app_secret")
     subject: str = option(nonempty=True)
+    # HS*: Prosody's app_secret. RS*: a PEM private key and its kid, whose
+    # public key the sidecar serves where Prosody's asap_key_server fetches it.
+    app_secret: Secret | None = option(None, key="app_secret_file", credential="app_secret")
+    signing_key: Secret | None = option(
+        None, key="signing_key_file", credential="signing_key", parse=_rsa_private_key
+    )
+    key_id: str = option("")
     audience: str = option("")  # empty: the app id
     # A reconnect after exp fails, so the default covers a long school morning.
     token_ttl: int = option(10800, minimum=600, maximum=86400)
@@ -219,6 +266,14 @@ class JitsiSettings:
     def __post_init__(self) -> None:
         if not self.audience:
             object.__setattr__(self, "audience", self.app_id)
+        if self.algorithm.startswith("RS"):
+            if self.signing_key is None:
+                raise ConfigError("signing_key_file", f"missing (needed with {self.algorithm})")
+            if not self.key_id.strip():
+                raise ConfigError("key_id", f"missing (needed with {self.algorithm})")
+            return
+        if self.app_secret is None:
+            raise ConfigError("app_secret_file", "missing (a file holding the secret)")
         # An HMAC key shorter than its hash is weaker than the hash (RFC 7518, 3.2).
         minimum = max(MIN_SECRET_BYTES, int(self.algorithm.removeprefix("HS")) // 8)
         length = len(self.app_secret.reveal())
@@ -441,6 +496,7 @@ class Settings:
     classroom: ClassroomSettings = ClassroomSettings()
     apps: tuple[AppLink, ...] = ()  # offered besides Jitsi Meet's own app
     guests: GuestSettings = GuestSettings()
+    previous_keys: tuple[PreviousKey, ...] = ()  # public keys served after a rotation
 
     @property
     def xmpp_domain(self) -> str:
@@ -498,7 +554,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def settings_from_document(document: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     for name in document:
-        if name not in SECTIONS and name not in ("roles", "apps"):
+        if name not in SECTIONS and name not in ("roles", "apps", "previous_keys"):
             raise ConfigError(name, "unknown section")
     known = known_env_names(SECTIONS)
     for variable in sorted(environ):
@@ -522,6 +578,9 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
         classroom=section(ClassroomSettings, "classroom"),
         apps=_tables(AppLink, "apps", document.get("apps"), required=False),
         guests=section(GuestSettings, "guests"),
+        previous_keys=_tables(
+            PreviousKey, "previous_keys", document.get("previous_keys"), required=False
+        ),
     )
 
 

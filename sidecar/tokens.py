@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 from sidecar.config import JitsiSettings, RoleRule
 from sidecar.people import Person
@@ -34,10 +35,29 @@ SIDECAR = Person(
 _ROOM_CHECK = RoleRule(name="room-check", groups=frozenset(), moderator=False, any_room=False)
 
 
+def signing_keys(settings: JitsiSettings) -> tuple[Any, Any]:
+    """The key tokens are signed with and the one they are checked with.
+
+    HS*: the shared app_secret, both. RS*: the private key, and its public
+    half (which Prosody fetches by kid, see asap.py).
+    """
+    if settings.algorithm.startswith("RS"):
+        assert settings.signing_key is not None  # checked by the configuration
+        private = serialization.load_pem_private_key(settings.signing_key.reveal(), None)
+        return private, private.public_key()
+    assert settings.app_secret is not None  # checked by the configuration
+    secret = settings.app_secret.reveal()
+    return secret, secret
+
+
 class RoomTokens:
     def __init__(self, settings: JitsiSettings, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
-        self._key = settings.app_secret.reveal()
+        self._signing_key, self._verifying_key = signing_keys(settings)
+        # Prosody finds an RS* token's public key by its kid.
+        self._header = {"typ": "JWT"}
+        if settings.algorithm.startswith("RS"):
+            self._header["kid"] = settings.key_id
         self._clock = clock
 
     def _room_claim(self, rule: RoleRule, backend_room: str) -> str:
@@ -66,7 +86,9 @@ class RoomTokens:
             "moderator": rule.moderator,
             "context": self._context(person, rule),
         }
-        return jwt.encode(claims, self._key, algorithm=settings.algorithm, headers={"typ": "JWT"})
+        return jwt.encode(
+            claims, self._signing_key, algorithm=settings.algorithm, headers=self._header
+        )
 
     @staticmethod
     def _context(person: Person, rule: RoleRule) -> dict[str, Any]:
@@ -99,7 +121,7 @@ class RoomTokens:
             # One decode gives header and claims: this runs on every room page load.
             decoded = jwt.decode_complete(
                 token,
-                self._key,
+                self._verifying_key,
                 algorithms=[settings.algorithm],
                 audience=settings.audience,
                 issuer=settings.app_id,
@@ -124,6 +146,7 @@ class RoomTokens:
         user = context.get("user") if isinstance(context, dict) else None
         return (
             header.get("typ") == "JWT"
+            and header.get("kid") == self._header.get("kid")
             and claims["sub"] == settings.subject
             and claims["room"] == self._room_claim(rule, backend_room)
             and isinstance(user, dict)

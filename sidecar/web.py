@@ -40,6 +40,7 @@ from sidecar.appkeys import (
     TOKENS,
     WAITING,
 )
+from sidecar.asap import PublicKeys
 from sidecar.authentication import Authenticator
 from sidecar.config import Settings
 from sidecar.cookies import CookiePolicy
@@ -132,6 +133,16 @@ async def verify(request: web.Request) -> web.Response:
         log.exception("verify failed")
         return web.Response(status=403, headers={PAGE_HEADER: "error"})
     return _verdict_response(request, verdict)
+
+
+def _public_key_handler(keys: PublicKeys) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def public_key(request: web.Request) -> web.Response:
+        pem = keys.pem(request.match_info["name"])
+        if pem is None:
+            raise web.HTTPNotFound(text="Not found")
+        return web.Response(body=pem, content_type="application/x-pem-file")
+
+    return public_key
 
 
 async def health(request: web.Request) -> web.Response:
@@ -245,6 +256,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/auth/logout", pages.logout)
     app.router.add_get("/auth/logo", pages.logo)
     app.router.add_get("/auth/health", health)
+    app.router.add_get("/auth/asap/{name}", _public_key_handler(PublicKeys(settings)))
     app.router.add_get("/auth/", start.start_page)
     app.router.add_get("/auth/statistics", start.statistics)
     app.router.add_get("/auth/guest/{value}", guest_pages.guest_page)

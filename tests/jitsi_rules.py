@@ -14,16 +14,22 @@ claim that is not already the backend-safe name).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+# Prosody's asap_key_server: the file name (<hex sha256 of kid>.pem) to a PEM, or None.
+KeyServer = Callable[[str], bytes | None]
 
 # What JavaScript's encodeURIComponent leaves as it is; everything else is
 # percent-encoded as UTF-8 with uppercase hex digits.
@@ -51,8 +57,13 @@ class JitsiSite:
     subject: str
     accepted_audiences: tuple[str, ...] = ()
     algorithm: str = "HS256"
+    asap_key_server: KeyServer | None = None  # for RS*: where public keys come from
 
     def __post_init__(self) -> None:
+        if self.algorithm in RSA_ALGORITHMS:
+            if self.asap_key_server is None:
+                raise ValueError("RS* needs an asap_key_server")
+            return
         if self.algorithm not in HMAC_ALGORITHMS:
             raise ValueError(
                 f"algorithm {self.algorithm!r} is not one of {sorted(HMAC_ALGORITHMS)}"
@@ -185,10 +196,23 @@ def _check_header(token: str, site: JitsiSite) -> None:
         raise TokenRefused("alg", f"header alg is {alg!r}, the site expects {site.algorithm!r}")
 
 
+def _verification_key(token: str, site: JitsiSite) -> Any:
+    """app_secret, or (RS*) the public key the key server has for the token's kid."""
+    if site.asap_key_server is None:
+        return site.app_secret
+    kid = jwt.get_unverified_header(token).get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenRefused("kid", "an RS* token needs a kid to find its public key")
+    pem = site.asap_key_server(hashlib.sha256(kid.encode("utf-8")).hexdigest() + ".pem")
+    if pem is None:
+        raise TokenRefused("kid", f"the key server has no key for kid {kid!r}")
+    return serialization.load_pem_public_key(pem)
+
+
 def _verified_claims(token: str, site: JitsiSite) -> dict[str, Any]:
     try:
         signed = jwt.PyJWS().decode_complete(
-            token, key=site.app_secret, algorithms=[site.algorithm]
+            token, key=_verification_key(token, site), algorithms=[site.algorithm]
         )
     except jwt.InvalidSignatureError as error:
         raise TokenRefused("signature", "signature does not verify with app_secret") from error

@@ -16,6 +16,7 @@ from sidecar.config import (
     ConfigError,
     JitsiSettings,
     LdapSettings,
+    PreviousKey,
     RegulationSettings,
     RoleRule,
     Secret,
@@ -70,7 +71,7 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.jitsi.audience == "school-meet"
     assert settings.jitsi.token_ttl == 10800
     assert settings.jitsi.algorithm == "HS256"
-    assert settings.jitsi.app_secret.reveal() == SECRET.encode()
+    assert settings.jitsi.app_secret == Secret(SECRET.encode())
     assert settings.ldap.urls == ("ldap://127.0.0.1:389",)
     assert settings.ldap.user_filter == "(uid={username})"
     assert settings.ldap.group_mode == "memberof"
@@ -104,7 +105,7 @@ def test_secret_from_systemd_credentials(tmp_path: Path) -> None:
     settings = load_settings(
         write_config(tmp_path, body), environ={"CREDENTIALS_DIRECTORY": str(credentials)}
     )
-    assert settings.jitsi.app_secret.reveal() == b"c" * 32
+    assert settings.jitsi.app_secret == Secret(b"c" * 32)
 
 
 def test_secret_is_masked() -> None:
@@ -132,7 +133,8 @@ def test_secret_is_masked() -> None:
         (('groups = ["CN=', 'groups = ["not a dn", "CN='), "roles[0].groups"),
         (("moderator = true", 'moderator = "true"'), "roles[0].moderator"),
         (("[jitsi]\n", '[jitsi]\nalgorithm = "none"\n'), "jitsi.algorithm"),
-        (("[jitsi]\n", '[jitsi]\nalgorithm = "RS256"\n'), "jitsi.algorithm"),
+        (("[jitsi]\n", '[jitsi]\nalgorithm = "ES256"\n'), "jitsi.algorithm"),
+        (("[jitsi]\n", '[jitsi]\nalgorithm = "RS256"\n'), "jitsi.signing_key_file"),
         (("[server]\n", "[sever]\n"), "sever"),
     ],
 )
@@ -282,7 +284,7 @@ def test_every_declared_key_can_come_from_the_environment(tmp_path: Path) -> Non
     assert settings.ldap.deadline == 2.5
     assert settings.server.socket_mode == 0o600
     assert settings.login.methods == ("basic",)
-    assert settings.jitsi.app_secret.reveal() == b"e" * 40
+    assert settings.jitsi.app_secret == Secret(b"e" * 40)
 
 
 def write_secret(tmp_path: Path, value: str) -> Path:
@@ -305,10 +307,11 @@ def test_settings_built_in_code_get_the_declared_defaults() -> None:
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("section", [*SECTIONS, "roles", "apps"])
+@pytest.mark.parametrize("section", [*SECTIONS, "roles", "apps", "previous_keys"])
 def test_the_readme_documents_every_key(section: str) -> None:
     block = README.read_text("utf-8").split("## Configuration", 1)[1].split("### ", 1)[0]
-    cls = {"roles": RoleRule, "apps": AppLink}.get(section) or SECTIONS[section]
+    tables = {"roles": RoleRule, "apps": AppLink, "previous_keys": PreviousKey}
+    cls = tables.get(section) or SECTIONS[section]
     documented = block.split(f"[{section}]", 1)[1]
     for item in dataclasses.fields(cls):
         assert re.search(rf"^{key_of(item)} = ", documented, re.MULTILINE), (section, item.name)

@@ -152,10 +152,15 @@ def test_lone_surrogate_cannot_be_encoded() -> None:
 # --- the site --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA", "none", "hs256"])
-def test_site_takes_hmac_algorithms_only(algorithm: str) -> None:
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "none", "hs256", "rs256"])
+def test_site_takes_hmac_and_rsa_algorithms_only(algorithm: str) -> None:
     with pytest.raises(ValueError, match="algorithm"):
         JitsiSite(app_id="a", app_secret=SECRET, subject="s", algorithm=algorithm)
+
+
+def test_an_rsa_site_needs_a_key_server() -> None:
+    with pytest.raises(ValueError, match="asap_key_server"):
+        JitsiSite(app_id="a", app_secret=b"", subject="s", algorithm="RS256")
 
 
 def test_site_audiences_must_be_a_tuple() -> None:
