@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from demo.jitsi_http import JitsiHttp
 from demo.nginx import free_port
-from demo.run import DEMO_METHODS, write_demo_config
+from demo.run import DEMO_METHODS, SUBJECT, write_demo_config
 from demo.slapd import Slapd
 from tests.jitsi_rules import JitsiSite
 from tests.stack import Stack, start_stack
@@ -107,6 +108,14 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     yield make
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def jitsi() -> Iterator[JitsiHttp]:
+    """Prosody's room-size API and the bridge's statistics, as the demo runs them."""
+    running = JitsiHttp(domain=SUBJECT).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture

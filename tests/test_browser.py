@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from demo.jitsi_http import JitsiHttp
+from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from tests.conftest import LENIENT_REGULATION
@@ -173,21 +174,8 @@ def test_a_foreign_fragment_token_never_survives_into_the_room(
 
 
 @pytest.fixture
-def jitsi() -> Iterator[JitsiHttp]:
-    running = JitsiHttp(domain="meet.school.example").start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def classroom_stack(slapd: Slapd, make_stack: Callable[..., Stack], jitsi: JitsiHttp) -> Stack:
-    return make_stack(
-        slapd,
-        extra=LENIENT_REGULATION
-        + "\n[classroom]\nwait_for_teacher = true\n"
-        + f'room_size_url = "{jitsi.room_size_url}"\n'
-        + f'bridge_stats_url = "{jitsi.bridge_stats_url}"\n',
-    )
+    return make_stack(slapd, extra=LENIENT_REGULATION + classroom_config(jitsi))
 
 
 def test_a_pupil_waits_and_is_let_in_when_the_room_opens(

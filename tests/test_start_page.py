@@ -5,12 +5,13 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
 from demo.jitsi_http import JitsiHttp
+from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.app_links import app_links, web_link_with_token
@@ -27,22 +28,9 @@ SCHOOL_APP = 'name = "Schul-Meet"\nscheme = "de.schule.meet"\nandroid_package = 
 
 
 @pytest.fixture
-def fake() -> Iterator[JitsiHttp]:
-    running = JitsiHttp(domain=DOMAIN).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def classroom_stack(slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp) -> Stack:
-    return make_stack(
-        slapd,
-        extra=LENIENT_REGULATION
-        + "\n[classroom]\nwait_for_teacher = true\n"
-        + f'room_size_url = "{fake.room_size_url}"\n'
-        + f'bridge_stats_url = "{fake.bridge_stats_url}"\n'
-        + f"\n[[apps]]\n{SCHOOL_APP}\n",
-    )
+def classroom_stack(slapd: Slapd, make_stack: Callable[..., Stack], jitsi: JitsiHttp) -> Stack:
+    extra = LENIENT_REGULATION + classroom_config(jitsi) + f"\n[[apps]]\n{SCHOOL_APP}\n"
+    return make_stack(slapd, extra=extra)
 
 
 def site_of(stack: Stack) -> JitsiSite:
@@ -91,7 +79,7 @@ def test_a_teacher_gets_app_links_with_a_token_for_the_room(
 
 
 def test_pupils_get_app_links_only_once_the_room_is_open(
-    classroom_stack: Stack, fake: JitsiHttp
+    classroom_stack: Stack, jitsi: JitsiHttp
 ) -> None:
     browser = Browser(classroom_stack)
     assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
@@ -100,7 +88,7 @@ def test_pupils_get_app_links_only_once_the_room_is_open(
     assert not any(link.startswith(("org.jitsi.meet:", "intent:")) for link in links(closed))
     assert "/Mathe7b" in links(closed)  # waiting in the browser is still offered
     assert "Right now" not in closed.body  # figures are for teachers
-    fake.open("mathe7b")
+    jitsi.open("mathe7b")
     deadline = time.monotonic() + 10  # the closed answer is believed for two seconds
     open_page = browser.get("/auth/?room=Mathe7b")
     while "has not started yet" in open_page.body and time.monotonic() < deadline:
@@ -132,9 +120,9 @@ def test_a_name_that_is_no_room_is_said_so(classroom_stack: Stack) -> None:
     assert not any(link.startswith("org.jitsi.meet:") for link in links(page))
 
 
-def test_statistics_for_teachers(classroom_stack: Stack, fake: JitsiHttp) -> None:
-    fake.open("mathe7b", participants=3)
-    fake.open("physik9a", participants=2)
+def test_statistics_for_teachers(classroom_stack: Stack, jitsi: JitsiHttp) -> None:
+    jitsi.open("mathe7b", participants=3)
+    jitsi.open("physik9a", participants=2)
     teacher = basic_auth(TEACHER.uid, TEACHER.password)
     reply = classroom_stack.get("/auth/statistics", teacher)
     assert reply.status == 200
@@ -150,8 +138,8 @@ def test_statistics_for_teachers(classroom_stack: Stack, fake: JitsiHttp) -> Non
     assert classroom_stack.get("/auth/statistics").status == 403
 
 
-def test_statistics_while_the_bridge_is_down(classroom_stack: Stack, fake: JitsiHttp) -> None:
-    fake.fault = "server-error"
+def test_statistics_while_the_bridge_is_down(classroom_stack: Stack, jitsi: JitsiHttp) -> None:
+    jitsi.fault = "server-error"
     teacher = basic_auth(TEACHER.uid, TEACHER.password)
     reply = classroom_stack.get("/auth/statistics", teacher)
     assert reply.status == 503
