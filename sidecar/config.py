@@ -215,7 +215,10 @@ def _rsa_public_key_file(key: str, value: str) -> bytes:
         raise ConfigError(key, f"{path} is not a PEM public key") from None
     if not isinstance(loaded, rsa.RSAPublicKey):
         raise ConfigError(key, f"{path} is not an RSA public key")
-    return data
+    # Served as written here, never as the file is: it may hold more than the key.
+    return loaded.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 @dataclass(frozen=True)
@@ -332,21 +335,39 @@ class LdapSettings:
             raise ConfigError("group_base", 'missing (needed with group_mode = "search")')
 
 
-FeatureValue = bool | str | int
+FeatureValue = bool
 # Jitsi locks the display name only with name-readonly = true (mod_muc_displayname):
 # names come from the directory, so by default nobody can take another's.
 DEFAULT_FEATURES: dict[str, FeatureValue] = {"name-readonly": True}
+# A token with context.features gets only the features it lists. Without any,
+# Prosody gave moderators these (mod_jitsi_permissions' jitsi_default_permissions,
+# util.lib.lua's is_feature_allowed): teachers keep them unless their role says.
+MODERATOR_FEATURES: dict[str, FeatureValue] = {
+    "livestreaming": True,
+    "recording": True,
+    "transcription": True,
+    "outbound-call": True,
+    "create-polls": True,
+    "send-groupchat": True,
+    "flip": True,
+    "live-translation": True,
+    "live-translation-subscribe": True,
+}
 
 
 def _features(key: str, table: object) -> tuple[tuple[str, FeatureValue], ...]:
-    """A ``features`` table as Jitsi reads ``context.features``: names to true/false (or text)."""
+    """A ``features`` table as Prosody reads ``context.features``: names to true or false.
+
+    Only booleans: Prosody's modules compare with ``true`` itself, so a
+    ``"true"`` or a ``1`` would look set and do nothing.
+    """
     if not isinstance(table, dict):
         raise ConfigError(key, "must be a table, like { recording = true }")
     for name, value in table.items():
         if not isinstance(name, str) or not name or any(ord(ch) < 0x20 for ch in name):
             raise ConfigError(key, f"{name!r} is not a feature name")
-        if not isinstance(value, bool | str | int) or isinstance(value, float):
-            raise ConfigError(key, f"{name}: must be true, false, a number or a string")
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"{name}: must be true or false")
     return tuple(sorted(table.items()))
 
 
@@ -364,7 +385,8 @@ class RoleRule:
 
     @property
     def token_features(self) -> dict[str, FeatureValue]:
-        features = {**DEFAULT_FEATURES, **dict(self.features)}
+        defaults = {**DEFAULT_FEATURES, **(MODERATOR_FEATURES if self.moderator else {})}
+        features = {**defaults, **dict(self.features)}
         if self.lobby_bypass:
             features["lobby_bypass"] = True
         return features
@@ -512,6 +534,12 @@ class Settings:
             raise ConfigError("sessions.keys_file", "missing (a file holding the secret)")
         if self.guests.keys and not self.sessions.keys:
             raise ConfigError("sessions.keys_file", "missing (guest links need sessions)")
+        key_ids = [key.key_id for key in self.previous_keys]
+        if self.jitsi.algorithm.startswith("RS"):
+            key_ids.append(self.jitsi.key_id)
+        for index, key in enumerate(self.previous_keys):
+            if key_ids.count(key.key_id) > 1:
+                raise ConfigError(f"previous_keys[{index}].key_id", "is used twice")
         if self.guests.keys and self.guests.state_file is None:
             # Without it a restart forgets every withdrawal, and links live for days.
             raise ConfigError("guests.state_file", "missing (needed with guests.keys_file)")

@@ -32,14 +32,24 @@ from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 log = logging.getLogger(__name__)
 
 MEMBER_OF = "memberOf"
+MAX_AVATAR_URL = 200  # it travels in the session cookie too
+MAX_GROUP_NAME = 64
 
 # Told the entry a search found, before its bind: may refuse it (a ban) by raising.
 EntryFound = Callable[[str], None]
 
 
 def _is_https_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme == "https" and bool(parts.netloc) and len(value) <= 1000
+    """An https URL fit for a token (labeledURI may be "URL label": that is none)."""
+    if len(value) > MAX_AVATAR_URL or not value.isascii() or not value.isprintable():
+        return False
+    if any(ch.isspace() for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.netloc)
 
 
 def _first(entry: Any, attribute: str) -> str | None:
@@ -366,6 +376,6 @@ class Directory:
             display_name=_first(entry, settings.name_attribute) or user_id,
             email=_first(entry, settings.mail_attribute) or "",
             groups=groups,
-            group=group or "",
+            group=(group or "")[:MAX_GROUP_NAME],
             avatar=avatar if avatar and _is_https_url(avatar) else "",
         )

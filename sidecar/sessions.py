@@ -244,8 +244,11 @@ class SessionCookies:
         )
 
     def seal(self, session: Session) -> str:
-        payload = json.dumps(asdict(session), separators=(",", ":")).encode("utf-8")
-        return self._fernet.encrypt_at_time(payload, self._now()).decode("ascii")
+        # UTF-8 rather than \u escapes: a non-ASCII name costs 2-4 bytes a
+        # character, not 6-12, and the cookie stays under MAX_COOKIE_LENGTH.
+        payload = json.dumps(asdict(session), separators=(",", ":"), ensure_ascii=False)
+        payload_bytes = payload.encode("utf-8")
+        return self._fernet.encrypt_at_time(payload_bytes, self._now()).decode("ascii")
 
     def open(self, cookie: str | None) -> Session | None:
         """The session in ``cookie`` if it is ours, current and not logged out."""

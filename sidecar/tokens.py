@@ -1,11 +1,13 @@
 """Jitsi room tokens: minted the way Prosody's token authentication checks them.
 
 The rules (see DESIGN.md, "The token"): header ``typ`` exactly ``JWT`` and the
-configured HMAC algorithm; ``iss`` the app id, ``aud`` one string, ``sub``
-always; ``room`` the backend-safe room name; integer ``exp``/``nbf`` with
-``nbf`` a little in the past because Prosody allows no clock skew; every
-``context.user`` value a string, moderator rights both as ``affiliation`` and
-``moderator`` there, and as a top-level boolean for older plugins.
+configured algorithm (HMAC with the app secret, or RSA with a ``kid``);
+``iss`` the app id, ``aud`` one string, ``sub`` always; ``room`` the
+backend-safe room name; integer ``exp``/``nbf`` with ``nbf`` a little in the
+past because Prosody allows no clock skew; every ``context.user`` value a
+string, moderator rights both as ``affiliation`` and ``moderator`` there, and
+as a top-level boolean for older plugins; ``context.features`` as each role
+allows (the name locked by default).
 """
 
 from __future__ import annotations

@@ -269,3 +269,21 @@ async def test_waiting_for_a_pooled_connection_has_a_deadline(slapd: Slapd) -> N
                 )
     finally:
         directory.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "usable"),
+    [
+        ("https://school.example/photos/anna.png", True),
+        ("https://school.example/p.png photo", False),  # labeledURI's "URL label" form
+        ("https://[x/p.png", False),  # urlsplit raises: no 500, no avatar
+        ("http://school.example/p.png", False),
+        ("javascript:alert(1)", False),
+        ("https://school.example/" + "a" * 300, False),
+        ("https://schüle.example/p.png", False),
+    ],
+)
+def test_only_a_plain_https_url_becomes_an_avatar(value: str, usable: bool) -> None:
+    from sidecar.directory import _is_https_url
+
+    assert _is_https_url(value) is usable

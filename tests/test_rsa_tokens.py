@@ -158,3 +158,18 @@ def test_only_public_keys_are_served(tmp_path: Path) -> None:
     served = keys.pem(key_file_name("k1"))
     assert served == public_pem(private)
     assert keys.pem(key_file_name("k2")) is None
+
+
+def test_a_previous_key_file_is_served_as_its_public_key_only(tmp_path: Path) -> None:
+    """A file that bundles more than the public key (the private one, say) never leaks it."""
+    old_private = private_pem()
+    bundle = tmp_path / "old.pem"
+    bundle.write_bytes(public_pem(old_private) + old_private + b"comments\n")
+    body = MINIMAL + f'\n[[previous_keys]]\nkey_id = "old"\npublic_key_file = "{bundle}"\n'
+    settings = load_settings(write_config(tmp_path, body), environ={})
+    served = PublicKeys(settings).pem(key_file_name("old"))
+    assert served == public_pem(old_private)
+    twice = body + f'\n[[previous_keys]]\nkey_id = "old"\npublic_key_file = "{bundle}"\n'
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, twice), environ={})
+    assert raised.value.key == "previous_keys[0].key_id"

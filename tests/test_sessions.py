@@ -432,3 +432,18 @@ def test_very_long_names_still_fit_in_a_cookie(cookies: SessionCookies) -> None:
     opened = cookies.open(cookie)
     assert opened is not None
     assert opened.display_name.startswith("ÜÜÜ")
+
+
+def test_the_largest_session_still_fits_in_a_cookie(cookies: SessionCookies) -> None:
+    """Names, addresses and classes in any script: the sealed cookie stays under 4 KiB."""
+    person = Person(
+        "x" * 200,
+        "😀" * 5000,
+        "ü" * 5000,
+        frozenset(),
+        group="ä" * 64,
+        avatar="https://school.example/" + "a" * 170,
+    )
+    cookie = cookies.seal(cookies.new(person, "pupil"))
+    assert len(cookie) < MAX_COOKIE_LENGTH
+    assert cookies.open(cookie) is not None

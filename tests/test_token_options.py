@@ -99,6 +99,8 @@ def test_new_role_options_take_effect_for_new_tokens_after_a_restart(
     [
         ('features = "recording"', "roles[0].features"),
         ("features = { recording = 1.5 }", "roles[0].features"),
+        ("features = { recording = 1 }", "roles[0].features"),
+        ('features = { "name-readonly" = "true" }', "roles[0].features"),
         ("token_ttl = 60", "roles[0].token_ttl"),
         ('lobby_bypass = "yes"', "roles[0].lobby_bypass"),
         ('email = "no"', "roles[0].email"),

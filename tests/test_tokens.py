@@ -8,7 +8,7 @@ from urllib.parse import unquote
 import jwt
 import pytest
 
-from sidecar.config import JitsiSettings, RoleRule, Secret
+from sidecar.config import MODERATOR_FEATURES, JitsiSettings, RoleRule, Secret
 from sidecar.people import Person
 from sidecar.rooms import backend_safe_room_name
 from sidecar.tokens import MIN_REMAINING_SECONDS, NOT_BEFORE_SLACK_SECONDS, RoomTokens
@@ -167,6 +167,15 @@ def test_every_token_locks_the_name_by_default() -> None:
         assert admit(tokens().mint(person, rule, "mathe7b"), SITE, "Mathe7b", now=NOW).name_locked
 
 
+def test_moderators_keep_what_jitsi_gave_them_without_features() -> None:
+    """A token with context.features gets only what it lists (mod_jitsi_permissions):
+    teachers keep Jitsi's moderator defaults, pupils get none of them."""
+    teacher = admit(tokens().mint(ANNA, TEACHER_RULE, "m"), SITE, "m", now=NOW).features
+    assert all(teacher[name] is True for name in MODERATOR_FEATURES)
+    pupil = admit(tokens().mint(LEA, PUPIL_RULE, "m"), SITE, "m", now=NOW).features
+    assert pupil == {"name-readonly": True}
+
+
 def test_the_name_lock_can_be_turned_off() -> None:
     rule = dataclasses.replace(PUPIL_RULE, features=(("name-readonly", False),))
     assert not admit(tokens().mint(LEA, rule, "mathe7b"), SITE, "Mathe7b", now=NOW).name_locked
@@ -178,6 +187,7 @@ def test_features_and_lobby_bypass_are_what_jitsi_reads() -> None:
     )
     admission = admit(tokens().mint(ANNA, rule, "mathe7b"), SITE, "Mathe7b", now=NOW)
     assert admission.features == {
+        **MODERATOR_FEATURES,
         "name-readonly": True,
         "recording": True,
         "livestreaming": False,
