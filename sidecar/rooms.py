@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import quote, unquote, unquote_plus
 
 MAX_URI_LENGTH = 4096
@@ -51,8 +52,9 @@ class RoomRequest:
     other_parameters: tuple[str, ...]  # raw "name=value" pieces, order kept
     tokens: tuple[str, ...]  # every jwt= value, raw, as Jitsi's web app reads it
 
-    @property
+    @cached_property
     def backend_name(self) -> str:
+        # Asked several times per verify (waiting, the token, its check): made once.
         return backend_safe_room_name(self.room)
 
     @property
