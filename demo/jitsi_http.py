@@ -39,6 +39,7 @@ class RoomSizeRequest:
     room: str
     domain: str
     token: str | None
+    subdomain: str | None = None
 
 
 class JitsiHttp:
@@ -107,10 +108,11 @@ class JitsiHttp:
         room = query.get("room", [None])[0]
         domain = query.get("domain", [None])[0]
         token = query.get("token", [None])[0]
+        subdomain = query.get("subdomain", [None])[0]
         if not room or not domain:
             return 400, b"room and domain are required"
         with self._lock:
-            self.requests.append(RoomSizeRequest(room, domain, token))
+            self.requests.append(RoomSizeRequest(room, domain, token, subdomain))
         if self.token_check is not None and (token is None or not self.token_check(token, room)):
             return 403, b"token verification failed"
         if self.fault == "server-error":

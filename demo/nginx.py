@@ -20,6 +20,7 @@ from pathlib import Path
 from demo.processes import terminate
 
 STANDIN = Path(__file__).with_name("standin")
+TENANTS_LITERAL = "jitsi-auth-sidecar-no-tenants"
 SOCKET_LITERAL = "unix:/run/jitsi-auth-sidecar/http.sock"
 NGINX = "/usr/sbin/nginx"
 
@@ -151,11 +152,13 @@ class Nginx:
         site: str = SITE,
         http_extra: str = "",
         demo_rooms_url: str | None = None,
+        tenants: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.site = site
         self.http_extra = http_extra
         self.demo_rooms_url = demo_rooms_url
+        self.tenants = tenants  # a regex for the include's tenant name, as an admin sets it
         self.port = port
         self.sidecar_socket = sidecar_socket
         self.xmpp_port = xmpp_port
@@ -177,9 +180,10 @@ class Nginx:
         include_text = self.include_source.read_text("utf-8")
         # Pointing the include at another address is exactly this one replacement.
         include = self.workdir / "jitsi-auth-sidecar.conf"
-        include.write_text(
-            include_text.replace(SOCKET_LITERAL, f"unix:{self.sidecar_socket}"), "utf-8"
-        )
+        include_text = include_text.replace(SOCKET_LITERAL, f"unix:{self.sidecar_socket}")
+        if self.tenants is not None:
+            include_text = include_text.replace(TENANTS_LITERAL, self.tenants)
+        include.write_text(include_text, "utf-8")
         (self.workdir / "site.conf").write_text(
             self.site.format(
                 port=self.port, webroot=self.webroot, include=include, xmpp_port=self.xmpp_port

@@ -189,6 +189,13 @@ def _session_keys(key: str, secret: Secret | None) -> tuple[Secret, ...]:
     return tuple(keys)
 
 
+def _tenant_names(key: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            raise ConfigError(key, f"{name!r} is not a tenant name (lower case, a-z 0-9 _ -)")
+    return names
+
+
 def _rsa_private_key(key: str, secret: Secret | None) -> Secret | None:
     """A PEM RSA private key of at least 2048 bits (checked here, loaded by the tokens)."""
     if secret is None:
@@ -265,8 +272,18 @@ class JitsiSettings:
     # A reconnect after exp fails, so the default covers a long school morning.
     token_ttl: int = option(10800, minimum=600, maximum=86400)
     algorithm: Algorithm = option("HS256")
+    # /<tenant>/<room> on a multi-tenant site: the token's sub is the tenant.
+    tenants: bool = option(False)
+    tenant_names: tuple[str, ...] = option((), parse=_tenant_names, read_as=tuple[str, ...])
+
+    @property
+    def tenant_set(self) -> frozenset[str]:
+        """The tenants whose rooms are guarded (none unless ``tenants``)."""
+        return frozenset(self.tenant_names) if self.tenants else frozenset()
 
     def __post_init__(self) -> None:
+        if self.tenants and not self.tenant_names:
+            raise ConfigError("tenant_names", "missing (needed with tenants = true)")
         if not self.audience:
             object.__setattr__(self, "audience", self.app_id)
         if self.algorithm.startswith("RS"):
@@ -380,14 +397,16 @@ class RoleRule:
     token_ttl: int | None = option(None, minimum=600, maximum=86400)  # None: [jitsi] token_ttl
     # Copied into context.features, over DEFAULT_FEATURES (name-readonly = true).
     features: tuple[tuple[str, FeatureValue], ...] = option((), parse=_features, read_as=object)
-    lobby_bypass: bool = option(False)  # context.features.lobby_bypass: past the lobby
+    # context.features.lobby_bypass: past the lobby; None: moderators do (a
+    # teacher reloading must not land in her own lobby).
+    lobby_bypass: bool | None = option(None)
     email: bool | None = option(None)  # send the address; None: only for moderators
 
     @property
     def token_features(self) -> dict[str, FeatureValue]:
         defaults = {**DEFAULT_FEATURES, **(MODERATOR_FEATURES if self.moderator else {})}
         features = {**defaults, **dict(self.features)}
-        if self.lobby_bypass:
+        if self.moderator if self.lobby_bypass is None else self.lobby_bypass:
             features["lobby_bypass"] = True
         return features
 

@@ -97,6 +97,7 @@ class Guard:
         methods: tuple[LoginMethod, ...],
         room_size: RoomSize | None = None,
         guest_links: GuestLinks | None = None,
+        tenants: frozenset[str] = frozenset(),
     ) -> None:
         self._directory = directory
         self._authenticator = authenticator
@@ -107,10 +108,11 @@ class Guard:
         # Set when roles without moderator rights wait for a teacher to open the room.
         self._room_size = room_size
         self._guest_links = guest_links
+        self._tenants = tenants
 
     async def decide(self, request: RoomAccessRequest) -> Verdict:
         try:
-            room = parse_room_uri(request.uri)
+            room = parse_room_uri(request.uri, self._tenants)
         except NotARoom as reason:
             log.info("not a room request: %s", reason)
             return Page("not-a-room")
@@ -143,7 +145,7 @@ class Guard:
         # A closed room is answered from the role the session has: a class
         # waiting (and refreshing every few seconds) must not cost LDAP lookups.
         rule = self._roles.rule_named(session.role)
-        if rule is not None and await self._must_wait(rule, room.backend_name):
+        if rule is not None and await self._must_wait(rule, room):
             return Page("waiting")
         refreshed = await self.refreshed(session)
         if refreshed is None:
@@ -223,11 +225,11 @@ class Guard:
 
     # -- the answer ----------------------------------------------------------------
 
-    async def _must_wait(self, rule: RoleRule, backend_room: str) -> bool:
+    async def _must_wait(self, rule: RoleRule, room: RoomRequest) -> bool:
         """Teachers never wait; others do while the room is not open."""
         if rule.moderator or self._room_size is None:
             return False
-        return not await self._room_size.is_open(backend_room)
+        return not await self._room_size.is_open(room.backend_name, room.tenant)
 
     async def _token_verdict(
         self,
@@ -238,18 +240,19 @@ class Guard:
         method: str,
     ) -> Verdict:
         backend_room = room.backend_name
-        if await self._must_wait(rule, backend_room):
+        if await self._must_wait(rule, room):
             # Even with a token from earlier: the page is not served while the
             # room is closed (Prosody alone decides what that token still does).
             log.info("%r waits for %r to open", person.user_id, backend_room)
             return Page("waiting")
         token = room.token
-        if token is not None and self._tokens.is_current(token, person, rule, backend_room):
+        tenant = room.tenant
+        if token is not None and self._tokens.is_current(token, person, rule, backend_room, tenant):
             if method in PAGE_METHODS:
                 return Allow(person.user_id, session)
             # nginx serves the page for GET and HEAD only; send anything else
             # to the same address, which the browser fetches with GET.
             return Redirect(room.location_with_token(token), session)
-        token = self._tokens.mint(person, rule, backend_room)
+        token = self._tokens.mint(person, rule, backend_room, tenant=tenant)
         log.info("token for %r as %s in %r", person.user_id, rule.name, backend_room)
         return Redirect(room.location_with_token(token), session)

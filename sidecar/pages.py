@@ -41,6 +41,10 @@ PAGE_STATUS = {
 }
 
 
+def _tenants(request: web.Request) -> frozenset[str]:
+    return request.app[SETTINGS].jitsi.tenant_set
+
+
 def translator(request: web.Request) -> Translator:
     settings = request.app[SETTINGS]
     return Translator(
@@ -149,7 +153,7 @@ def _waiting_page(request: web.Request, room_path: str) -> web.Response:
     room opened leads in with a fresh token."""
     refresh, set_cookie = request.app[WAITING].next_check(request.cookies, room_path)
     try:
-        room = parse_room_uri(room_path).room
+        room = parse_room_uri(room_path, _tenants(request)).room
     except NotARoom:
         room = None
     response = render(request, "waiting.html", refresh=refresh, room=room, room_path=room_path)
@@ -161,7 +165,7 @@ def _waiting_page(request: web.Request, room_path: str) -> web.Response:
 def _room_retry_path(request: web.Request) -> str:
     """The room path (never its query, which may hold a token) for a "try again" link."""
     try:
-        return parse_room_uri(request.headers.get("X-Original-URI", "")).path
+        return parse_room_uri(request.headers.get("X-Original-URI", ""), _tenants(request)).path
     except NotARoom:
         return "/"
 
@@ -213,7 +217,7 @@ def _login_form(
     tokens = request.app[CSRF_TOKENS]
     csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
     try:
-        room = parse_room_uri(next_location).room
+        room = parse_room_uri(next_location, _tenants(request)).room
     except NotARoom:
         room = None
     response = render(
@@ -238,7 +242,7 @@ def _form_login_enabled(request: web.Request) -> None:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
-    next_location = safe_next(request.query.get("next"))
+    next_location = safe_next(request.query.get("next"), _tenants(request))
     if _current_session(request) is not None:
         # Logged in already (a guest too: guests never see the login form; the
         # pages they see have a logout link for a shared computer).
@@ -259,7 +263,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     t = translator(request)
     form = await read_form(request)
-    next_location = safe_next(form_field(form, "next"))
+    next_location = safe_next(form_field(form, "next"), _tenants(request))
     tokens = request.app[CSRF_TOKENS]
     if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
         log.info("login form refused: CSRF token missing or wrong")

@@ -48,7 +48,7 @@ class RoomSize:
         *,
         domain: str,
         client: aiohttp.ClientSession,
-        token_for: Callable[[str], str] | None,
+        token_for: Callable[[str, str], str] | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = settings.room_size_url
@@ -56,17 +56,19 @@ class RoomSize:
         self._domain = domain
         self._client = client
         self._token_for = token_for
-        self._answers: TTLCache[str, bool] = TTLCache(
+        self._answers: TTLCache[tuple[str, str], bool] = TTLCache(
             MAX_ROOMS_REMEMBERED, ANSWER_SECONDS, timer=clock
         )
-        self._requests: SingleFlight[str, bool] = SingleFlight()
+        self._requests: SingleFlight[tuple[str, str], bool] = SingleFlight()
         self._requests_lately = SlidingCounter(
             MAX_REQUESTS_PER_SECOND, window=1, ban_time=1, clock=clock
         )
 
-    async def is_open(self, backend_room: str) -> bool:
-        """Whether ``backend_room`` exists with somebody in it (or the error policy's answer)."""
-        known = self._answers.get(backend_room)
+    async def is_open(self, backend_room: str, tenant: str = "") -> bool:
+        """Whether ``backend_room`` (of ``tenant``) exists with somebody in it (or the error
+        policy's answer)."""
+        room = (tenant, backend_room)
+        known = self._answers.get(room)
         if known is not None:
             return known
         if self._requests_lately.banned_for(_API) > 0:
@@ -74,25 +76,27 @@ class RoomSize:
             # Prosody is spared (never "admit": that would be for the asking).
             return False
         self._requests_lately.fail(_API)
-        answer = await self._requests.run(backend_room, lambda: self._ask(backend_room))
-        self._answers[backend_room] = answer
+        answer = await self._requests.run(room, lambda: self._ask(backend_room, tenant))
+        self._answers[room] = answer
         return answer
 
-    async def _ask(self, backend_room: str) -> bool:
+    async def _ask(self, backend_room: str, tenant: str) -> bool:
         try:
-            return await self._participants(backend_room) > 0
+            return await self._participants(backend_room, tenant) > 0
         except RoomSizeError as error:
             log.warning(
                 "room-size API: %s; %s", error, "admitting" if self._admit_on_error else "waiting"
             )
             return self._admit_on_error
 
-    async def _participants(self, backend_room: str) -> int:
+    async def _participants(self, backend_room: str, tenant: str) -> int:
         # Sent as the web app names the room; aiohttp encodes its "%" once more,
         # and Prosody decodes it back to exactly this name.
         params = {"room": backend_room, "domain": self._domain}
+        if tenant:
+            params["subdomain"] = tenant
         if self._token_for is not None:
-            params["token"] = self._token_for(backend_room)
+            params["token"] = self._token_for(backend_room, tenant)
         try:
             async with self._client.get(
                 self._url,

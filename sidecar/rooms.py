@@ -32,6 +32,8 @@ RESERVED_ROOM_PREFIXES = ("__jicofo-health-check",)
 
 # The room location of Jitsi's nginx site: one path segment without these.
 _ROOM_PATH = re.compile(r"/([^/?&:'\"]+)")
+# A tenant's room (Jitsi's multi-tenant sites): the tenant a plain name, then the room.
+_TENANT_ROOM_PATH = re.compile(r"/([A-Za-z0-9][A-Za-z0-9_-]{0,62})(/[^/?&:'\"]+)")
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What JavaScript's encodeURIComponent leaves alone.
 _URI_COMPONENT_SAFE = "-_.!~*'()"
@@ -51,6 +53,7 @@ class RoomRequest:
     room: str  # decoded, as the person typed it
     other_parameters: tuple[str, ...]  # raw "name=value" pieces, order kept
     tokens: tuple[str, ...]  # every jwt= value, raw, as Jitsi's web app reads it
+    tenant: str = ""  # /<tenant>/<room> on a multi-tenant site: lower case
 
     @cached_property
     def backend_name(self) -> str:
@@ -59,8 +62,9 @@ class RoomRequest:
 
     @property
     def path(self) -> str:
-        """``/<room>``, percent-encoded by us: a single-slash path on this origin."""
-        return "/" + quote(self.room, safe=_PATH_SAFE)
+        """``/<room>`` (or ``/<tenant>/<room>``), percent-encoded by us: a path on this origin."""
+        room = "/" + quote(self.room, safe=_PATH_SAFE)
+        return f"/{self.tenant}{room}" if self.tenant else room
 
     def location_without_token(self) -> str:
         """The room with its other parameters: where a login sends the person."""
@@ -121,13 +125,21 @@ def _is_token_parameter_look_alike(name: str) -> bool:
     return re.sub(r"[^a-z]", "", unquote_plus(name).lower()) == TOKEN_PARAMETER
 
 
-def parse_room_uri(uri: str) -> RoomRequest:
+def parse_room_uri(uri: str, tenants: frozenset[str] = frozenset()) -> RoomRequest:
+    """The room ``uri`` names: ``/<room>``, or ``/<tenant>/<room>`` for one of ``tenants``."""
     if not uri or len(uri) > MAX_URI_LENGTH:
         raise NotARoom("empty or too long")
     # nginx hands over the request line's URI as sent: printable ASCII only.
     if any(not 0x21 <= ord(ch) <= 0x7E for ch in uri) or "#" in uri:
         raise NotARoom("characters that never appear in a request URI")
     path, _, query = uri.partition("?")
+    tenant = ""
+    tenant_match = _TENANT_ROOM_PATH.fullmatch(path) if tenants else None
+    if tenant_match is not None:
+        tenant = tenant_match.group(1).lower()
+        if tenant not in tenants:
+            raise NotARoom("not a tenant of this site")
+        path = tenant_match.group(2)
     match = _ROOM_PATH.fullmatch(path)
     if match is None:
         raise NotARoom("not a single path segment")
@@ -153,7 +165,9 @@ def parse_room_uri(uri: str) -> RoomRequest:
             tokens.append(rest.partition("=")[0])
         elif not _is_token_parameter_look_alike(name):
             others.append(piece)
-    return RoomRequest(room=room, other_parameters=tuple(others), tokens=tuple(tokens))
+    return RoomRequest(
+        room=room, other_parameters=tuple(others), tokens=tuple(tokens), tenant=tenant
+    )
 
 
 START_PAGE = "/auth/"
@@ -171,7 +185,7 @@ def room_named(name: str) -> RoomRequest:
     return parse_room_uri("/" + quote(name, safe=""))
 
 
-def safe_next(value: str | None) -> str:
+def safe_next(value: str | None, tenants: frozenset[str] = frozenset()) -> str:
     """Where to send somebody after login: a room path or the start page rebuilt here, or ``/``.
 
     Stricter than "a single-slash path": only room requests and the start
@@ -191,6 +205,6 @@ def safe_next(value: str | None) -> str:
         except (NotARoom, UnicodeDecodeError):
             return START_PAGE
     try:
-        return parse_room_uri(value).location_without_token()
+        return parse_room_uri(value, tenants).location_without_token()
     except NotARoom:
         return "/"

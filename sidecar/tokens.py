@@ -72,7 +72,13 @@ class RoomTokens:
         return backend_room
 
     def mint(
-        self, person: Person, rule: RoleRule, backend_room: str, *, ttl: int | None = None
+        self,
+        person: Person,
+        rule: RoleRule,
+        backend_room: str,
+        *,
+        ttl: int | None = None,
+        tenant: str = "",
     ) -> str:
         now = int(self._clock())
         settings = self._settings
@@ -80,7 +86,8 @@ class RoomTokens:
         claims: dict[str, Any] = {
             "iss": settings.app_id,
             "aud": settings.audience,
-            "sub": settings.subject,
+            # Prosody's multi-tenant check: sub names the tenant of [tenant]room.
+            "sub": tenant or settings.subject,
             "room": self._room_claim(rule, backend_room),
             "iat": now,
             "nbf": now - NOT_BEFORE_SLACK_SECONDS,
@@ -109,14 +116,18 @@ class RoomTokens:
             context["group"] = person.group
         return context
 
-    def room_check_token(self, backend_room: str) -> str:
+    def room_check_token(self, backend_room: str, tenant: str = "") -> str:
         """A participant token for ``backend_room`` alone, naming the sidecar itself.
 
         For Prosody's room-size API with ``enable_roomsize_token_verification``.
         """
-        return self.mint(SIDECAR, _ROOM_CHECK, backend_room, ttl=ROOM_CHECK_TTL_SECONDS)
+        return self.mint(
+            SIDECAR, _ROOM_CHECK, backend_room, ttl=ROOM_CHECK_TTL_SECONDS, tenant=tenant
+        )
 
-    def is_current(self, token: str, person: Person, rule: RoleRule, backend_room: str) -> bool:
+    def is_current(
+        self, token: str, person: Person, rule: RoleRule, backend_room: str, tenant: str = ""
+    ) -> bool:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""
         settings = self._settings
         try:
@@ -149,7 +160,7 @@ class RoomTokens:
         return (
             header.get("typ") == "JWT"
             and header.get("kid") == self._header.get("kid")
-            and claims["sub"] == settings.subject
+            and claims["sub"] == (tenant or settings.subject)
             and claims["room"] == self._room_claim(rule, backend_room)
             and isinstance(user, dict)
             and user.get("id") == person.user_id

@@ -224,6 +224,7 @@ def _resources(
             methods=settings.login.methods,
             room_size=room_size,
             guest_links=guest_links,
+            tenants=settings.jitsi.tenant_set,
         )
         yield
         directory.close()

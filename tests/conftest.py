@@ -42,6 +42,7 @@ def _stack(
     methods: str = DEMO_METHODS,
     extra: str = LENIENT_REGULATION,
     replace: dict[str, str] | None = None,
+    tenants: str | None = None,
 ) -> Stack:
     port = free_port()
     config = write_demo_config(
@@ -52,7 +53,7 @@ def _stack(
         assert old in text, old
         text = text.replace(old, new)
     config.write_text(text, "utf-8")
-    return start_stack(workdir, config, workdir / "sidecar.sock", port)
+    return start_stack(workdir, config, workdir / "sidecar.sock", port, tenants=tenants)
 
 
 @pytest.fixture(scope="session")
@@ -97,11 +98,15 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         methods: str = DEMO_METHODS,
         extra: str = LENIENT_REGULATION,
         replace: dict[str, str] | None = None,
+        tenants: str | None = None,
     ) -> Stack:
-        """``replace`` edits the demo configuration's text: {old line: new line}."""
+        """``replace`` edits the demo configuration's text: {old line: new line};
+        ``tenants`` is what the include's tenant name becomes (a regex)."""
         workdir = tmp_path / f"stack{len(started)}"
         workdir.mkdir()
-        running = _stack(slapd, workdir, methods=methods, extra=extra, replace=replace)
+        running = _stack(
+            slapd, workdir, methods=methods, extra=extra, replace=replace, tenants=tenants
+        )
         started.append(running)
         return running
 

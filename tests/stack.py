@@ -229,13 +229,17 @@ def nginx_in_front(
         xmpp.stop()
 
 
-def start_stack(workdir: Path, config: Path, socket_path: Path, port: int) -> Stack:
+def start_stack(
+    workdir: Path, config: Path, socket_path: Path, port: int, *, tenants: str | None = None
+) -> Stack:
     xmpp = XmppStandIn(workdir)
     xmpp.start()
     sidecar = SidecarProcess(config, socket_path, workdir / "sidecar.log")
     nginx_dir = workdir / "nginx"
     nginx_dir.mkdir(exist_ok=True)
-    nginx = Nginx(nginx_dir, port=port, sidecar_socket=socket_path, xmpp_port=xmpp.port)
+    nginx = Nginx(
+        nginx_dir, port=port, sidecar_socket=socket_path, xmpp_port=xmpp.port, tenants=tenants
+    )
     stack = Stack(nginx, sidecar, xmpp)
     try:
         sidecar.start()

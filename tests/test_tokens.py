@@ -172,6 +172,10 @@ def test_moderators_keep_what_jitsi_gave_them_without_features() -> None:
     teachers keep Jitsi's moderator defaults, pupils get none of them."""
     teacher = admit(tokens().mint(ANNA, TEACHER_RULE, "m"), SITE, "m", now=NOW).features
     assert all(teacher[name] is True for name in MODERATOR_FEATURES)
+    # A teacher reloading must not land in her own lobby.
+    assert teacher["lobby_bypass"] is True
+    kept_out = dataclasses.replace(TEACHER_RULE, lobby_bypass=False)
+    assert not admit(tokens().mint(ANNA, kept_out, "m"), SITE, "m", now=NOW).passes_the_lobby
     pupil = admit(tokens().mint(LEA, PUPIL_RULE, "m"), SITE, "m", now=NOW).features
     assert pupil == {"name-readonly": True}
 

@@ -1,0 +1,100 @@
+"""Jitsi's multi-tenant sites: /<tenant>/<room> guarded like /<room>, sub = the tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from demo.jitsi_http import JitsiHttp
+from demo.school import SCHOOL
+from demo.slapd import Slapd
+from tests.conftest import LENIENT_REGULATION
+from tests.jitsi_rules import JitsiSite, TokenRefused, admit
+from tests.stack import Browser, Stack, basic_auth, token_in
+
+TEACHER = SCHOOL.teachers[0]
+PUPIL = SCHOOL.pupils[0]
+TENANTS = {
+    'subject = "meet.school.example"\n': (
+        'subject = "meet.school.example"\ntenants = true\ntenant_names = ["schule-a"]\n'
+    )
+}
+# What the admin puts into the include: every tenant name, for the sidecar to judge.
+ANY_TENANT = "[^/?&:'\"]+"
+
+
+def site(stack: Stack, subject: str) -> JitsiSite:
+    secret = (stack.sidecar.config.parent / "app_secret").read_bytes()
+    return JitsiSite(app_id="school-meet", app_secret=secret, subject=subject)
+
+
+@pytest.fixture
+def tenant_stack(slapd: Slapd, make_stack: Callable[..., Stack], jitsi: JitsiHttp) -> Stack:
+    classroom = f'\n[classroom]\nwait_for_teacher = true\nroom_size_url = "{jitsi.room_size_url}"\n'
+    return make_stack(
+        slapd, extra=LENIENT_REGULATION + classroom, replace=TENANTS, tenants=ANY_TENANT
+    )
+
+
+def test_a_tenant_room_gets_a_token_for_that_tenant(tenant_stack: Stack) -> None:
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    reply = tenant_stack.get("/Schule-A/Mathe%207b", credentials)
+    assert reply.status == 302
+    location = reply.header("Location") or ""
+    assert location.startswith("/schule-a/Mathe%207b?jwt=")
+    token = token_in(location)
+    admission = admit(token, site(tenant_stack, "schule-a"), "Mathe%207b")
+    assert admission.claims["sub"] == "schule-a"
+    assert admission.claims["room"] == "mathe%207b"
+    assert admission.moderator is True
+    # Not valid for the site's plain rooms, nor another tenant's.
+    with pytest.raises(TokenRefused):
+        admit(token, site(tenant_stack, "meet.school.example"), "Mathe%207b")
+    page = tenant_stack.get(location, credentials)
+    assert page.status == 200
+    assert "stands in for Jitsi Meet" in page.body
+
+
+def test_plain_rooms_keep_the_site_subject(tenant_stack: Stack) -> None:
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    token = token_in(tenant_stack.get("/Mathe7b", credentials).header("Location") or "")
+    assert admit(token, site(tenant_stack, "meet.school.example"), "Mathe7b")
+
+
+def test_unknown_tenants_are_not_rooms(tenant_stack: Stack) -> None:
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    for path in ("/schule-b/Mathe7b", "/x_y/Mathe7b", "/schule-a/a*b"):
+        reply = tenant_stack.get(path, credentials)
+        assert reply.status == 404, path
+        assert reply.header("Location") is None
+
+
+def test_a_tenants_own_files_stay_jitsis(tenant_stack: Stack) -> None:
+    assert "var config" in tenant_stack.get("/schule-a/config.js").body
+    assert tenant_stack.get("/libs/app.bundle.min.js").status == 200
+
+
+def test_the_login_comes_back_to_the_tenant_room(tenant_stack: Stack) -> None:
+    browser = Browser(tenant_stack)
+    first = browser.get("/schule-a/Mathe7b")
+    assert first.header("Location") == "/auth/login?next=%2Fschule-a%2FMathe7b"
+    logged_in = browser.log_in(TEACHER.uid, TEACHER.password, next_path="/schule-a/Mathe7b")
+    assert logged_in.header("Location") == "/schule-a/Mathe7b"
+
+
+def test_pupils_wait_for_the_tenant_room(tenant_stack: Stack, jitsi: JitsiHttp) -> None:
+    reply = tenant_stack.get("/schule-a/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
+    assert reply.status == 200
+    assert 'http-equiv="refresh"' in reply.body
+    asked = jitsi.requests[-1]
+    assert (asked.room, asked.subdomain) == ("mathe7b", "schule-a")
+
+
+def test_without_tenants_a_tenant_path_is_no_room(stack: Stack) -> None:
+    """Jitsi's own tenant location rewrites /<tenant>/<room> to /<room>, which the
+    include guards: without tenants configured, the sidecar sees the tenant path
+    and answers "not a room", never a token."""
+    reply = stack.get("/schule-a/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
+    assert reply.status == 404
+    assert reply.header("Location") is None
