@@ -189,10 +189,18 @@ def _session_keys(key: str, secret: Secret | None) -> tuple[Secret, ...]:
     return tuple(keys)
 
 
+# First path segments that are Jitsi's (or the sidecar's), never a tenant.
+RESERVED_TENANT_NAMES = frozenset(
+    {"libs", "css", "static", "images", "fonts", "lang", "sounds", "conference-request", "auth"}
+)
+
+
 def _tenant_names(key: str, names: tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
             raise ConfigError(key, f"{name!r} is not a tenant name (lower case, a-z 0-9 _ -)")
+        if name in RESERVED_TENANT_NAMES:
+            raise ConfigError(key, f"{name!r} is one of Jitsi's own paths, not a tenant")
     return names
 
 

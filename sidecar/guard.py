@@ -193,7 +193,8 @@ class Guard:
             log.info("guest session %r ended: link withdrawn", session.user_id)
             self._sessions.end(session)
             return Page("guest-invalid")
-        if backend_safe_room_name(session.room) != room.backend_name:
+        # Invitations name a room of the site itself, never a tenant's.
+        if room.tenant or backend_safe_room_name(session.room) != room.backend_name:
             return Page("wrong-room")
         touched = self._sessions.touch(session)
         return await self._token_verdict(session.person(), GUEST_RULE, room, touched, method)

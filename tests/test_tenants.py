@@ -21,7 +21,7 @@ TENANTS = {
     )
 }
 # What the admin puts into the include: every tenant name, for the sidecar to judge.
-ANY_TENANT = "[^/?&:'\"]+"
+ANY_TENANT = "[a-z0-9_-]+"
 
 
 def site(stack: Stack, subject: str) -> JitsiSite:
@@ -72,7 +72,33 @@ def test_unknown_tenants_are_not_rooms(tenant_stack: Stack) -> None:
 
 def test_a_tenants_own_files_stay_jitsis(tenant_stack: Stack) -> None:
     assert "var config" in tenant_stack.get("/schule-a/config.js").body
+    assert "var config" in tenant_stack.get("/SCHULE-A/config.js").body
     assert tenant_stack.get("/libs/app.bundle.min.js").status == 200
+    # The tenant's XMPP connection (config.js: subdir + "http-bind") is Prosody's.
+    for name in ("http-bind", "xmpp-websocket"):
+        reply = tenant_stack.get(f"/schule-a/{name}")
+        assert reply.status == 200, name
+        assert f"prosody stand-in: {name}" in reply.body
+    before = tenant_stack.sidecar.log().count("/auth/verify")
+    tenant_stack.get("/libs/app.bundle.min.js")
+    assert tenant_stack.sidecar.log().count("/auth/verify") == before
+
+
+def test_a_token_on_a_tenant_room_reaches_the_sidecar(tenant_stack: Stack) -> None:
+    credentials = basic_auth(TEACHER.uid, TEACHER.password)
+    for path in ("/schule-a/Mathe7b", "/Schule-A/Mathe7b"):
+        reply = tenant_stack.get(f"{path}?jwt=a.b.c", credentials)
+        assert reply.status == 302, path
+        assert (reply.header("Location") or "").startswith("/schule-a/Mathe7b?jwt=eyJ")
+
+
+def test_guests_stay_out_of_tenant_rooms(tenant_stack: Stack) -> None:
+    from tests.test_guests import create_link, enter_as_guest, teacher_browser
+
+    path = create_link(teacher_browser(tenant_stack), "Mathe7b")
+    guest, _ = enter_as_guest(tenant_stack, path, "Gast")
+    assert guest.get("/schule-a/Mathe7b").status == 403
+    assert guest.get("/Mathe7b").status in (200, 302)
 
 
 def test_the_login_comes_back_to_the_tenant_room(tenant_stack: Stack) -> None:
