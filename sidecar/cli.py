@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, UnixAddress, load_settings
 from sidecar.guest_links import StateFileError
+from sidecar.systemd import inherited_socket, notify
 from sidecar.web import PathOnlyAccessLogger, create_app
 
 log = logging.getLogger("sidecar")
@@ -24,6 +25,9 @@ MAX_HEADER_BYTES = 65536
 # nginx opens a connection per verify; under a burst the default 128 overflows
 # and nginx answers 500 for the rest.
 LISTEN_BACKLOG = 4096
+# How long a stopping daemon lets requests it already took in finish.
+SHUTDOWN_GRACE_SECONDS = 5.0
+DRAIN_POLL_SECONDS = 0.02
 
 
 class ListenError(RuntimeError):
@@ -46,8 +50,13 @@ async def serve(
     )
     await runner.setup()
     listen = settings.server.listen
+    passed = inherited_socket()
     site: web.BaseSite
-    if isinstance(listen, UnixAddress):
+    if passed is not None:
+        # systemd's socket: it owns address, mode and group, and keeps
+        # requests waiting in its backlog while this process restarts.
+        site = web.SockSite(runner, passed)
+    elif isinstance(listen, UnixAddress):
         site = web.UnixSite(runner, str(listen.path), backlog=LISTEN_BACKLOG)
     else:
         site = web.TCPSite(runner, listen.host, listen.port, backlog=LISTEN_BACKLOG)
@@ -58,7 +67,7 @@ async def serve(
         raise ListenError(
             f"server.listen: cannot listen on {site.name}: {error.strerror}"
         ) from None
-    if isinstance(listen, UnixAddress):
+    if passed is None and isinstance(listen, UnixAddress):
         # Only nginx (the socket's group) may talk to the sidecar.
         if settings.server.socket_group is not None:
             shutil.chown(listen.path, group=settings.server.socket_group)
@@ -70,13 +79,31 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
         ready.set()
+    notify("READY=1")
     try:
         await stop.wait()
     finally:
+        notify("STOPPING=1")
+        # Stop accepting first: what comes now waits in the socket's backlog for
+        # the next process. Then let the requests already taken in finish, or
+        # closing their connections would answer them with a reset (a 500).
+        await site.stop()
+        await _drained(runner)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await runner.cleanup()
         log.info("stopped")
+
+
+async def _drained(runner: web.AppRunner) -> None:
+    """Wait (a little at most) until no connection is open any more."""
+    # Connections the loop accepted in its last round register a moment later.
+    await asyncio.sleep(DRAIN_POLL_SECONDS * 5)
+    server = runner.server
+    for _ in range(int(SHUTDOWN_GRACE_SECONDS / DRAIN_POLL_SECONDS)):
+        if server is None or not server.connections:
+            return
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 def _load(path: Path) -> Settings:
