@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from aiohttp import web
@@ -117,6 +118,9 @@ def _load(path: Path) -> Settings:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jitsi-auth-sidecar", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('jitsi-auth-sidecar')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("serve", "run the daemon"),

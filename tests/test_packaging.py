@@ -100,6 +100,12 @@ def test_the_installed_command_helps_and_checks_a_configuration(
 ) -> None:
     help_text = run(installed / "jitsi-auth-sidecar", "--help").stdout
     assert "check-config" in help_text
+    version = tomllib.loads((REPOSITORY / "pyproject.toml").read_text("utf-8"))["project"][
+        "version"
+    ]
+    assert run(installed / "jitsi-auth-sidecar", "--version").stdout.strip() == (
+        f"jitsi-auth-sidecar {version}"
+    )
     assert "serve" in help_text
     assert "demo" not in help_text
     config = write_demo_config(tmp_path, port=free_port(), ldap_url="ldap://127.0.0.1:389")
