@@ -172,6 +172,13 @@ class Directory:
             return url, conn
         raise DirectoryUnavailable(f"no LDAP server answered (last: {last_error})")
 
+    async def reachable(self) -> bool:
+        """Whether a directory server answers a bind now (the readiness check)."""
+        for url in self._servers.ordered():
+            if await self._answers(url):
+                return True
+        return False
+
     def server_failed(self, url: str, reason: str) -> None:
         self._servers.failed(url, reason)
 

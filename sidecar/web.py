@@ -54,6 +54,7 @@ from sidecar.regulation import Regulator, SlidingCounter
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
+from sidecar.single_flight import SingleFlight
 from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
@@ -66,6 +67,9 @@ PAGE_HEADER = "X-Jitsi-Auth-Page"
 USER_HEADER = "X-Jitsi-Auth-User"
 
 MAX_FORM_BYTES = 16 * 1024
+# How long one readiness answer is believed (load balancers poll every second or so).
+READINESS_SECONDS = 2.0
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 
 # The sidecar's pages load nothing from anywhere else and cannot be framed.
 SECURITY_HEADERS = {
@@ -146,7 +150,32 @@ def _public_key_handler(keys: PublicKeys) -> Callable[[web.Request], Awaitable[w
 
 
 async def health(request: web.Request) -> web.Response:
+    """The process answers (liveness)."""
     return web.Response(text="ok\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """The directory answers too (readiness): 503 while no LDAP server does."""
+    if await request.app[READINESS].ready():
+        return web.json_response({"ldap": "ok"})
+    return web.json_response({"ldap": "unreachable"}, status=503)
+
+
+class Readiness:
+    """Whether LDAP answers, asked at most every few seconds however often it is polled."""
+
+    def __init__(self, directory: Directory, *, clock: Callable[[], float] = time.monotonic):
+        self._directory = directory
+        self._clock = clock
+        self._last: tuple[float, bool] | None = None
+        self._checks: SingleFlight[str, bool] = SingleFlight()
+
+    async def ready(self) -> bool:
+        if self._last is not None and self._clock() - self._last[0] < READINESS_SECONDS:
+            return self._last[1]
+        answer = await self._checks.run("ldap", self._directory.reachable)
+        self._last = (self._clock(), answer)
+        return answer
 
 
 @web.middleware
@@ -210,6 +239,7 @@ def _resources(
         app[ROLES] = roles
         app[TOKENS] = tokens
         app[ROOM_SIZE] = room_size
+        app[READINESS] = Readiness(directory)
         app[BRIDGE] = (
             BridgeStatistics(settings.classroom.bridge_stats_url, client=client)
             if settings.classroom.bridge_stats_url
@@ -257,6 +287,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/auth/logout", pages.logout)
     app.router.add_get("/auth/logo", pages.logo)
     app.router.add_get("/auth/health", health)
+    app.router.add_get("/auth/healthz", health)
+    app.router.add_get("/auth/readyz", ready)
     app.router.add_get("/auth/asap/{name}", _public_key_handler(PublicKeys(settings)))
     app.router.add_get("/auth/", start.start_page)
     app.router.add_get("/auth/statistics", start.statistics)
