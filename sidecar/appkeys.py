@@ -10,15 +10,18 @@ from sidecar.config import Settings
 from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
 from sidecar.guest_links import GuestLinks
-from sidecar.regulation import Regulator, SlidingCounter
+from sidecar.metrics import Metrics
+from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import SessionCookies
+from sidecar.sliding_counter import SlidingCounter
 from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
 
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 CSRF_TOKENS = web.AppKey("csrf_tokens", CsrfTokens)
 REGULATOR = web.AppKey("regulator", Regulator)

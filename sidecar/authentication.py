@@ -16,6 +16,7 @@ from sidecar.config import RoleRule
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
 from sidecar.directory import Directory
+from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import Banned, InvalidCredentials, NoRole
 from sidecar.regulation import Regulator
@@ -37,7 +38,10 @@ class Authenticator:
         cache: CredentialCache,
         regulator: Regulator,
         roles: RoleRules,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._directory = directory
         self._cache = cache
         self._regulator = regulator
@@ -59,16 +63,17 @@ class Authenticator:
     async def _person(self, credentials: Credentials, address: str, *, cached: bool) -> Person:
         if cached:
             person = self._cache.cached(credentials)
+            self._metrics.cache.labels("miss" if person is None else "hit").inc()
             if person is not None:
                 return person
         try:
-            with self._regulator.attempt(credentials.username, address) as attempt:
+            async with self._regulator.attempt(credentials.username, address) as attempt:
                 authenticate = partial(self._directory.authenticate, found=attempt.found_entry)
                 if cached:
                     person = await self._cache.get_or_check(credentials, authenticate)
                 else:
                     person = await authenticate(credentials)
-                attempt.succeeded()
+                await attempt.succeeded()
         except Banned as banned:
             log.info(
                 "login of %r from %s refused: %s banned",

@@ -1,4 +1,4 @@
-"""``jitsi-auth-sidecar``: serve, check-config."""
+"""``jitsi-auth-sidecar``: serve, and the admin commands check-config, test-login, mint."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sidecar import admin
+from sidecar.appkeys import METRICS
 from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, UnixAddress, load_settings
 from sidecar.guest_links import StateFileError
+from sidecar.logs import configure as configure_logging
+from sidecar.metrics_server import start_metrics_listener
 from sidecar.systemd import inherited_socket, notify
 from sidecar.web import PathOnlyAccessLogger, create_app
 
@@ -74,6 +78,11 @@ async def serve(
             shutil.chown(listen.path, group=settings.server.socket_group)
         os.chmod(listen.path, settings.server.socket_mode)
     log.info("listening on %s", site.name)
+    try:
+        metrics_runner = await _metrics_listener(app, settings)
+    except ListenError:
+        await runner.cleanup()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,8 +101,24 @@ async def serve(
         await _drained(runner)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         log.info("stopped")
+
+
+async def _metrics_listener(app: web.Application, settings: Settings) -> web.AppRunner | None:
+    listen = settings.server.metrics_listen
+    if listen is None:
+        return None
+    try:
+        metrics_runner = await start_metrics_listener(app[METRICS], listen)
+    except OSError as error:
+        raise ListenError(
+            f"server.metrics_listen: cannot listen on {listen}: {error.strerror}"
+        ) from None
+    log.info("metrics on %s", listen)
+    return metrics_runner
 
 
 async def _drained(runner: web.AppRunner) -> None:
@@ -122,33 +147,27 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {metadata.version('jitsi-auth-sidecar')}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("serve", "run the daemon"),
-        ("check-config", "read the configuration and report the first problem"),
-    ):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    serve_command = commands.add_parser("serve", help="run the daemon")
+    serve_command.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    admin.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in admin.COMMANDS:
+        return admin.run(args)
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     if args.command == "serve":
+        settings = _load(args.config)
+        configure_logging(settings.server.log_format)
         try:
-            asyncio.run(serve(_load(args.config)))
+            asyncio.run(serve(settings))
         except (ListenError, StateFileError) as error:
             print(f"jitsi-auth-sidecar: {error}", file=sys.stderr)
             return 2
-        return 0
-    if args.command == "check-config":
-        settings = _load(args.config)
-        print(
-            f"configuration ok: {len(settings.roles)} role rules, "
-            f"LDAP {', '.join(settings.ldap.urls)}"
-        )
         return 0
     raise AssertionError(args.command)
 

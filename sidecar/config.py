@@ -44,6 +44,7 @@ GroupMode = Literal["memberof", "search"]
 LoginMethod = Literal["form", "basic"]
 Language = Literal["de", "en"]
 RoomSizeErrorPolicy = Literal["wait", "admit"]
+LogFormat = Literal["plain", "json"]
 LANGUAGES: tuple[Language, ...] = ("de", "en")
 # The role of a guest session: not a [[roles]] name, never a moderator.
 GUEST_ROLE = "guest"
@@ -162,6 +163,22 @@ def _realm(key: str, value: str) -> str:
     return value
 
 
+def _redis_url_or_empty(key: str, value: str) -> str:
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(key, f"{value!r} is not a redis://, rediss:// or unix:// URL")
+    if parts.password:
+        # Secrets are never values in the file: the password has a file of its own.
+        raise ConfigError(key, "must not hold a password (use state.redis_password_file)")
+    return value
+
+
+def _listen_or_none(key: str, value: str) -> ListenAddress | None:
+    return parse_listen(key, value) if value else None
+
+
 def _logo(key: str, value: str) -> Path | None:
     if value and Path(value).suffix.lower() not in LOGO_TYPES:
         raise ConfigError(key, "must be a .png, .svg, .jpg or .webp file")
@@ -263,6 +280,9 @@ class ServerSettings:
     )
     socket_mode: int = option(0o660, parse=_octal_mode)
     socket_group: str | None = option(None, parse=_group_or_none)
+    # Prometheus metrics on a listener of their own (never through the include); empty: off.
+    metrics_listen: ListenAddress | None = option(None, parse=_listen_or_none)
+    log_format: LogFormat = option("plain")  # decision lines for journald: plain or json
 
 
 @dataclass(frozen=True)
@@ -533,6 +553,18 @@ class ClassroomSettings:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    """Where bans, logouts and withdrawn guest links live when several sidecars share them."""
+
+    redis_url: str = option("", parse=_redis_url_or_empty)  # empty: in this process only
+    redis_password: Secret | None = option(
+        None, key="redis_password_file", credential="redis_password"
+    )
+    key_prefix: str = option("jitsi-auth-sidecar:", nonempty=True)  # for a shared Redis
+    timeout: float = option(0.5, minimum=0.05, maximum=5.0)  # per Redis command, in seconds
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     jitsi: JitsiSettings
@@ -546,6 +578,7 @@ class Settings:
     apps: tuple[AppLink, ...] = ()  # offered besides Jitsi Meet's own app
     guests: GuestSettings = GuestSettings()
     previous_keys: tuple[PreviousKey, ...] = ()  # public keys served after a rotation
+    state: StateSettings = StateSettings()
 
     @property
     def xmpp_domain(self) -> str:
@@ -586,6 +619,7 @@ SECTIONS: dict[str, type] = {
     "regulation": RegulationSettings,
     "classroom": ClassroomSettings,
     "guests": GuestSettings,
+    "state": StateSettings,
 }
 
 
@@ -636,6 +670,7 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
         previous_keys=_tables(
             PreviousKey, "previous_keys", document.get("previous_keys"), required=False
         ),
+        state=section(StateSettings, "state"),
     )
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.dn import canonical_dn
 from sidecar.ldap_servers import ServerHealth
+from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
@@ -36,7 +37,7 @@ MAX_AVATAR_URL = 200  # it travels in the session cookie too
 MAX_GROUP_NAME = 64
 
 # Told the entry a search found, before its bind: may refuse it (a ban) by raising.
-EntryFound = Callable[[str], None]
+EntryFound = Callable[[str], Awaitable[None]]
 
 
 def _is_https_url(value: str) -> bool:
@@ -82,6 +83,7 @@ class _ConnectionPool:
         self._directory = directory
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[str, Any]] = []  # (server URL, connection)
+        self.in_use = 0
 
     @asynccontextmanager
     async def connection(self, *, fresh: bool = False) -> AsyncIterator[Any]:
@@ -92,6 +94,7 @@ class _ConnectionPool:
             # Busy, not hung: no other server would help, and no retry either.
             log.warning("every pooled LDAP connection stayed busy for ldap.timeout")
             raise DirectoryUnavailable("pooled connections busy") from None
+        self.in_use += 1
         try:
             if fresh:
                 self.close()
@@ -111,6 +114,7 @@ class _ConnectionPool:
                 raise
             self._idle.append((url, conn))
         finally:
+            self.in_use -= 1
             self._slots.release()
 
     def close(self) -> None:
@@ -119,10 +123,12 @@ class _ConnectionPool:
 
 
 class Directory:
-    def __init__(self, settings: LdapSettings) -> None:
+    def __init__(self, settings: LdapSettings, *, metrics: Metrics | None = None) -> None:
         self._settings = settings
         self.timeout = settings.timeout
         self._pool = _ConnectionPool(self, settings.pool_size)
+        self._metrics = metrics or Metrics()
+        self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
         self._bind_timings = BindTimings()
         self._servers = ServerHealth(
             settings.urls, probe=self._answers, retry_interval=settings.retry_interval
@@ -196,10 +202,26 @@ class Directory:
         conn.close()
         return True
 
+    @contextmanager
+    def _measured(self, operation: str) -> Iterator[None]:
+        """Count one LDAP operation by its result, and time it."""
+        started = time.monotonic()
+        result = "unavailable"
+        try:
+            yield
+            result = "ok"
+        except (bonsai.AuthenticationError, InvalidCredentials):
+            result = "invalid"
+            raise
+        finally:
+            self._metrics.ldap_operations.labels(operation, result).inc()
+            self._metrics.ldap_seconds.labels(operation).observe(time.monotonic() - started)
+
     async def connect_reader(self) -> tuple[str, Any]:
         settings = self._settings
         try:
-            return await self._connect(settings.bind_dn, settings.bind_password)
+            with self._measured("service_bind"):
+                return await self._connect(settings.bind_dn, settings.bind_password)
         except bonsai.AuthenticationError as error:
             # A broken service account is an outage for everyone, not a wrong password.
             log.error("the LDAP service account cannot bind (ldap.bind_dn)")
@@ -208,7 +230,8 @@ class Directory:
     async def _bind_as(self, dn: str, password: str) -> Any:
         started = time.monotonic()
         try:
-            _, conn = await self._connect(dn, password)
+            with self._measured("bind"):
+                _, conn = await self._connect(dn, password)
         except bonsai.AuthenticationError:
             self._bind_timings.record(time.monotonic() - started)
             raise InvalidCredentials from None
@@ -223,11 +246,12 @@ class Directory:
         filter_exp: str,
         attributes: list[str],
     ) -> list[Any]:
-        async with asyncio.timeout(self.timeout):
-            result: list[Any] = await conn.search(
-                base, scope, filter_exp, attributes, timeout=self.timeout
-            )
-            return result
+        with self._measured("search"):
+            async with asyncio.timeout(self.timeout):
+                result: list[Any] = await conn.search(
+                    base, scope, filter_exp, attributes, timeout=self.timeout
+                )
+                return result
 
     async def _pooled_search(
         self, base: str, scope: bonsai.LDAPSearchScope, filter_exp: str, attributes: list[str]
@@ -340,7 +364,7 @@ class Directory:
             raise InvalidCredentials
         entry = entries[0]
         if found is not None:
-            found(_entry_key(entry))
+            await found(_entry_key(entry))
         conn = await self._bind_as(str(entry.dn), credentials.password)
         try:
             reader = conn if settings.bind_dn is None else None

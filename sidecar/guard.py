@@ -19,6 +19,7 @@ from sidecar.config import GUEST_RULE, LoginMethod, RoleRule
 from sidecar.credentials import Credentials, parse_basic_authorization
 from sidecar.directory import Directory
 from sidecar.guest_links import GuestLinks
+from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import (
     DirectoryUnavailable,
@@ -70,6 +71,19 @@ class Page:
 Verdict = Allow | Redirect | Challenge | Page
 
 
+@dataclass
+class Decision:
+    """What is known of one room request's decision, for its log line and the metrics;
+    filled in while it is decided. Never a password, cookie or token."""
+
+    method: Literal["session", "guest", "basic", "none"] = "none"
+    user: str = "-"
+    role: str = "-"
+    room: str = "-"
+    reason: str = "-"
+    minted: bool = False
+
+
 @dataclass(frozen=True)
 class RoomAccessRequest:
     """What nginx tells about the request it is holding."""
@@ -98,7 +112,9 @@ class Guard:
         room_size: RoomSize | None = None,
         guest_links: GuestLinks | None = None,
         tenants: frozenset[str] = frozenset(),
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._directory = directory
         self._authenticator = authenticator
         self._roles = roles
@@ -110,49 +126,61 @@ class Guard:
         self._guest_links = guest_links
         self._tenants = tenants
 
-    async def decide(self, request: RoomAccessRequest) -> Verdict:
+    async def decide(self, request: RoomAccessRequest, decision: Decision | None = None) -> Verdict:
+        """The answer to ``request``; ``decision`` is filled in with what led to it."""
+        decision = decision or Decision()
         try:
             room = parse_room_uri(request.uri, self._tenants)
         except NotARoom as reason:
-            log.info("not a room request: %s", reason)
+            decision.reason = f"not a room: {reason}"
             return Page("not-a-room")
-        session = self.open_session(request.cookies)
+        decision.room = f"{room.tenant}/{room.backend_name}" if room.tenant else room.backend_name
+        session = await self.open_session(request.cookies)
         if session is not None:
-            return await self._admit_session(session, room, request.method)
+            decision.method = "guest" if session.is_guest else "session"
+            decision.user, decision.role = session.user_id, session.role
+            return await self._admit_session(session, room, request.method, decision)
         credentials = self._basic_credentials(request.authorization)
         if credentials is not None:
-            return await self._admit_basic(credentials, request, room)
+            decision.method, decision.user = "basic", credentials.username
+            return await self._admit_basic(credentials, request, room, decision)
+        decision.reason = "no session or credentials"
         if self._methods[0] == "form":
             return Redirect(login_location(room))
         return Challenge()
 
     # -- sessions ------------------------------------------------------------
 
-    def open_session(self, cookies: Mapping[str, str]) -> Session | None:
+    async def open_session(self, cookies: Mapping[str, str]) -> Session | None:
         """The session a request carries, if it counts here."""
         if self._sessions is None:
             return None
-        session = self._sessions.load(cookies)
+        session = await self._sessions.load(cookies)
         # Guests come by link, whichever login methods the school's people use.
         if session is None or (not session.is_guest and "form" not in self._methods):
             return None
         return session
 
-    async def _admit_session(self, session: Session, room: RoomRequest, method: str) -> Verdict:
+    async def _admit_session(
+        self, session: Session, room: RoomRequest, method: str, decision: Decision
+    ) -> Verdict:
         assert self._sessions is not None
         if session.is_guest:
-            return await self._admit_guest(session, room, method)
+            return await self._admit_guest(session, room, method, decision)
         # A closed room is answered from the role the session has: a class
         # waiting (and refreshing every few seconds) must not cost LDAP lookups.
         rule = self._roles.rule_named(session.role)
         if rule is not None and await self._must_wait(rule, room):
+            decision.reason = "room not open yet"
             return Page("waiting")
         refreshed = await self.refreshed(session)
         if refreshed is None:
+            decision.reason = "no role any more"
             return Page("forbidden")
         current, rule, changed = refreshed
+        decision.role = rule.name
         touched = current if changed else self._sessions.touch(session)
-        return await self._token_verdict(current.person(), rule, room, touched, method)
+        return await self._token_verdict(current.person(), rule, room, touched, method, decision)
 
     async def refreshed(self, session: Session) -> tuple[Session, RoleRule, bool] | None:
         """The session with its role re-read from LDAP when that is due, its rule, and
@@ -173,7 +201,7 @@ class Guard:
                 found = self._roles.role_for(person) if person is not None else None
                 if person is None or found is None:
                     log.info("session of %r ended: no longer has a role", session.user_id)
-                    sessions.end(session)
+                    await sessions.end(session)
                     return None
                 if found.name != session.role:
                     log.info("role of %r is now %s", session.user_id, found.name)
@@ -182,22 +210,27 @@ class Guard:
         rule = self._roles.rule_named(current.role)
         if rule is None:
             # The configuration no longer has this role.
-            sessions.end(session)
+            await sessions.end(session)
             return None
         return current, rule, changed is not None
 
-    async def _admit_guest(self, session: Session, room: RoomRequest, method: str) -> Verdict:
+    async def _admit_guest(
+        self, session: Session, room: RoomRequest, method: str, decision: Decision
+    ) -> Verdict:
         """A guest: their one room only, never LDAP, gone once the link is withdrawn."""
         assert self._sessions is not None
-        if self._guest_links is None or self._guest_links.withdrawn(session.link_id):
-            log.info("guest session %r ended: link withdrawn", session.user_id)
-            self._sessions.end(session)
+        if self._guest_links is None or await self._guest_links.withdrawn(session.link_id):
+            decision.reason = "guest link withdrawn"
+            await self._sessions.end(session)
             return Page("guest-invalid")
         # Invitations name a room of the site itself, never a tenant's.
         if room.tenant or backend_safe_room_name(session.room) != room.backend_name:
+            decision.reason = "a guest in another room"
             return Page("wrong-room")
         touched = self._sessions.touch(session)
-        return await self._token_verdict(session.person(), GUEST_RULE, room, touched, method)
+        return await self._token_verdict(
+            session.person(), GUEST_RULE, room, touched, method, decision
+        )
 
     # -- Basic -----------------------------------------------------------------
 
@@ -211,17 +244,23 @@ class Guard:
             return None
 
     async def _admit_basic(
-        self, credentials: Credentials, request: RoomAccessRequest, room: RoomRequest
+        self,
+        credentials: Credentials,
+        request: RoomAccessRequest,
+        room: RoomRequest,
+        decision: Decision,
     ) -> Verdict:
         try:
             admission = await self._authenticator.admit(
                 credentials, request.client_address, cached=True
             )
         except LoginRefused as refusal:
+            decision.reason = refusal.reason
             # Wrong credentials: the browser asks again; anything else has its page.
             return Challenge() if refusal.page is None else Page(refusal.page)
+        decision.user, decision.role = admission.person.user_id, admission.rule.name
         return await self._token_verdict(
-            admission.person, admission.rule, room, None, request.method
+            admission.person, admission.rule, room, None, request.method, decision
         )
 
     # -- the answer ----------------------------------------------------------------
@@ -239,12 +278,13 @@ class Guard:
         room: RoomRequest,
         session: Session | None,
         method: str,
+        decision: Decision,
     ) -> Verdict:
         backend_room = room.backend_name
         if await self._must_wait(rule, room):
             # Even with a token from earlier: the page is not served while the
             # room is closed (Prosody alone decides what that token still does).
-            log.info("%r waits for %r to open", person.user_id, backend_room)
+            decision.reason = "room not open yet"
             return Page("waiting")
         token = room.token
         tenant = room.tenant
@@ -255,5 +295,6 @@ class Guard:
             # to the same address, which the browser fetches with GET.
             return Redirect(room.location_with_token(token), session)
         token = self._tokens.mint(person, rule, backend_room, tenant=tenant)
-        log.info("token for %r as %s in %r", person.user_id, rule.name, backend_room)
+        decision.minted = True
+        self._metrics.tokens.labels(rule.name).inc()
         return Redirect(room.location_with_token(token), session)

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.config import GuestSettings, Secret
 from sidecar.rooms import NotARoom, RoomRequest, room_named
+from sidecar.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ MAX_LINK_LENGTH = 4096
 # A school's teachers create a few links a day; this bounds a runaway all the same.
 MAX_REMEMBERED_LINKS = 50_000
 
+# Redis key kinds (sidecar.shared_state): a link, a teacher's links, a withdrawn link.
+LINK = "guest-link"
+LINKS_OF = "guest-links-of"
+WITHDRAWN = "withdrawn-guest-link"
 LinkProblem = Literal["altered", "expired", "withdrawn"]
 
 
@@ -85,6 +90,10 @@ def _well_typed(link: GuestLink) -> bool:
     )
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -100,7 +109,13 @@ def _signing_key(key: Secret) -> bytes:
 
 
 class GuestLinks:
-    def __init__(self, settings: GuestSettings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: GuestSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
+    ) -> None:
         if not settings.keys:
             raise ValueError("no guest link keys")
         self._settings = settings
@@ -108,12 +123,16 @@ class GuestLinks:
         self._clock = clock
         self._created: dict[str, GuestLink] = {}
         self._withdrawn: dict[str, int] = {}
+        # With Redis, links and withdrawals are known to every sidecar: a link
+        # made through one node can be withdrawn through another. This
+        # process's own are kept here as well, for while Redis is away.
+        self._shared = shared
         if settings.state_file is not None:
             self._load(settings.state_file)
 
     # -- links -----------------------------------------------------------------
 
-    def create(self, room: RoomRequest, days: int, inviter_id: str, inviter_name: str) -> str:
+    async def create(self, room: RoomRequest, days: int, inviter_id: str, inviter_name: str) -> str:
         """A new link's path, valid ``days`` days (at most ``max_days``)."""
         days = max(1, min(days, self._settings.max_days))
         link = GuestLink(
@@ -126,7 +145,38 @@ class GuestLinks:
         self._created[link.link_id] = link
         self._prune()
         self._save()
+        if self._shared is not None:
+            await self._share(self._shared, link)
         return self.path_of(link)
+
+    async def _share(self, shared: SharedState, link: GuestLink) -> None:
+        mine = shared.key(LINKS_OF, link.inviter_id)
+        pipe = shared.redis.pipeline(transaction=False)
+        pipe.set(shared.key(LINK, link.link_id), json.dumps(asdict(link)), exat=link.expires_at)
+        pipe.sadd(mine, link.link_id)
+        # The list lives as long as its longest-lived link.
+        pipe.expireat(mine, link.expires_at, nx=True)
+        pipe.expireat(mine, link.expires_at, gt=True)
+        await shared.run(LINK, pipe.execute())
+
+    async def _shared_links(self, shared: SharedState, inviter_id: str) -> list[GuestLink] | None:
+        """Her links as Redis knows them; None when it does not answer."""
+        ids = await shared.run(LINKS_OF, shared.redis.smembers(shared.key(LINKS_OF, inviter_id)))
+        if ids is None:
+            return None
+        keys = [shared.key(LINK, _text(link_id)) for link_id in ids]
+        stored = await shared.run(LINK, shared.redis.mget(keys)) if keys else []
+        if stored is None:
+            return None
+        links = []
+        for item in stored:
+            try:
+                link = GuestLink(**json.loads(item or ""))
+            except (TypeError, ValueError):
+                continue  # expired between the two commands, or not ours
+            if _well_typed(link) and link.inviter_id == inviter_id:
+                links.append(link)
+        return links
 
     def path_of(self, link: GuestLink) -> str:
         text = json.dumps(link.signed_part(), separators=(",", ":"), ensure_ascii=False)
@@ -134,7 +184,7 @@ class GuestLinks:
         signature = _b64(hmac.new(self._keys[0], payload.encode("ascii"), hashlib.sha256).digest())
         return f"{PATH_PREFIX}{payload}.{signature}"
 
-    def open(self, value: str) -> GuestLink:
+    async def open(self, value: str) -> GuestLink:
         """The link in ``value`` (the part after /auth/guest/), or :class:`InvalidLink`."""
         if len(value) > MAX_LINK_LENGTH or value.count(".") != 1:
             raise InvalidLink("altered")
@@ -158,30 +208,48 @@ class GuestLinks:
             raise InvalidLink("altered") from None
         if link.expires_at <= self._clock():
             raise InvalidLink("expired")
-        if self.withdrawn(link.link_id):
+        if await self.withdrawn(link.link_id):
             raise InvalidLink("withdrawn")
         return link
 
-    def withdrawn(self, link_id: str) -> bool:
-        return self._withdrawn.get(link_id, 0) > self._clock()
+    async def withdrawn(self, link_id: str) -> bool:
+        if self._withdrawn.get(link_id, 0) > self._clock():
+            return True
+        return self._shared is not None and await self._shared.marked(WITHDRAWN, link_id)
 
-    def withdraw(self, link_id: str, inviter_id: str) -> bool:
+    async def withdraw(self, link_id: str, inviter_id: str) -> bool:
         """Withdraw one of ``inviter_id``'s links; False when it is not hers (or gone)."""
-        link = self._created.get(link_id)
-        if link is None or link.inviter_id != inviter_id:
+        mine = {link.link_id: link for link in await self.created_by(inviter_id)}
+        link = mine.get(link_id)
+        if link is None:
             return False
         self._withdrawn[link_id] = link.expires_at
-        del self._created[link_id]
+        self._created.pop(link_id, None)
         self._save()
+        shared = self._shared
+        if shared is not None:
+            pipe = shared.redis.pipeline(transaction=False)
+            pipe.set(shared.key(WITHDRAWN, link_id), "1", exat=link.expires_at)
+            pipe.delete(shared.key(LINK, link_id))
+            pipe.srem(shared.key(LINKS_OF, inviter_id), link_id)
+            await shared.run(WITHDRAWN, pipe.execute())
         return True
 
-    def created_by(self, inviter_id: str) -> list[GuestLink]:
+    async def created_by(self, inviter_id: str) -> list[GuestLink]:
         """Her links that are still valid, soonest to expire first."""
         now = self._clock()
+        shared = (
+            None if self._shared is None else await self._shared_links(self._shared, inviter_id)
+        )
+        # Redis, when it answers, knows what every node made and withdrew; this
+        # process's own list stands in while it does not.
+        found = self._created.values() if shared is None else shared
         mine = [
             link
-            for link in self._created.values()
-            if link.inviter_id == inviter_id and link.expires_at > now
+            for link in found
+            if link.inviter_id == inviter_id
+            and link.expires_at > now
+            and self._withdrawn.get(link.link_id, 0) <= now
         ]
         return sorted(mine, key=lambda link: link.expires_at)
 

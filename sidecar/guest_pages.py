@@ -21,8 +21,9 @@ from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink
 from sidecar.i18n import Translator
 from sidecar.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.refusals import minutes_to_wait
-from sidecar.regulation import SlidingCounter, place_of
+from sidecar.regulation import place_of
 from sidecar.rooms import NotARoom, room_named, start_page_location
+from sidecar.sliding_counter import SlidingCounter
 from sidecar.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,12 @@ def until_text(t: Translator, expires_at: int) -> str:
     return t("guest.until", until=shown)
 
 
-def _limited(request: web.Request, counter: SlidingCounter, key: str) -> web.Response | None:
+async def _limited(request: web.Request, counter: SlidingCounter, key: str) -> web.Response | None:
     """The banned page when ``key`` did this too often lately; otherwise this one counts."""
     wait = counter.banned_for(key)
     if wait > 0:
         log.info("guest action by %s refused: too many", key)
-        return named_page(request, "banned", retry="/", ban_minutes=minutes_to_wait(wait))
+        return await named_page(request, "banned", retry="/", ban_minutes=minutes_to_wait(wait))
     counter.fail(key)
     return None
 
@@ -82,7 +83,7 @@ def _guest_form(
 
 async def guest_page(request: web.Request) -> web.Response:
     try:
-        link = _links(request).open(request.match_info["value"])
+        link = await _links(request).open(request.match_info["value"])
     except InvalidLink as invalid:
         return _invalid(request, invalid.problem)
     return _guest_form(request, link)
@@ -102,7 +103,7 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
     links = _links(request)
     form = await read_form(request)
     try:
-        link = links.open(request.match_info["value"])
+        link = await links.open(request.match_info["value"])
     except InvalidLink as invalid:
         return _invalid(request, invalid.problem)
     t = translator(request)
@@ -111,7 +112,7 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
         return _guest_form(request, link, status=403, error=t("login.expired"))
     sessions = request.app[SESSIONS]
     assert sessions is not None  # guest links need sessions (config)
-    current = sessions.load(request.cookies)
+    current = await sessions.load(request.cookies)
     if current is not None and not current.is_guest:
         # Entering would replace her own session: she logs out first, knowingly.
         text = t("guest.logged_in", name=current.display_name)
@@ -119,7 +120,7 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
             request, "guest-home", text=text, link="/auth/logout", link_text=t("start.logout")
         )
     place = place_of(request.headers.get("X-Real-IP", ""))
-    limited = _limited(request, request.app[GUEST_LIMIT], place)
+    limited = await _limited(request, request.app[GUEST_LIMIT], place)
     if limited is not None:
         return limited
     name = acceptable_guest_name(form_field(form, "name") or "")
@@ -157,7 +158,7 @@ async def _teacher_form(request: web.Request) -> tuple[Any, Visitor]:
 async def create_link(request: web.Request) -> web.StreamResponse:
     form, who = await _teacher_form(request)
     # Per teacher: a school's teachers share its address, and its guests too.
-    limited = _limited(request, request.app[LINK_LIMIT], who.person.user_id)
+    limited = await _limited(request, request.app[LINK_LIMIT], who.person.user_id)
     if limited is not None:
         return limited
     try:
@@ -168,7 +169,7 @@ async def create_link(request: web.Request) -> web.StreamResponse:
         days = int(form_field(form, "days") or "")
     except ValueError:
         days = DEFAULT_DAYS
-    _links(request).create(room, days, who.person.user_id, who.person.display_name)
+    await _links(request).create(room, days, who.person.user_id, who.person.display_name)
     log.info("%r created a guest link for %r", who.person.user_id, room.backend_name)
     return web.Response(status=302, headers={"Location": start_page_location(room)})
 
@@ -176,7 +177,7 @@ async def create_link(request: web.Request) -> web.StreamResponse:
 async def withdraw_link(request: web.Request) -> web.StreamResponse:
     form, who = await _teacher_form(request)
     link_id = form_field(form, "link_id") or ""
-    if _links(request).withdraw(link_id, who.person.user_id):
+    if await _links(request).withdraw(link_id, who.person.user_id):
         log.info("%r withdrew guest link %s", who.person.user_id, link_id)
     back = form_field(form, "room") or ""
     try:

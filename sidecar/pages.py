@@ -11,6 +11,7 @@ from aiohttp import web
 from sidecar.appkeys import (
     AUTHENTICATOR,
     CSRF_TOKENS,
+    METRICS,
     REGULATOR,
     SESSIONS,
     SETTINGS,
@@ -21,6 +22,7 @@ from sidecar.config import LOGO_TYPES
 from sidecar.credentials import check_credentials, parse_basic_authorization
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.i18n import Translator, choose_language
+from sidecar.logs import log_decision
 from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
 from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
 from sidecar.sessions import Session
@@ -98,7 +100,7 @@ def _banned_page(request: web.Request, minutes: int) -> web.Response:
     return response
 
 
-def named_page(
+async def named_page(
     request: web.Request, name: str, *, retry: str, ban_minutes: int = 1
 ) -> web.Response:
     """A page shown instead of a room, or instead of a login: the one place each is made.
@@ -122,15 +124,15 @@ def named_page(
     if name == "waiting":
         return _waiting_page(request, retry)
     if name == "wrong-room":
-        return _wrong_room_page(request)
+        return await _wrong_room_page(request)
     return message(request, name)
 
 
-def _wrong_room_page(request: web.Request) -> web.Response:
+async def _wrong_room_page(request: web.Request) -> web.Response:
     """A guest on another room's address: the page names the room of their invitation."""
     t = translator(request)
     sessions = request.app[SESSIONS]
-    session = sessions.load(request.cookies) if sessions is not None else None
+    session = await sessions.load(request.cookies) if sessions is not None else None
     if session is None or not session.is_guest:
         return message(request, "wrong-room", text=t("wrong-room.text_unknown"))
     return guest_room_message(request, "wrong-room", session)
@@ -170,7 +172,7 @@ def _room_retry_path(request: web.Request) -> str:
         return "/"
 
 
-def _ban_minutes(request: web.Request) -> int:
+async def _ban_minutes(request: web.Request) -> int:
     """How long the asker is banned, worked out again for this page request."""
     address = request.headers.get("X-Real-IP", "")
     username = ""
@@ -178,7 +180,7 @@ def _ban_minutes(request: web.Request) -> int:
     if authorization:
         with contextlib.suppress(UnacceptableCredentials):
             username = parse_basic_authorization(authorization).username
-    return minutes_to_wait(request.app[REGULATOR].banned_for(username, address))
+    return minutes_to_wait(await request.app[REGULATOR].banned_for(username, address))
 
 
 async def page(request: web.Request) -> web.Response:
@@ -188,22 +190,22 @@ async def page(request: web.Request) -> web.Response:
     # No cookie is touched here: anyone can link to these pages, and a GET
     # must never log anybody out. A session whose role is gone was already
     # ended on the server when verify said "forbidden".
-    return named_page(
+    return await named_page(
         request,
         name,
         retry=_room_retry_path(request),
-        ban_minutes=_ban_minutes(request) if name == "banned" else 1,
+        ban_minutes=await _ban_minutes(request) if name == "banned" else 1,
     )
 
 
 # -- login ---------------------------------------------------------------------
 
 
-def _current_session(request: web.Request) -> Session | None:
+async def _current_session(request: web.Request) -> Session | None:
     sessions = request.app[SESSIONS]
     if sessions is None:
         return None
-    return sessions.load(request.cookies)
+    return await sessions.load(request.cookies)
 
 
 def _login_form(
@@ -243,7 +245,7 @@ def _form_login_enabled(request: web.Request) -> None:
 async def login_form(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     next_location = safe_next(request.query.get("next"), _tenants(request))
-    if _current_session(request) is not None:
+    if await _current_session(request) is not None:
         # Logged in already (a guest too: guests never see the login form; the
         # pages they see have a logout link for a shared computer).
         raise web.HTTPFound(next_location)
@@ -259,21 +261,31 @@ async def read_form(request: web.Request) -> Any:
         raise web.HTTPBadRequest(text="Bad request") from None
 
 
+def _login_line(
+    request: web.Request, outcome: str, user: str, *, role: str = "-", reason: str = "-"
+) -> None:
+    """The login form's decision: one log line, one count."""
+    request.app[METRICS].logins.labels(outcome).inc()
+    address = request.headers.get("X-Real-IP", "") or "-"
+    log_decision("login", outcome=outcome, user=user, role=role, reason=reason, address=address)
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     t = translator(request)
     form = await read_form(request)
     next_location = safe_next(form_field(form, "next"), _tenants(request))
     tokens = request.app[CSRF_TOKENS]
+    username = form_field(form, "username") or ""
     if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
-        log.info("login form refused: CSRF token missing or wrong")
+        _login_line(request, "refused", username, reason="CSRF token missing or wrong")
         return _login_form(
             request, next_location=next_location, status=403, error=t("login.expired")
         )
-    username = form_field(form, "username") or ""
     try:
         credentials = check_credentials(username, form_field(form, "password") or "")
-    except UnacceptableCredentials:
+    except UnacceptableCredentials as unacceptable:
+        _login_line(request, "refused", username, reason=unacceptable.reason)
         return _login_form(
             request,
             next_location=next_location,
@@ -285,6 +297,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         admission = await request.app[AUTHENTICATOR].admit(credentials, address, cached=False)
     except LoginRefused as refusal:
+        _login_line(request, "refused", username, reason=refusal.reason)
         if refusal.page is None:
             return _login_form(
                 request,
@@ -294,11 +307,11 @@ async def login(request: web.Request) -> web.StreamResponse:
                 username=username,
             )
         minutes = minutes_to_wait(refusal.seconds) if isinstance(refusal, Banned) else 1
-        return named_page(request, refusal.page, retry=next_location, ban_minutes=minutes)
+        return await named_page(request, refusal.page, retry=next_location, ban_minutes=minutes)
     sessions = request.app[SESSIONS]
     assert sessions is not None
     session = sessions.new(admission.person, admission.rule.name)
-    log.info("%r logged in as %s", admission.person.user_id, admission.rule.name)
+    _login_line(request, "ok", admission.person.user_id, role=admission.rule.name)
     response = web.HTTPFound(next_location)
     response.headers.add("Set-Cookie", sessions.set_cookie(session))
     raise response
@@ -316,7 +329,7 @@ async def logout_form(request: web.Request) -> web.Response:
     """A button, not a logout: a GET (a link, a prefetch) must never end a session."""
     tokens = request.app[CSRF_TOKENS]
     csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
-    session = _current_session(request)
+    session = await _current_session(request)
     response = render(
         request,
         "logout.html",
@@ -350,9 +363,9 @@ async def logout(request: web.Request) -> web.Response:
     response = message(request, "logged_out", link="/", link_text=t("start"))
     sessions = request.app[SESSIONS]
     if sessions is not None:
-        session = sessions.load(request.cookies)
+        session = await sessions.load(request.cookies)
         if session is not None:
-            sessions.end(session)
+            await sessions.end(session)
             log.info("%r logged out", session.user_id)
         response.headers.add("Set-Cookie", sessions.clear_cookie())
     return response

@@ -20,26 +20,38 @@ class LoginRefused(Exception):
     """No admission from these credentials, now."""
 
     page: ClassVar[RefusalPage | None] = None
+    # For the decision's log line: what happened, in a few words, never a value given.
+    summary: ClassVar[str] = "refused"
+
+    @property
+    def reason(self) -> str:
+        return self.summary
 
 
 class UnacceptableCredentials(LoginRefused, ValueError):
     """The values cannot be a login (empty, too long, control characters): no bind is made."""
 
+    summary = "unacceptable credentials"
+
 
 class InvalidCredentials(LoginRefused):
     """Unknown user or wrong password: deliberately indistinguishable."""
+
+    summary = "wrong user name or password"
 
 
 class DirectoryUnavailable(LoginRefused):
     """The directory did not answer in time, or not at all."""
 
     page = "unavailable"
+    summary = "directory unavailable"
 
 
 class NoRole(LoginRefused):
     """The password was right, but the person's groups give no role."""
 
     page = "forbidden"
+    summary = "no role"
 
     def __init__(self, user_id: str) -> None:
         super().__init__(f"{user_id!r} has no role")
@@ -59,6 +71,10 @@ class Banned(LoginRefused):
         super().__init__(f"{scope} banned for {seconds:.0f} s")
         self.scope = scope
         self.seconds = seconds
+
+    @property
+    def reason(self) -> str:
+        return f"banned ({self.scope}) for {self.seconds:.0f} s"
 
     @property
     def minutes(self) -> int:

@@ -18,9 +18,11 @@ Failures are counted in a sliding window of ``window`` seconds:
   teacher known there gets that many guesses, not an unbounded number).
 
 A banned login is refused before any bind. Checks still under way count like
-failures, so a burst of parallel guesses gets no more binds than the limit.
-Unknown user and wrong password count the same; an LDAP outage counts
-against nobody.
+failures, so a burst of parallel guesses gets no more binds than the limit
+(checks under way are counted per process; failures, bans and known places
+live in a :class:`~sidecar.regulation_store.RegulationStore`, which several
+sidecars may share). Unknown user and wrong password count the same; an LDAP
+outage counts against nobody.
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ from __future__ import annotations
 import ipaddress
 import time
 import unicodedata
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
-
-from cachetools import TTLCache
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from sidecar.config import RegulationSettings
+from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, BanScope, InvalidCredentials
+from sidecar.regulation_store import (
+    Count,
+    CountName,
+    MemoryStore,
+    Reading,
+    RedisStore,
+    RegulationStore,
+)
+from sidecar.shared_state import SharedState
 
-# Bounds memory under a spray of made-up names or addresses.
-MAX_TRACKED_KEYS = 100_000
 # "Try again in a minute" while the checks already under way would reach the limit.
 BUSY_RETRY_SECONDS = 60.0
 IPV6_PLACE_PREFIX = 64
@@ -74,137 +82,95 @@ def place_of(address: str) -> str:
     return str(parsed)
 
 
-class SlidingCounter:
-    """Events (failures) per key in a sliding window; a key that reaches ``limit`` is banned."""
+SCOPES: dict[CountName, BanScope] = {
+    "person_at_place": "user",
+    "person": "user",
+    "place": "address",
+    "place_for_everybody": "address",
+}
 
-    def __init__(
-        self, limit: int, *, window: int, ban_time: int, clock: Callable[[], float]
-    ) -> None:
-        self._limit = limit
-        self._window = window
-        self._ban_time = ban_time
-        self._clock = clock
-        # A tuple of at most limit - 1 times per key: a deque would cost ten times the memory.
-        self._failures: TTLCache[Hashable, tuple[float, ...]] = TTLCache(
-            MAX_TRACKED_KEYS, window, timer=clock
-        )
-        self._banned_until: TTLCache[Hashable, float] = TTLCache(
-            MAX_TRACKED_KEYS, ban_time, timer=clock
-        )
-        # Checks under way: each may yet fail, so each counts against the limit.
-        self._in_flight: dict[Hashable, int] = {}
+# Which limit a busy check names first: the person here, then the place for everybody.
+_BUSY_ORDER: tuple[CountName, ...] = ("person_at_place", "place_for_everybody", "person", "place")
 
-    def _recent_failures(self, key: Hashable) -> int:
-        failures = self._failures.get(key)
-        if not failures:
-            return 0
-        oldest_counted = self._clock() - self._window
-        return sum(1 for stamp in failures if stamp > oldest_counted)
 
-    def saturated(self, key: Hashable) -> bool:
-        """Past failures plus checks under way reach the limit: no further check now."""
-        return self._recent_failures(key) + self._in_flight.get(key, 0) >= self._limit
-
-    def begin(self, key: Hashable) -> None:
-        self._in_flight[key] = self._in_flight.get(key, 0) + 1
-
-    def end(self, key: Hashable) -> None:
-        remaining = self._in_flight.get(key, 0) - 1
-        if remaining > 0:
-            self._in_flight[key] = remaining
-        else:
-            self._in_flight.pop(key, None)
-
-    def banned_for(self, key: Hashable) -> float:
-        until = self._banned_until.get(key)
-        if until is None:
-            return 0.0
-        return max(0.0, until - self._clock())
-
-    def fail(self, key: Hashable) -> None:
-        now = self._clock()
-        oldest_counted = now - self._window
-        failures = (
-            *(stamp for stamp in self._failures.get(key, ()) if stamp > oldest_counted),
-            now,
-        )
-        if len(failures) >= self._limit:
-            self._banned_until[key] = now + self._ban_time
-            self._failures.pop(key, None)
-        else:
-            # Re-inserting refreshes the entry's time to live to one more window.
-            self._failures[key] = failures
-
-    def forget(self, key: Hashable) -> None:
-        self._failures.pop(key, None)
+def _pair(who: str, place: str) -> str:
+    # Neither a folded name, a DN nor a place holds a newline.
+    return f"{who}\n{place}"
 
 
 class Regulator:
     def __init__(
-        self, settings: RegulationSettings, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: RegulationSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        def counter(limit: int) -> SlidingCounter:
-            return SlidingCounter(
-                limit, window=settings.window, ban_time=settings.ban_time, clock=clock
-            )
-
-        self._from_place = counter(settings.max_failures_per_user)
-        self._overall = counter(settings.max_failures_per_user_overall)
-        self._places = counter(settings.max_failures_per_address)
-        self._places_for_everybody = counter(
-            settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR
+        self._limits: dict[CountName, int] = {
+            "person_at_place": settings.max_failures_per_user,
+            "person": settings.max_failures_per_user_overall,
+            "place": settings.max_failures_per_address,
+            "place_for_everybody": settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR,
+        }
+        self._metrics = metrics or Metrics()
+        local = MemoryStore(settings, self._limits, clock=clock)
+        self._store: RegulationStore = (
+            local if shared is None else RedisStore(shared, settings, local)
         )
-        # (who, place) pairs with a successful login lately: her usual ways in.
-        self._known: TTLCache[tuple[str, str], bool] = TTLCache(
-            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
-        )
-        # Folded name -> the entry a search found for it, for the banned page.
-        self._entries: TTLCache[str, str] = TTLCache(
-            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
-        )
+        # Checks under way, per count: each may yet fail, so each counts against the limit.
+        self._in_flight: dict[Count, int] = {}
 
-    def _known_from(self, who: str, place: str) -> bool:
-        return (who, place) in self._known
-
-    def _ban(self, who: str, place: str) -> tuple[BanScope, float] | None:
-        """The longest ban that keeps ``who`` from trying from ``place``, if any."""
-        bans: list[tuple[BanScope, float]] = [("user", self._from_place.banned_for((who, place)))]
+    @staticmethod
+    def _counts(who: str, place: str) -> list[Count]:
+        """Every count that may keep ``who`` from trying from ``place``."""
+        counts: list[Count] = [("person_at_place", _pair(who, place)), ("person", who)]
         if place:
-            bans.append(("address", self._places_for_everybody.banned_for(place)))
-        if not self._known_from(who, place):
-            bans.append(("user", self._overall.banned_for(who)))
-            if place:
-                bans.append(("address", self._places.banned_for(place)))
+            counts += [("place", place), ("place_for_everybody", place)]
+        return counts
+
+    def _charged(self, who: str, place: str, *, first: bool) -> list[Count]:
+        """The counts a check of ``who`` goes into (the place's once a check, for its first)."""
+        counts = self._counts(who, place)
+        return counts if first else counts[:2]
+
+    @staticmethod
+    def _ban(reading: Reading) -> tuple[BanScope, float] | None:
+        """The longest ban in ``reading`` that holds for this person here, if any."""
+        bans = [
+            (SCOPES[count[0]], seconds)
+            for count, seconds in reading.bans.items()
+            # Her usual places are spared the bans that failures elsewhere caused.
+            if not (reading.known and count[0] in ("person", "place"))
+        ]
         scope, seconds = max(bans, key=lambda ban: ban[1])
         return (scope, seconds) if seconds > 0 else None
 
-    def _busy(self, who: str, place: str, *, with_place: bool) -> BanScope | None:
-        """Which limit the checks already under way would reach, if any."""
-        if self._from_place.saturated((who, place)):
-            return "user"
-        if with_place and place and self._places_for_everybody.saturated(place):
-            return "address"
-        if self._known_from(who, place):
-            return None
-        if self._overall.saturated(who):
-            return "user"
-        if with_place and place and self._places.saturated(place):
-            return "address"
+    def _busy(self, reading: Reading, charged: list[Count]) -> BanScope | None:
+        """Which limit the checks under way (this one among them) would pass, if any."""
+        for count in sorted(charged, key=lambda count: _BUSY_ORDER.index(count[0])):
+            if reading.known and count[0] in ("person", "place"):
+                continue
+            under_way = self._in_flight.get(count, 0)
+            if reading.failures.get(count, 0) + under_way > self._limits[count[0]]:
+                return SCOPES[count[0]]
         return None
 
-    def banned_for(self, username: str, address: str) -> float:
+    async def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""
         name = _NAME + fold_user_name(username)
         place = place_of(address)
         seconds = [0.0]
-        for who in (name, self._entries.get(name)):
-            ban = None if who is None else self._ban(who, place)
+        for who in (name, await self._store.entry_of(name)):
+            if who is None:
+                continue
+            ban = self._ban(await self._store.read(self._counts(who, place), _pair(who, place)))
             if ban is not None:
                 seconds.append(ban[1])
         return max(seconds)
 
-    @contextmanager
-    def attempt(self, username: str, address: str) -> Iterator[Attempt]:
+    @asynccontextmanager
+    async def attempt(self, username: str, address: str) -> AsyncIterator[Attempt]:
         """One password check: :class:`Banned` now, or a check that is counted.
 
         The check is under way until the block ends. Leaving it with
@@ -214,55 +180,57 @@ class Regulator:
         """
         attempt = Attempt(self, _NAME + fold_user_name(username), place_of(address))
         try:
-            attempt.count_against(attempt.name)
+            await attempt.count_against(attempt.name)
             yield attempt
         except InvalidCredentials:
-            attempt.failed()
+            await attempt.failed()
             raise
         finally:
             attempt.end()
 
     # -- what an Attempt does, for every "who" it names ----------------------
 
-    def _begin(self, who: str, place: str, *, first: bool) -> None:
+    async def _begin(self, who: str, place: str, *, first: bool) -> None:
         """Count a check under way against ``who`` (and, for its first ``who``, the place)."""
-        ban = self._ban(who, place)
-        if ban is not None:
-            raise Banned(*ban)
-        busy = self._busy(who, place, with_place=first)
-        if busy is not None:
-            raise Banned(busy, BUSY_RETRY_SECONDS)
-        for counter, key in self._counts_of(who, place, first=first):
-            counter.begin(key)
+        charged = self._charged(who, place, first=first)
+        # Counted before the store is asked: parallel checks see each other
+        # whatever the store's answer waits for.
+        for count in charged:
+            self._in_flight[count] = self._in_flight.get(count, 0) + 1
+        try:
+            reading = await self._store.read(self._counts(who, place), _pair(who, place))
+            ban = self._ban(reading)
+            busy = self._busy(reading, charged)
+        except BaseException:
+            self._end(who, place, first=first)
+            raise
+        if ban is not None or busy is not None:
+            self._end(who, place, first=first)
+            scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
+            assert scope is not None
+            self._metrics.bans.labels(scope).inc()
+            raise Banned(scope, seconds)
 
     def _end(self, who: str, place: str, *, first: bool) -> None:
-        for counter, key in self._counts_of(who, place, first=first):
-            counter.end(key)
+        for count in self._charged(who, place, first=first):
+            remaining = self._in_flight.get(count, 0) - 1
+            if remaining > 0:
+                self._in_flight[count] = remaining
+            else:
+                self._in_flight.pop(count, None)
 
-    def _fail(self, who: str, place: str, *, first: bool) -> None:
-        for counter, key in self._counts_of(who, place, first=first):
-            counter.fail(key)
+    async def _fail(self, who: str, place: str, *, first: bool) -> None:
+        charged = self._charged(who, place, first=first)
+        await self._store.fail([(count, self._limits[count[0]]) for count in charged])
 
-    def _counts_of(
-        self, who: str, place: str, *, first: bool
-    ) -> list[tuple[SlidingCounter, Hashable]]:
-        """The counts a check of ``who`` from ``place`` goes into (the place's once a check)."""
-        counts: list[tuple[SlidingCounter, Hashable]] = [
-            (self._from_place, (who, place)),
-            (self._overall, who),
-        ]
-        if first and place:
-            counts += [(self._places, place), (self._places_for_everybody, place)]
-        return counts
-
-    def _succeed(self, who: str, place: str) -> None:
+    async def _succeed(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own
         # login would hand an attacker elsewhere a fresh set of guesses.
-        self._from_place.forget((who, place))
-        self._known[(who, place)] = True
+        pair = _pair(who, place)
+        await self._store.succeed(("person_at_place", pair), pair)
 
-    def _learn_entry(self, name: str, entry: str) -> None:
-        self._entries[name] = entry
+    async def _learn_entry(self, name: str, entry: str) -> None:
+        await self._store.learn_entry(name, entry)
 
 
 class Attempt:
@@ -274,30 +242,36 @@ class Attempt:
         self._place = place
         self._who: list[str] = []
 
-    def count_against(self, who: str) -> None:
+    async def count_against(self, who: str) -> None:
         """Count this check against ``who`` too; :class:`Banned` if ``who`` may not try now."""
         if who in self._who:
             return
-        self._regulator._begin(who, self._place, first=not self._who)
+        first = not self._who
+        # Listed before the store is asked, so that end() always releases it.
         self._who.append(who)
+        try:
+            await self._regulator._begin(who, self._place, first=first)
+        except BaseException:
+            self._who.remove(who)
+            raise
 
-    def found_entry(self, entry: str) -> None:
+    async def found_entry(self, entry: str) -> None:
         """The directory entry the name led to (a canonical DN): counted as the same person.
 
         Every spelling that reaches this entry shares its counts, whatever the
         directory folds. Raises :class:`Banned` before the bind when it is banned.
         """
         # Learnt first: the banned page, asked for next, looks the name up.
-        self._regulator._learn_entry(self.name, _ENTRY + entry)
-        self.count_against(_ENTRY + entry)
+        await self._regulator._learn_entry(self.name, _ENTRY + entry)
+        await self.count_against(_ENTRY + entry)
 
-    def failed(self) -> None:
+    async def failed(self) -> None:
         for index, who in enumerate(self._who):
-            self._regulator._fail(who, self._place, first=index == 0)
+            await self._regulator._fail(who, self._place, first=index == 0)
 
-    def succeeded(self) -> None:
+    async def succeeded(self) -> None:
         for who in self._who:
-            self._regulator._succeed(who, self._place)
+            await self._regulator._succeed(who, self._place)
 
     def end(self) -> None:
         for index, who in enumerate(self._who):

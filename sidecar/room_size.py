@@ -23,8 +23,9 @@ import aiohttp
 from cachetools import TTLCache
 
 from sidecar.config import ClassroomSettings
-from sidecar.regulation import SlidingCounter
+from sidecar.metrics import Metrics
 from sidecar.single_flight import SingleFlight
+from sidecar.sliding_counter import SlidingCounter
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class RoomSize:
         client: aiohttp.ClientSession,
         token_for: Callable[[str, str], str] | None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._url = settings.room_size_url
         self._admit_on_error = settings.on_room_size_error == "admit"
         self._domain = domain
@@ -82,12 +85,15 @@ class RoomSize:
 
     async def _ask(self, backend_room: str, tenant: str) -> bool:
         try:
-            return await self._participants(backend_room, tenant) > 0
+            is_open = await self._participants(backend_room, tenant) > 0
         except RoomSizeError as error:
+            self._metrics.room_size.labels("error").inc()
             log.warning(
                 "room-size API: %s; %s", error, "admitting" if self._admit_on_error else "waiting"
             )
             return self._admit_on_error
+        self._metrics.room_size.labels("open" if is_open else "closed").inc()
+        return is_open
 
     async def _participants(self, backend_room: str, tenant: str) -> int:
         # Sent as the web app names the room; aiohttp encodes its "%" once more,

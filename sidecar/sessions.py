@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sidecar.config import GUEST_ROLE, Secret, SessionSettings
 from sidecar.cookies import CookiePolicy
 from sidecar.people import Person
+from sidecar.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,10 @@ def _check_types(session: Session) -> None:
             raise TypeError(f"{name} must be a whole number")
 
 
+# Redis key kind of ended sessions (sidecar.shared_state).
+ENDED = "ended-session"
+
+
 class RevokedSessions:
     """Ids of sessions ended by logout, until their lifetime is over.
 
@@ -177,6 +182,7 @@ class SessionCookies:
         policy: CookiePolicy = SECURE_COOKIES,
         clock: Callable[[], float] = time.time,
         revoked: RevokedSessions | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         if not settings.keys:
             raise ValueError("no session keys")
@@ -185,6 +191,9 @@ class SessionCookies:
         self._clock = clock
         self._fernet = MultiFernet([_fernet(key) for key in settings.keys])
         self._revoked = revoked or RevokedSessions(settings.revocation_file, clock=clock)
+        # Logouts on every sidecar; this process's own are kept in _revoked as well,
+        # so they hold while Redis is away.
+        self._shared = shared
 
     def _now(self) -> int:
         return int(self._clock())
@@ -208,9 +217,15 @@ class SessionCookies:
 
     # -- the cookie ------------------------------------------------------------
 
-    def load(self, cookies: Mapping[str, str]) -> Session | None:
+    async def load(self, cookies: Mapping[str, str]) -> Session | None:
         """The session a request's cookies carry, if it is ours, current and not logged out."""
-        return self.open(cookies.get(self._policy.name(COOKIE_NAME)))
+        session = self.open(cookies.get(self._policy.name(COOKIE_NAME)))
+        if session is None or self._shared is None:
+            return session
+        if await self._shared.marked(ENDED, session.session_id):
+            log.info("session of %r refused: logged out elsewhere", session.user_id)
+            return None
+        return session
 
     def set_cookie(self, session: Session) -> str:
         """The ``Set-Cookie`` value that carries ``session``, sealed, to the browser."""
@@ -305,5 +320,8 @@ class SessionCookies:
             last_seen=self._now(),
         )
 
-    def end(self, session: Session) -> None:
-        self._revoked.revoke(session.session_id, session.issued_at + self._settings.lifetime)
+    async def end(self, session: Session) -> None:
+        until = session.issued_at + self._settings.lifetime
+        self._revoked.revoke(session.session_id, until)
+        if self._shared is not None:
+            await self._shared.mark(ENDED, session.session_id, until)

@@ -40,14 +40,14 @@ def _room_asked(request: web.Request) -> tuple[RoomRequest | None, bool]:
         return None, True
 
 
-def _to_login(request: web.Request, room: RoomRequest | None) -> web.StreamResponse:
+async def _to_login(request: web.Request, room: RoomRequest | None) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     next_location = start_page_location(room)
     if "form" in settings.login.methods and request.app[SESSIONS] is not None:
         # Set as written: HTTPFound would let yarl undo the escaping of the query.
         location = f"/auth/login?next={quote(next_location, safe='')}"
         return web.Response(status=302, headers={"Location": location})
-    return named_page(request, "challenge", retry=next_location)
+    return await named_page(request, "challenge", retry=next_location)
 
 
 async def _may_enter(request: web.Request, who: Visitor, room: RoomRequest) -> bool:
@@ -62,7 +62,7 @@ async def _figures(request: web.Request) -> BridgeFigures | None:
     return None if bridge is None else await bridge.figures()
 
 
-def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] | None:
+async def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] | None:
     links = request.app[GUEST_LINKS]
     if links is None or not who.is_teacher:
         return None
@@ -78,7 +78,7 @@ def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] |
                 "until": until_text(t, link.expires_at),
                 "url": settings.server.public_url + links.path_of(link),
             }
-            for link in links.created_by(who.person.user_id)
+            for link in await links.created_by(who.person.user_id)
         ],
     }
 
@@ -86,13 +86,13 @@ def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] |
 async def start_page(request: web.Request) -> web.StreamResponse:
     room, not_a_room = _room_asked(request)
     sessions = request.app[SESSIONS]
-    session = sessions.load(request.cookies) if sessions is not None else None
+    session = await sessions.load(request.cookies) if sessions is not None else None
     if session is not None and session.is_guest:
         # A guest's start page: the one room their invitation is for.
         return guest_room_message(request, "guest-home", session)
     who = await visitor(request)
     if who is None:
-        return _to_login(request, room)
+        return await _to_login(request, room)
     tokens = request.app[CSRF_TOKENS]
     csrf_token, csrf_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
     settings = request.app[SETTINGS]
@@ -105,7 +105,7 @@ async def start_page(request: web.Request) -> web.StreamResponse:
         "waiting": False,
         "apps": [],
         "app_link": None,
-        "guests": _guest_links_context(request, who),
+        "guests": await _guest_links_context(request, who),
         "guest_room_error": request.query.get("guest_error") == "room",
         "csrf_token": csrf_token,
     }

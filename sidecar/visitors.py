@@ -41,7 +41,7 @@ class Visitor:
 async def visitor(request: web.Request) -> Visitor | None:
     """The person behind ``request`` and their role, or None (nobody, a guest, or no role)."""
     guard = request.app[GUARD]
-    session = guard.open_session(request.cookies)
+    session = await guard.open_session(request.cookies)
     if session is not None:
         if session.is_guest:
             return None

@@ -31,6 +31,7 @@ from sidecar.appkeys import (
     GUEST_LIMIT,
     GUEST_LINKS,
     LINK_LIMIT,
+    METRICS,
     REGULATOR,
     ROLES,
     ROOM_SIZE,
@@ -47,14 +48,28 @@ from sidecar.cookies import CookiePolicy
 from sidecar.credential_cache import CredentialCache
 from sidecar.csrf import CsrfTokens
 from sidecar.directory import Directory
-from sidecar.guard import Allow, Challenge, Guard, Page, Redirect, RoomAccessRequest, Verdict
+from sidecar.guard import (
+    LOGIN_PATH,
+    Allow,
+    Challenge,
+    Decision,
+    Guard,
+    Page,
+    Redirect,
+    RoomAccessRequest,
+    Verdict,
+)
 from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 from sidecar.guest_links import GuestLinks
-from sidecar.regulation import Regulator, SlidingCounter
+from sidecar.logs import log_decision
+from sidecar.metrics import Metrics
+from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
+from sidecar.shared_state import SharedState, open_redis
 from sidecar.single_flight import SingleFlight
+from sidecar.sliding_counter import SlidingCounter
 from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
@@ -122,7 +137,20 @@ def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
     return response
 
 
+def _outcome(verdict: Verdict, decision: Decision) -> str:
+    if isinstance(verdict, Allow):
+        return "allowed"
+    if isinstance(verdict, Redirect):
+        if decision.minted:
+            return "token"
+        return "login" if verdict.location.startswith(LOGIN_PATH) else "redirect"
+    if isinstance(verdict, Challenge):
+        return "challenge"
+    return verdict.name
+
+
 async def verify(request: web.Request) -> web.Response:
+    started = time.monotonic()
     access = RoomAccessRequest(
         uri=request.headers.get("X-Original-URI", ""),
         method=request.headers.get("X-Original-Method", "GET"),
@@ -130,13 +158,29 @@ async def verify(request: web.Request) -> web.Response:
         cookies=request.cookies,
         client_address=request.headers.get("X-Real-IP", ""),
     )
+    decision = Decision()
     try:
-        verdict = await request.app[GUARD].decide(access)
+        verdict: Verdict = await request.app[GUARD].decide(access, decision)
+        response = _verdict_response(request, verdict)
+        outcome = _outcome(verdict, decision)
     except Exception:
         # nginx turns anything but 200/401/403 into its own 500 page.
         log.exception("verify failed")
-        return web.Response(status=403, headers={PAGE_HEADER: "error"})
-    return _verdict_response(request, verdict)
+        response = web.Response(status=403, headers={PAGE_HEADER: "error"})
+        outcome = "error"
+    request.app[METRICS].decisions.labels(outcome, decision.method, decision.role).inc()
+    log_decision(
+        "decision",
+        outcome=outcome,
+        user=decision.user,
+        role=decision.role,
+        room=decision.room,
+        method=decision.method,
+        reason=decision.reason,
+        ms=round((time.monotonic() - started) * 1000, 1),
+        address=access.client_address or "-",
+    )
+    return response
 
 
 def _public_key_handler(keys: PublicKeys) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -212,12 +256,21 @@ def _resources(
     settings: Settings, policy: CookiePolicy
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        directory = Directory(settings.ldap)
-        regulator = Regulator(settings.regulation)
+        metrics = app[METRICS]
+        redis = open_redis(settings.state)
+        shared = (
+            SharedState(redis, prefix=settings.state.key_prefix, metrics=metrics)
+            if redis is not None
+            else None
+        )
+        directory = Directory(settings.ldap, metrics=metrics)
+        regulator = Regulator(settings.regulation, shared=shared, metrics=metrics)
         roles = RoleRules(settings.roles)
-        authenticator = Authenticator(directory, CredentialCache(settings.cache), regulator, roles)
+        authenticator = Authenticator(
+            directory, CredentialCache(settings.cache), regulator, roles, metrics=metrics
+        )
         tokens = RoomTokens(settings.jitsi)
-        guest_links = GuestLinks(settings.guests) if settings.guests.keys else None
+        guest_links = GuestLinks(settings.guests, shared=shared) if settings.guests.keys else None
         client = aiohttp.ClientSession()
         room_size = (
             RoomSize(
@@ -225,12 +278,15 @@ def _resources(
                 domain=settings.xmpp_domain,
                 client=client,
                 token_for=tokens.room_check_token if settings.classroom.room_size_token else None,
+                metrics=metrics,
             )
             if settings.classroom.wait_for_teacher
             else None
         )
         sessions = (
-            SessionCookies(settings.sessions, policy=policy) if settings.sessions.keys else None
+            SessionCookies(settings.sessions, policy=policy, shared=shared)
+            if settings.sessions.keys
+            else None
         )
         app[REGULATOR] = regulator
         app[AUTHENTICATOR] = authenticator
@@ -255,10 +311,13 @@ def _resources(
             room_size=room_size,
             guest_links=guest_links,
             tenants=settings.jitsi.tenant_set,
+            metrics=metrics,
         )
         yield
         directory.close()
         await client.close()
+        if redis is not None:
+            await redis.aclose()
 
     return resources
 
@@ -267,6 +326,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[page_headers], client_max_size=MAX_FORM_BYTES)
     policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from demo.nginx import free_port
 from demo.run import DEMO_METHODS, SUBJECT, write_demo_config
 from demo.slapd import Slapd
 from tests.jitsi_rules import JitsiSite
+from tests.redis_server import RedisServer
 from tests.stack import Stack, start_stack
 
 
@@ -24,6 +26,9 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     with Slapd(tmp_path_factory.mktemp("slapd")) as server:
         yield server
 
+
+# The files that make two sidecars nodes of one site (demo/run.py writes them).
+SHARED_SECRETS = ("app_secret", "session_keys", "guest_keys")
 
 # Shared stacks see many deliberate failures from 127.0.0.1; regulation has
 # its own tests with its own stack.
@@ -43,11 +48,16 @@ def _stack(
     extra: str = LENIENT_REGULATION,
     replace: dict[str, str] | None = None,
     tenants: str | None = None,
+    secrets_of: Stack | None = None,
 ) -> Stack:
     port = free_port()
     config = write_demo_config(
         workdir, port=port, ldap_url=slapd.ldap_url, methods=methods, extra=extra
     )
+    if secrets_of is not None:
+        # Another node of the same site: the same keys for tokens, cookies and links.
+        for name in SHARED_SECRETS:
+            shutil.copyfile(secrets_of.sidecar.config.parent / name, workdir / name)
     text = config.read_text("utf-8")
     for old, new in (replace or {}).items():
         assert old in text, old
@@ -99,13 +109,21 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         extra: str = LENIENT_REGULATION,
         replace: dict[str, str] | None = None,
         tenants: str | None = None,
+        secrets_of: Stack | None = None,
     ) -> Stack:
         """``replace`` edits the demo configuration's text: {old line: new line};
-        ``tenants`` is what the include's tenant name becomes (a regex)."""
+        ``tenants`` is what the include's tenant name becomes (a regex); ``secrets_of``
+        makes this stack another node of that one's site (the same keys)."""
         workdir = tmp_path / f"stack{len(started)}"
         workdir.mkdir()
         running = _stack(
-            slapd, workdir, methods=methods, extra=extra, replace=replace, tenants=tenants
+            slapd,
+            workdir,
+            methods=methods,
+            extra=extra,
+            replace=replace,
+            tenants=tenants,
+            secrets_of=secrets_of,
         )
         started.append(running)
         return running
@@ -121,6 +139,13 @@ def jitsi() -> Iterator[JitsiHttp]:
     running = JitsiHttp(domain=SUBJECT).start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """Debian's redis-server on a unix socket, for the sidecars that share state."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture

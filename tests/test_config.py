@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.config import (
+    MIN_SECRET_BYTES,
     SECTIONS,
     AppLink,
     ConfigError,
@@ -20,6 +24,7 @@ from sidecar.config import (
     RegulationSettings,
     RoleRule,
     Secret,
+    Settings,
     TcpAddress,
     UnixAddress,
     load_settings,
@@ -201,7 +206,7 @@ def test_serve_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
 def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
     path = write_config(tmp_path, MINIMAL)
     result = subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", "check-config", "--config", str(path)],
+        [sys.executable, "-m", "sidecar.cli", "check-config", "--offline", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -214,7 +219,13 @@ def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
 def test_console_script_is_installed(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "jitsi-auth-sidecar"
     result = subprocess.run(
-        [str(script), "check-config", "--config", str(write_config(tmp_path, MINIMAL))],
+        [
+            str(script),
+            "check-config",
+            "--offline",
+            "--config",
+            str(write_config(tmp_path, MINIMAL)),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -304,17 +315,158 @@ def test_settings_built_in_code_get_the_declared_defaults() -> None:
     assert raised.value.key == "group_base"
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config.example.toml"
+TABLES: dict[str, type] = {"roles": RoleRule, "apps": AppLink, "previous_keys": PreviousKey}
+# A table's header, active or (for the example-only tables) commented out.
+HEADER = re.compile(r"^(?:# )?\[\[?(\w+)\]\]?$")
+# "#key = value" shows a default: removing the "#" must change nothing.
+SHOWN_DEFAULT = re.compile(r"^#(\w+) = ", re.MULTILINE)
 
 
-@pytest.mark.parametrize("section", [*SECTIONS, "roles", "apps", "previous_keys"])
-def test_the_readme_documents_every_key(section: str) -> None:
-    block = README.read_text("utf-8").split("## Configuration", 1)[1].split("### ", 1)[0]
-    tables = {"roles": RoleRule, "apps": AppLink, "previous_keys": PreviousKey}
-    cls = tables.get(section) or SECTIONS[section]
-    documented = block.split(f"[{section}]", 1)[1]
+def example_tables(text: str) -> dict[str, str]:
+    """Each [section] or [[table]] of the example, with its comments (all [[roles]] in one)."""
+    tables: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        header = HEADER.match(line)
+        if header:
+            lines = tables.setdefault(header[1], [])
+        lines.append(line)
+    return {name: "\n".join(body) for name, body in tables.items()}
+
+
+@pytest.mark.parametrize("name", [*SECTIONS, *TABLES])
+def test_the_example_lists_every_key(name: str) -> None:
+    """config.example.toml is the reference: a key missing there is a key nobody finds."""
+    tables = example_tables(EXAMPLE.read_text("utf-8"))
+    assert name in tables, f"config.example.toml has no [{name}]"
+    cls = SECTIONS.get(name) or TABLES[name]
     for item in dataclasses.fields(cls):
-        assert re.search(rf"^{key_of(item)} = ", documented, re.MULTILINE), (section, item.name)
+        key = key_of(item)
+        if name in TABLES:
+            # Set, shown as a default or as an example ("# key = value").
+            assert re.search(rf"^#? ?{key} = ", tables[name], re.MULTILINE), (name, key)
+            continue
+        is_set = re.search(rf"^{key} = ", tables[name], re.MULTILINE) is not None
+        default_shown = re.search(rf"^#{key} = ", tables[name], re.MULTILINE) is not None
+        assert is_set or default_shown, f"{name}.{key} is neither set nor shown with its default"
+        if item.default is dataclasses.MISSING:
+            assert is_set, f"{name}.{key} is required, so the example sets it"
+
+
+def with_files(tmp_path: Path, text: str) -> str:
+    """``text`` with its /etc and /var/lib paths moved into ``tmp_path``, where each
+    ``*_file`` it sets exists and holds a secret (or keys) long enough for any use."""
+    etc, var = tmp_path / "etc", tmp_path / "var"
+    etc.mkdir(exist_ok=True)
+    var.mkdir(exist_ok=True)
+    text = text.replace("/etc/jitsi-auth-sidecar/", f"{etc}/")
+    text = text.replace("/var/lib/jitsi-auth-sidecar/", f"{var}/")
+    for name in re.findall(rf'^\w+_file = "{re.escape(str(etc))}/([^"]+)"', text, re.MULTILINE):
+        write_secret_file(etc / name)
+    return re.sub(r'^socket_group = "(.+)"$', _existing_group, text, flags=re.MULTILINE)
+
+
+def write_secret_file(path: Path) -> None:
+    if path.name.endswith("keys"):
+        # Session and guest keys: one per line, newest first, # comments allowed.
+        path.write_text(f"# newest first\n{'n' * MIN_SECRET_BYTES}\n{'o' * MIN_SECRET_BYTES}\n")
+    else:
+        # Twice the minimum: what HS512 needs.
+        path.write_text("s" * (2 * MIN_SECRET_BYTES) + "\n")
+
+
+def _existing_group(match: re.Match[str]) -> str:
+    """The socket group as the example names it (nginx's) where it exists, else root's."""
+    try:
+        grp.getgrnam(match[1])
+    except KeyError:
+        return f'socket_group = "{grp.getgrgid(0).gr_name}"'
+    return match[0]
+
+
+def load_text(
+    tmp_path: Path, name: str, text: str, environ: dict[str, str] | None = None
+) -> Settings:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_settings(path, environ={} if environ is None else environ)
+
+
+def test_the_example_loads_and_its_shown_defaults_are_the_defaults(tmp_path: Path) -> None:
+    """Each "#key = value", uncommented, gives what leaving the key out gives: the
+    default declared on the field (after its checks, as the audience becomes app_id)."""
+    text = with_files(tmp_path, EXAMPLE.read_text("utf-8"))
+    as_is = load_text(tmp_path, "as_is.toml", text)
+    shown = SHOWN_DEFAULT.sub(r"\1 = ", text)
+    assert shown != text
+    uncommented = load_text(tmp_path, "uncommented.toml", shown)
+    # Key by key first, for a message that names the wrong one.
+    table, seen = "", dict[str, int]()  # the table a line is in; [[tables]] so far
+    for line in text.splitlines():
+        header = HEADER.match(line)
+        if header and not line.startswith("#"):
+            table = header[1]
+            seen[table] = seen.get(table, 0) + 1
+        default = SHOWN_DEFAULT.match(line)
+        if default is None:
+            continue
+        cls = SECTIONS.get(table) or TABLES[table]
+        item = next(item for item in dataclasses.fields(cls) if key_of(item) == default[1])
+        objects = [
+            getattr(settings, table)[seen[table] - 1]
+            if table in TABLES
+            else getattr(settings, table)
+            for settings in (as_is, uncommented)
+        ]
+        declared, shown_value = (getattr(found, item.name) for found in objects)
+        assert shown_value == declared, f"{table}.{default[1]}: {line!r}, default {declared!r}"
+    assert uncommented == as_is
+
+
+def test_the_example_tables_load(tmp_path: Path) -> None:
+    """The commented-out [[apps]] and [[previous_keys]] work once uncommented."""
+    lines: list[str] = []
+    in_table = False
+    for line in with_files(tmp_path, EXAMPLE.read_text("utf-8")).splitlines():
+        if re.fullmatch(r"# \[\[\w+\]\]", line):
+            in_table = True
+        elif not re.fullmatch(r"# \w+ = .*", line):
+            in_table = False
+        lines.append(line.removeprefix("# ") if in_table else line)
+    text = "\n".join(lines)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    for name in re.findall(r'^public_key_file = "([^"]+)"$', text, re.MULTILINE):
+        Path(name).write_bytes(
+            key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    settings = load_text(tmp_path, "tables.toml", text)
+    assert len(settings.apps) == 1
+    assert len(settings.previous_keys) == 1
+
+
+def test_the_readme_example_works_with_the_shipped_unit(tmp_path: Path) -> None:
+    """The README's smallest file, with the credentials the systemd unit passes in."""
+    section = (ROOT / "README.md").read_text("utf-8").split("\n## Configuration\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    (example,) = re.findall(r"^```toml\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    unit = (ROOT / "systemd" / "jitsi-auth-sidecar.service").read_text("utf-8")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    names = re.findall(r"^LoadCredential=(\w+):", unit, re.MULTILINE)
+    assert "app_secret" in names
+    for name in names:
+        write_secret_file(credentials / name)
+    settings = load_text(
+        tmp_path,
+        "readme.toml",
+        with_files(tmp_path, example),
+        environ={"CREDENTIALS_DIRECTORY": str(credentials)},
+    )
+    assert [rule.name for rule in settings.roles] == ["teacher", "pupil"]
 
 
 def test_the_ceiling_from_everywhere_is_not_below_the_one_per_address(tmp_path: Path) -> None:

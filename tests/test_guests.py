@@ -3,6 +3,7 @@ withdrawn, on the wrong room; guests never touch LDAP."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import json
@@ -162,7 +163,7 @@ def test_altered_expired_and_moved_links_get_no_token(
         "longer": forged(path, expires_at=4_000_000_000),
         "signature": f"/auth/guest/{payload}.{flipped}",
         "no signature": f"/auth/guest/{payload}",
-        "expired": expired.create(room_named("Mathe7b"), 1, "t", "T"),
+        "expired": asyncio.run(expired.create(room_named("Mathe7b"), 1, "t", "T")),
     }
     for case, bad in cases.items():
         guest = Browser(stack)
@@ -253,24 +254,25 @@ def test_entering_names_is_rate_limited_per_address(
     assert statuses[-1] == 429
 
 
-def test_the_longest_validity_is_max_days(tmp_path: Path) -> None:
+async def test_the_longest_validity_is_max_days(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
     settings = GuestSettings(keys=(Secret(b"k" * 40),), max_days=3)
     links = GuestLinks(settings, clock=lambda: now[0])
-    path = links.create(room_named("Mathe7b"), 30, "t", "T")
-    link = links.open(path.removeprefix("/auth/guest/"))
+    path = await links.create(room_named("Mathe7b"), 30, "t", "T")
+    link = await links.open(path.removeprefix("/auth/guest/"))
     assert link.expires_at == int(now[0]) + 3 * 86400
 
 
-def test_link_keys_rotate_like_session_keys() -> None:
+async def test_link_keys_rotate_like_session_keys() -> None:
     old = GuestLinks(GuestSettings(keys=(Secret(b"a" * 40),)))
-    path = old.create(room_named("Mathe7b"), 1, "t", "T").removeprefix("/auth/guest/")
+    path = (await old.create(room_named("Mathe7b"), 1, "t", "T")).removeprefix("/auth/guest/")
     rotated = GuestLinks(GuestSettings(keys=(Secret(b"b" * 40), Secret(b"a" * 40))))
-    assert rotated.open(path).room == "Mathe7b"
-    newest = rotated.create(room_named("Mathe7b"), 1, "t", "T").removeprefix("/auth/guest/")
-    assert GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(newest).room == "Mathe7b"
+    assert (await rotated.open(path)).room == "Mathe7b"
+    newest = (await rotated.create(room_named("Mathe7b"), 1, "t", "T")).removeprefix("/auth/guest/")
+    only_b = GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),)))
+    assert (await only_b.open(newest)).room == "Mathe7b"
     with pytest.raises(InvalidLink):
-        GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(path)
+        await GuestLinks(GuestSettings(keys=(Secret(b"b" * 40),))).open(path)
 
 
 def test_guest_links_never_reach_the_sidecars_log(
@@ -333,29 +335,28 @@ def test_an_unreadable_state_file_stops_the_start(tmp_path: Path, state: str) ->
         GuestLinks(settings)
 
 
-def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
+async def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
     links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)))
     room = room_named("Ü" * 100 + "😀" * 100)
-    path = links.create(room, 1, "t", "Ö" * 200)
-    assert links.open(path.removeprefix("/auth/guest/")).room == room.room
+    path = await links.create(room, 1, "t", "Ö" * 200)
+    assert (await links.open(path.removeprefix("/auth/guest/"))).room == room.room
 
 
-def test_a_link_is_read_in_one_spelling_only_and_without_the_teachers_login() -> None:
+async def test_a_link_is_read_in_one_spelling_only_and_without_the_teachers_login() -> None:
     links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)))
-    value = links.create(room_named("Mathe7b"), 1, "anna.mueller", "Anna").removeprefix(
-        "/auth/guest/"
-    )
+    path = await links.create(room_named("Mathe7b"), 1, "anna.mueller", "Anna")
+    value = path.removeprefix("/auth/guest/")
     payload = value.split(".")[0]
     assert "anna.mueller" not in base64.urlsafe_b64decode(payload + "==").decode()
     for odd in (value + "!!!!", value + "A", value.replace(".", ".A", 1)):
         with pytest.raises(InvalidLink):
-            links.open(odd)
+            await links.open(odd)
 
 
-def test_a_signed_payload_of_the_wrong_shape_is_altered_not_a_500() -> None:
+async def test_a_signed_payload_of_the_wrong_shape_is_altered_not_a_500() -> None:
     key = Secret(b"k" * 40)
     links = GuestLinks(GuestSettings(keys=(key,)))
     signer = GuestLinks(GuestSettings(keys=(key,)))
     odd = GuestLink(link_id=["x"], room="Mathe7b", expires_at=4_000_000_000, inviter_name="T")  # type: ignore[arg-type]
     with pytest.raises(InvalidLink):
-        links.open(signer.path_of(odd).removeprefix("/auth/guest/"))
+        await links.open(signer.path_of(odd).removeprefix("/auth/guest/"))

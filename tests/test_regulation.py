@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 
 import pytest
 
@@ -56,95 +56,97 @@ def regulator(clock: Clock) -> Regulator:
     return make_regulator(clock)
 
 
-def fail(regulator: Regulator, name: str, address: str, entry: str | None = None) -> None:
+async def fail(regulator: Regulator, name: str, address: str, entry: str | None = None) -> None:
     """One wrong password, as the authenticator reports it."""
     try:
-        with regulator.attempt(name, address) as attempt:
+        async with regulator.attempt(name, address) as attempt:
             if entry is not None:
-                attempt.found_entry(entry)
+                await attempt.found_entry(entry)
             raise InvalidCredentials
     except InvalidCredentials:
         return
 
 
-def succeed(regulator: Regulator, name: str, address: str) -> None:
-    with regulator.attempt(name, address) as attempt:
-        attempt.succeeded()
+async def succeed(regulator: Regulator, name: str, address: str) -> None:
+    async with regulator.attempt(name, address) as attempt:
+        await attempt.succeeded()
 
 
-def test_nobody_is_banned_at_first(regulator: Regulator) -> None:
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+async def test_nobody_is_banned_at_first(regulator: Regulator) -> None:
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
 
 
-def test_a_name_is_banned_from_the_place_of_its_failures_only(regulator: Regulator) -> None:
+async def test_a_name_is_banned_from_the_place_of_its_failures_only(regulator: Regulator) -> None:
     for _ in range(PER_USER - 1):
-        fail(regulator, "anna", "192.0.2.1")
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
-    fail(regulator, "anna", "192.0.2.1")
-    assert regulator.banned_for("anna", "192.0.2.1") == BAN_TIME
+        await fail(regulator, "anna", "192.0.2.1")
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
+    await fail(regulator, "anna", "192.0.2.1")
+    assert await regulator.banned_for("anna", "192.0.2.1") == BAN_TIME
     # From elsewhere she still gets in, and so do others from that place.
-    assert regulator.banned_for("anna", "192.0.2.9") == 0
-    assert regulator.banned_for("bert", "192.0.2.1") == 0
-    with pytest.raises(Banned) as banned, regulator.attempt("anna", "192.0.2.1"):
-        pass
+    assert await regulator.banned_for("anna", "192.0.2.9") == 0
+    assert await regulator.banned_for("bert", "192.0.2.1") == 0
+    with pytest.raises(Banned) as banned:
+        async with regulator.attempt("anna", "192.0.2.1"):
+            pass
     assert banned.value.scope == "user"
     assert banned.value.seconds == BAN_TIME
 
 
-def test_failures_from_everywhere_reach_a_higher_ceiling(regulator: Regulator) -> None:
+async def test_failures_from_everywhere_reach_a_higher_ceiling(regulator: Regulator) -> None:
     for number in range(OVERALL - 1):
-        fail(regulator, "anna", f"192.0.2.{number}")
-    assert regulator.banned_for("anna", "198.51.100.1") == 0
-    fail(regulator, "anna", "192.0.2.200")
-    assert regulator.banned_for("anna", "198.51.100.1") == BAN_TIME
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    assert await regulator.banned_for("anna", "198.51.100.1") == 0
+    await fail(regulator, "anna", "192.0.2.200")
+    assert await regulator.banned_for("anna", "198.51.100.1") == BAN_TIME
 
 
-def test_her_usual_places_stay_open_when_the_name_is_banned(
+async def test_her_usual_places_stay_open_when_the_name_is_banned(
     regulator: Regulator, clock: Clock
 ) -> None:
-    succeed(regulator, "anna", "198.51.100.7")
+    await succeed(regulator, "anna", "198.51.100.7")
     for number in range(OVERALL):
-        fail(regulator, "anna", f"192.0.2.{number}")
-    assert regulator.banned_for("anna", "203.0.113.1") == BAN_TIME
-    assert regulator.banned_for("anna", "198.51.100.7") == 0
-    succeed(regulator, "anna", "198.51.100.7")
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    assert await regulator.banned_for("anna", "203.0.113.1") == BAN_TIME
+    assert await regulator.banned_for("anna", "198.51.100.7") == 0
+    await succeed(regulator, "anna", "198.51.100.7")
     # A place is usual for as long as known_address_lifetime after its last good login.
     clock.advance(KNOWN_FOR - 1)
     for number in range(OVERALL):
-        fail(regulator, "anna", f"192.0.2.{100 + number}")
-    assert regulator.banned_for("anna", "198.51.100.7") == 0
+        await fail(regulator, "anna", f"192.0.2.{100 + number}")
+    assert await regulator.banned_for("anna", "198.51.100.7") == 0
     clock.advance(1)
-    assert regulator.banned_for("anna", "198.51.100.7") == BAN_TIME - 1
+    assert await regulator.banned_for("anna", "198.51.100.7") == BAN_TIME - 1
 
 
-def test_an_address_is_banned_after_its_limit_across_names(regulator: Regulator) -> None:
+async def test_an_address_is_banned_after_its_limit_across_names(regulator: Regulator) -> None:
     for number in range(PER_ADDRESS - 1):
-        fail(regulator, f"user{number}", "192.0.2.1")
-    assert regulator.banned_for("someone", "192.0.2.1") == 0
-    fail(regulator, "user-last", "192.0.2.1")
-    assert regulator.banned_for("someone", "192.0.2.1") == BAN_TIME
-    assert regulator.banned_for("user0", "192.0.2.2") == 0
-    with pytest.raises(Banned) as banned, regulator.attempt("someone", "192.0.2.1"):
-        pass
+        await fail(regulator, f"user{number}", "192.0.2.1")
+    assert await regulator.banned_for("someone", "192.0.2.1") == 0
+    await fail(regulator, "user-last", "192.0.2.1")
+    assert await regulator.banned_for("someone", "192.0.2.1") == BAN_TIME
+    assert await regulator.banned_for("user0", "192.0.2.2") == 0
+    with pytest.raises(Banned) as banned:
+        async with regulator.attempt("someone", "192.0.2.1"):
+            pass
     assert banned.value.scope == "address"
 
 
-def test_a_shared_address_ban_spares_the_people_known_there(regulator: Regulator) -> None:
+async def test_a_shared_address_ban_spares_the_people_known_there(regulator: Regulator) -> None:
     """Thirty pupils' typos (or one pupil's spray) behind the school's one address
     must not lock the teachers out."""
-    succeed(regulator, "teacher", "192.0.2.1")
+    await succeed(regulator, "teacher", "192.0.2.1")
     for number in range(PER_ADDRESS):
-        fail(regulator, f"sprayed{number}", "192.0.2.1")
-    assert regulator.banned_for("newcomer", "192.0.2.1") == BAN_TIME
-    assert regulator.banned_for("teacher", "192.0.2.1") == 0
-    succeed(regulator, "teacher", "192.0.2.1")
+        await fail(regulator, f"sprayed{number}", "192.0.2.1")
+    assert await regulator.banned_for("newcomer", "192.0.2.1") == BAN_TIME
+    assert await regulator.banned_for("teacher", "192.0.2.1") == 0
+    await succeed(regulator, "teacher", "192.0.2.1")
 
 
-def test_ipv6_is_counted_by_its_64(regulator: Regulator) -> None:
+async def test_ipv6_is_counted_by_its_64(regulator: Regulator) -> None:
     for host in range(1, PER_USER + 1):
-        fail(regulator, "anna", f"2001:db8:0:1::{host:x}")
-    assert regulator.banned_for("anna", "2001:db8:0:1:ffff::1") == BAN_TIME
-    assert regulator.banned_for("anna", "2001:db8:0:2::1") == 0
+        await fail(regulator, "anna", f"2001:db8:0:1::{host:x}")
+    assert await regulator.banned_for("anna", "2001:db8:0:1:ffff::1") == BAN_TIME
+    assert await regulator.banned_for("anna", "2001:db8:0:2::1") == 0
 
 
 @pytest.mark.parametrize(
@@ -177,184 +179,201 @@ def test_fold_user_name(spelling: str, folded: str) -> None:
     assert fold_user_name(spelling) == folded
 
 
-def test_look_alike_spellings_share_one_count(regulator: Regulator) -> None:
-    fail(regulator, "hausmeister", "192.0.2.1")
-    fail(regulator, "HAUSMEISTER", "192.0.2.1")
-    fail(regulator, "hausmeİster", "192.0.2.1")
+async def test_look_alike_spellings_share_one_count(regulator: Regulator) -> None:
+    await fail(regulator, "hausmeister", "192.0.2.1")
+    await fail(regulator, "HAUSMEISTER", "192.0.2.1")
+    await fail(regulator, "hausmeİster", "192.0.2.1")
     for spelling in ("hausmeister", "hausmeİster", "Hausme\u0131ster".replace("\u0131", "i")):
-        assert regulator.banned_for(spelling, "192.0.2.1") == BAN_TIME
+        assert await regulator.banned_for(spelling, "192.0.2.1") == BAN_TIME
 
 
-def test_every_spelling_that_reaches_one_entry_shares_its_count(regulator: Regulator) -> None:
+async def test_every_spelling_that_reaches_one_entry_shares_its_count(regulator: Regulator) -> None:
     """What the directory folds (or a filter matching uid or mail) joins here too."""
     entry = "uid=anna,ou=people,dc=school,dc=example"
-    fail(regulator, "anna", "192.0.2.1", entry)
-    fail(regulator, "anna@school.example", "192.0.2.1", entry)
-    fail(regulator, "ANNA.M", "192.0.2.1", entry)
+    await fail(regulator, "anna", "192.0.2.1", entry)
+    await fail(regulator, "anna@school.example", "192.0.2.1", entry)
+    await fail(regulator, "ANNA.M", "192.0.2.1", entry)
     # A fourth spelling is refused once the search names the same entry: before the bind.
-    with pytest.raises(Banned), regulator.attempt("a.mueller", "192.0.2.1") as attempt:
-        attempt.found_entry(entry)
+    with pytest.raises(Banned):
+        async with regulator.attempt("a.mueller", "192.0.2.1") as attempt:
+            await attempt.found_entry(entry)
     # The page for a spelling already seen knows the ban too.
-    assert regulator.banned_for("anna@school.example", "192.0.2.1") == BAN_TIME
+    assert await regulator.banned_for("anna@school.example", "192.0.2.1") == BAN_TIME
 
 
-def test_checks_under_way_count_against_the_limit(regulator: Regulator) -> None:
-    with regulator.attempt("anna", "192.0.2.1"), regulator.attempt("anna", "192.0.2.1"):
-        with regulator.attempt("anna", "192.0.2.1"):
-            with pytest.raises(Banned) as busy, regulator.attempt("anna", "192.0.2.1"):
-                pass
+async def test_checks_under_way_count_against_the_limit(regulator: Regulator) -> None:
+    async with regulator.attempt("anna", "192.0.2.1"), regulator.attempt("anna", "192.0.2.1"):
+        async with regulator.attempt("anna", "192.0.2.1"):
+            with pytest.raises(Banned) as busy:
+                async with regulator.attempt("anna", "192.0.2.1"):
+                    pass
             assert busy.value.seconds == BUSY_RETRY_SECONDS
         # One ended: one more may start.
-        with regulator.attempt("anna", "192.0.2.1"):
+        async with regulator.attempt("anna", "192.0.2.1"):
             pass
     # None is left counted once they are over.
     for _ in range(PER_USER):
-        with regulator.attempt("anna", "192.0.2.1"):
+        async with regulator.attempt("anna", "192.0.2.1"):
             pass
 
 
-def test_an_outage_counts_against_nobody(regulator: Regulator) -> None:
+async def test_an_outage_counts_against_nobody(regulator: Regulator) -> None:
     for _ in range(PER_USER * 3):
-        with pytest.raises(DirectoryUnavailable), regulator.attempt("anna", "192.0.2.1"):
-            raise DirectoryUnavailable
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+        with pytest.raises(DirectoryUnavailable):
+            async with regulator.attempt("anna", "192.0.2.1"):
+                raise DirectoryUnavailable
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
 
 
-def test_a_ban_counts_down_and_ends(regulator: Regulator, clock: Clock) -> None:
+async def test_a_ban_counts_down_and_ends(regulator: Regulator, clock: Clock) -> None:
     for _ in range(PER_USER):
-        fail(regulator, "anna", "192.0.2.1")
+        await fail(regulator, "anna", "192.0.2.1")
     clock.advance(100)
-    assert regulator.banned_for("anna", "192.0.2.1") == BAN_TIME - 100
+    assert await regulator.banned_for("anna", "192.0.2.1") == BAN_TIME - 100
     clock.advance(BAN_TIME - 101)
-    assert regulator.banned_for("anna", "192.0.2.1") == 1
+    assert await regulator.banned_for("anna", "192.0.2.1") == 1
     clock.advance(0.5)
-    assert regulator.banned_for("anna", "192.0.2.1") == 0.5
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0.5
     clock.advance(0.5)
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
 
 
-def test_after_a_ban_the_count_starts_again(clock: Clock) -> None:
+async def test_after_a_ban_the_count_starts_again(clock: Clock) -> None:
     # A ban shorter than the window: the failures before it are still in the
     # window when it ends, and must not ban again at the next mistake.
     regulator = make_regulator(clock, ban_time=60)
     for _ in range(PER_USER):
-        fail(regulator, "anna", "")
+        await fail(regulator, "anna", "")
     clock.advance(60)
-    assert regulator.banned_for("anna", "") == 0
-    fail(regulator, "anna", "")
-    assert regulator.banned_for("anna", "") == 0
+    assert await regulator.banned_for("anna", "") == 0
+    await fail(regulator, "anna", "")
+    assert await regulator.banned_for("anna", "") == 0
     for _ in range(PER_USER - 1):
-        fail(regulator, "anna", "")
-    assert regulator.banned_for("anna", "") == 60
+        await fail(regulator, "anna", "")
+    assert await regulator.banned_for("anna", "") == 60
 
 
-def test_failures_older_than_the_window_do_not_count(regulator: Regulator, clock: Clock) -> None:
-    fail(regulator, "anna", "192.0.2.1")  # at 0
+async def test_failures_older_than_the_window_do_not_count(
+    regulator: Regulator, clock: Clock
+) -> None:
+    await fail(regulator, "anna", "192.0.2.1")  # at 0
     clock.advance(300)
-    fail(regulator, "anna", "192.0.2.1")  # at 300
+    await fail(regulator, "anna", "192.0.2.1")  # at 300
     clock.advance(300)
-    fail(regulator, "anna", "192.0.2.1")  # at 600: the first one has left the window
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+    await fail(regulator, "anna", "192.0.2.1")  # at 600: the first one has left the window
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
     clock.advance(WINDOW - 301)
-    fail(regulator, "anna", "192.0.2.1")  # at 899: 300, 600 and 899 are in the window
-    assert regulator.banned_for("anna", "192.0.2.1") == BAN_TIME
+    await fail(regulator, "anna", "192.0.2.1")  # at 899: 300, 600 and 899 are in the window
+    assert await regulator.banned_for("anna", "192.0.2.1") == BAN_TIME
 
 
-def test_a_quiet_name_is_forgotten_after_the_window(regulator: Regulator, clock: Clock) -> None:
+async def test_a_quiet_name_is_forgotten_after_the_window(
+    regulator: Regulator, clock: Clock
+) -> None:
     for _ in range(PER_USER - 1):
-        fail(regulator, "anna", "192.0.2.1")
+        await fail(regulator, "anna", "192.0.2.1")
     clock.advance(WINDOW)
-    fail(regulator, "anna", "192.0.2.1")
-    fail(regulator, "anna", "192.0.2.1")
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+    await fail(regulator, "anna", "192.0.2.1")
+    await fail(regulator, "anna", "192.0.2.1")
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
 
 
-def test_the_address_window_slides_too(regulator: Regulator, clock: Clock) -> None:
+async def test_the_address_window_slides_too(regulator: Regulator, clock: Clock) -> None:
     for number in range(PER_ADDRESS - 1):
-        fail(regulator, f"user{number}", "192.0.2.1")
+        await fail(regulator, f"user{number}", "192.0.2.1")
     clock.advance(WINDOW)
-    fail(regulator, "late", "192.0.2.1")
-    assert regulator.banned_for("someone", "192.0.2.1") == 0
+    await fail(regulator, "late", "192.0.2.1")
+    assert await regulator.banned_for("someone", "192.0.2.1") == 0
 
 
-def test_success_clears_her_count_from_there_only(regulator: Regulator) -> None:
+async def test_success_clears_her_count_from_there_only(regulator: Regulator) -> None:
     for _ in range(PER_USER - 1):
-        fail(regulator, "anna", "192.0.2.1")
-    succeed(regulator, "ANNA", "192.0.2.1")
+        await fail(regulator, "anna", "192.0.2.1")
+    await succeed(regulator, "ANNA", "192.0.2.1")
     for _ in range(PER_USER - 1):
-        fail(regulator, "anna", "192.0.2.1")
+        await fail(regulator, "anna", "192.0.2.1")
     # Two failures since the success: not banned from there.
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
     # The address has counted all four, and one more reaches its limit for
     # everybody not known there.
-    fail(regulator, "bert", "192.0.2.1")
-    assert regulator.banned_for("carl", "192.0.2.1") == BAN_TIME
-    assert regulator.banned_for("anna", "192.0.2.1") == 0
+    await fail(regulator, "bert", "192.0.2.1")
+    assert await regulator.banned_for("carl", "192.0.2.1") == BAN_TIME
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
 
 
-def test_an_empty_address_is_not_tracked_as_a_place(regulator: Regulator) -> None:
+async def test_an_empty_address_is_not_tracked_as_a_place(regulator: Regulator) -> None:
     for number in range(PER_ADDRESS * 2):
-        fail(regulator, f"user{number}", "")
-    assert regulator.banned_for("someone", "") == 0
+        await fail(regulator, f"user{number}", "")
+    assert await regulator.banned_for("someone", "") == 0
     # The names themselves are still counted.
     for _ in range(PER_USER):
-        fail(regulator, "anna", "")
-    assert regulator.banned_for("anna", "") == BAN_TIME
+        await fail(regulator, "anna", "")
+    assert await regulator.banned_for("anna", "") == BAN_TIME
 
 
-def test_a_check_counts_once_against_its_place_whatever_it_names(regulator: Regulator) -> None:
+async def test_a_check_counts_once_against_its_place_whatever_it_names(
+    regulator: Regulator,
+) -> None:
     """A name and the entry it leads to are one person, and one failure of the place."""
     for number in range(PER_ADDRESS - 1):
-        fail(regulator, f"user{number}", "192.0.2.1", f"uid=user{number},dc=example")
-    assert regulator.banned_for("someone", "192.0.2.1") == 0
-    fail(regulator, "late", "192.0.2.1", "uid=late,dc=example")
-    assert regulator.banned_for("someone", "192.0.2.1") == BAN_TIME
+        await fail(regulator, f"user{number}", "192.0.2.1", f"uid=user{number},dc=example")
+    assert await regulator.banned_for("someone", "192.0.2.1") == 0
+    await fail(regulator, "late", "192.0.2.1", "uid=late,dc=example")
+    assert await regulator.banned_for("someone", "192.0.2.1") == BAN_TIME
 
 
-def test_guesses_at_the_people_known_at_a_place_are_bounded_too(regulator: Regulator) -> None:
+async def test_guesses_at_the_people_known_at_a_place_are_bounded_too(regulator: Regulator) -> None:
     """Known people are spared the address ban, up to ten times its limit: a pupil
     behind the school's address cannot guess at every teacher for ever."""
     teachers = [f"teacher{number}" for number in range(KNOWN_PEOPLE_FACTOR * PER_ADDRESS)]
     for teacher in teachers:
-        succeed(regulator, teacher, "192.0.2.1")
+        await succeed(regulator, teacher, "192.0.2.1")
     for teacher in teachers[:-1]:
-        fail(regulator, teacher, "192.0.2.1")
-    assert regulator.banned_for(teachers[0], "192.0.2.1") == 0
-    fail(regulator, teachers[-1], "192.0.2.1")
-    assert regulator.banned_for(teachers[0], "192.0.2.1") == BAN_TIME
-    with pytest.raises(Banned) as banned, regulator.attempt(teachers[1], "192.0.2.1"):
-        pass
+        await fail(regulator, teacher, "192.0.2.1")
+    assert await regulator.banned_for(teachers[0], "192.0.2.1") == 0
+    await fail(regulator, teachers[-1], "192.0.2.1")
+    assert await regulator.banned_for(teachers[0], "192.0.2.1") == BAN_TIME
+    with pytest.raises(Banned) as banned:
+        async with regulator.attempt(teachers[1], "192.0.2.1"):
+            pass
     assert banned.value.scope == "address"
     # Elsewhere, nobody is affected.
-    assert regulator.banned_for(teachers[0], "198.51.100.1") == 0
+    assert await regulator.banned_for(teachers[0], "198.51.100.1") == 0
 
 
-def test_her_own_login_does_not_reset_the_count_from_everywhere(regulator: Regulator) -> None:
+async def test_her_own_login_does_not_reset_the_count_from_everywhere(regulator: Regulator) -> None:
     for number in range(OVERALL - 1):
-        fail(regulator, "anna", f"192.0.2.{number}")
-    succeed(regulator, "anna", "198.51.100.7")
-    fail(regulator, "anna", "192.0.2.100")
-    assert regulator.banned_for("anna", "203.0.113.1") == BAN_TIME
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    await succeed(regulator, "anna", "198.51.100.7")
+    await fail(regulator, "anna", "192.0.2.100")
+    assert await regulator.banned_for("anna", "203.0.113.1") == BAN_TIME
 
 
-def test_parallel_guesses_at_many_names_from_one_place_are_bounded(regulator: Regulator) -> None:
-    with ExitStack() as under_way:
+async def test_parallel_guesses_at_many_names_from_one_place_are_bounded(
+    regulator: Regulator,
+) -> None:
+    async with AsyncExitStack() as under_way:
         for number in range(PER_ADDRESS):
-            under_way.enter_context(regulator.attempt(f"user{number}", "192.0.2.1"))
-        with pytest.raises(Banned) as busy, regulator.attempt("one-more", "192.0.2.1"):
-            pass
+            await under_way.enter_async_context(regulator.attempt(f"user{number}", "192.0.2.1"))
+        with pytest.raises(Banned) as busy:
+            async with regulator.attempt("one-more", "192.0.2.1"):
+                pass
         assert (busy.value.scope, busy.value.seconds) == ("address", BUSY_RETRY_SECONDS)
 
 
-def test_parallel_guesses_through_spellings_of_one_entry_are_bounded(
+async def test_parallel_guesses_through_spellings_of_one_entry_are_bounded(
     regulator: Regulator,
 ) -> None:
     entry = "uid=anna,dc=example"
-    with ExitStack() as under_way:
+    async with AsyncExitStack() as under_way:
         for number in range(PER_USER):
-            attempt = under_way.enter_context(regulator.attempt(f"spelling{number}", "192.0.2.1"))
-            attempt.found_entry(entry)
-        attempt = under_way.enter_context(regulator.attempt("one-more-spelling", "192.0.2.1"))
+            attempt = await under_way.enter_async_context(
+                regulator.attempt(f"spelling{number}", "192.0.2.1")
+            )
+            await attempt.found_entry(entry)
+        attempt = await under_way.enter_async_context(
+            regulator.attempt("one-more-spelling", "192.0.2.1")
+        )
         with pytest.raises(Banned) as busy:
-            attempt.found_entry(entry)
+            await attempt.found_entry(entry)
         assert (busy.value.scope, busy.value.seconds) == ("user", BUSY_RETRY_SECONDS)

@@ -300,22 +300,22 @@ def test_no_keys_is_an_error(clock: Clock) -> None:
         SessionCookies(empty, clock=clock)
 
 
-def test_an_ended_session_no_longer_opens(cookies: SessionCookies) -> None:
+async def test_an_ended_session_no_longer_opens(cookies: SessionCookies) -> None:
     session = cookies.new(ANNA, "pupil")
     cookie = cookies.seal(session)
     other = cookies.seal(cookies.new(ANNA, "pupil"))
-    cookies.end(session)
+    await cookies.end(session)
     assert cookies.open(cookie) is None
     # Only that session ended, not every session of the person.
     assert cookies.open(other) is not None
 
 
-def test_an_ended_session_stays_ended_after_a_restart(tmp_path: Path, clock: Clock) -> None:
+async def test_an_ended_session_stays_ended_after_a_restart(tmp_path: Path, clock: Clock) -> None:
     revocation_file = tmp_path / "revoked.json"
     before = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
     session = before.new(ANNA, "pupil")
     cookie = before.seal(session)
-    before.end(session)
+    await before.end(session)
     assert revocation_file.exists()
 
     after = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
@@ -354,14 +354,16 @@ def test_expired_revocations_are_pruned_from_the_file(tmp_path: Path, clock: Clo
     assert json.loads(path.read_text()) == {"new": START + 500, "newer": START + 600}
 
 
-def test_ending_sessions_prunes_those_whose_lifetime_is_over(tmp_path: Path, clock: Clock) -> None:
+async def test_ending_sessions_prunes_those_whose_lifetime_is_over(
+    tmp_path: Path, clock: Clock
+) -> None:
     path = tmp_path / "revoked.json"
     cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
     first = cookies.new(ANNA, "pupil")
-    cookies.end(first)
+    await cookies.end(first)
     clock.advance(LIFETIME)
     second = cookies.new(ANNA, "pupil")
-    cookies.end(second)
+    await cookies.end(second)
     assert json.loads(path.read_text()) == {second.session_id: second.issued_at + LIFETIME}
 
 
@@ -414,14 +416,16 @@ def test_a_recheck_takes_the_new_role_and_name_and_restarts_the_refresh(
     assert not cookies.role_check_due(rechecked)
 
 
-def test_the_cookie_lasts_one_lifetime_and_is_cleared_by_name(cookies: SessionCookies) -> None:
+async def test_the_cookie_lasts_one_lifetime_and_is_cleared_by_name(
+    cookies: SessionCookies,
+) -> None:
     session = cookies.new(Person("anna", "Anna", "", frozenset()), "pupil")
     header = cookies.set_cookie(session)
     name, _, rest = header.partition("=")
     assert name == "__Host-jitsi_auth_session"
     assert f"Max-Age={LIFETIME}" in rest.split("; ")
-    assert cookies.load({name: rest.split(";")[0]}) == session
-    assert cookies.load({"jitsi_auth_session": rest.split(";")[0]}) is None
+    assert await cookies.load({name: rest.split(";")[0]}) == session
+    assert await cookies.load({"jitsi_auth_session": rest.split(";")[0]}) is None
     assert cookies.clear_cookie().startswith("__Host-jitsi_auth_session=;")
     assert "Max-Age=0" in cookies.clear_cookie()
 

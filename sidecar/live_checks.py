@@ -1,0 +1,263 @@
+"""Whether the services a configuration names answer now (``check-config``).
+
+One check per LDAP server in ``ldap.urls`` (connect, bind as the service
+account if there is one, one search), one of Redis when ``state.redis_url``
+is set (PING), one of the room-size API when ``classroom.room_size_url`` is
+set (a GET for a room that does not exist). Each result says exactly which
+step failed, and whether the service answered wrongly or did not answer at
+all (``unreachable``). Every request is bounded by the timeout the daemon
+itself uses for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import bonsai
+import redis.exceptions
+
+from sidecar.cancellable_ldap import CancellableConnection
+from sidecar.config import LdapSettings, Settings, StateSettings
+from sidecar.room_size import REQUEST_TIMEOUT_SECONDS
+from sidecar.rooms import backend_safe_room_name
+from sidecar.shared_state import open_redis
+from sidecar.tokens import RoomTokens
+
+# A room (and a user name) that exists nowhere: asking about it changes nothing.
+_NOBODY_PREFIX = "jitsi-auth-sidecar-check-"
+_ROOT_DSE = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # what was checked: "LDAP ldap://...", "Redis ...", "room-size API ..."
+    ok: bool
+    detail: str  # what was done, or exactly what failed
+    unreachable: bool = False  # nothing answered at all (rather than a wrong answer)
+
+
+async def live_checks(settings: Settings) -> AsyncIterator[CheckResult]:
+    """Each check's result as soon as it is known (an admin watches slow ones come in)."""
+    for url in settings.ldap.urls:
+        yield await check_ldap_server(settings.ldap, url)
+    if settings.state.redis_url:
+        yield await check_redis(settings.state)
+    if settings.classroom.room_size_url:
+        yield await check_room_size(settings)
+
+
+def _nobody() -> str:
+    return _NOBODY_PREFIX + secrets.token_hex(6)
+
+
+def _milliseconds(started: float) -> str:
+    return f"{(time.monotonic() - started) * 1000:.0f} ms"
+
+
+# -- LDAP ------------------------------------------------------------------------------
+
+
+def _ldap_client(settings: LdapSettings, url: str) -> Any:
+    """A client for ``url`` set up as the daemon's Directory sets up its own."""
+    client = bonsai.LDAPClient(url, tls=settings.start_tls)
+    client.set_cert_policy("demand" if settings.verify_certificates else "never")
+    if settings.ca_file is not None:
+        client.set_ca_cert(str(settings.ca_file))
+    client.set_server_chase_referrals(False)
+    client.set_async_connection_class(CancellableConnection)
+    if settings.bind_dn is not None and settings.bind_password is not None:
+        password = settings.bind_password.reveal().decode("utf-8")
+        client.set_credentials("SIMPLE", user=settings.bind_dn, password=password)
+    return client
+
+
+def _parent_dn(template: str) -> str | None:
+    """The entry above the ones ``ldap.user_dn_template`` names; None when it is no DN
+    (an Active Directory ``{username}@domain``, say)."""
+    try:
+        dn = bonsai.LDAPDN(template.format(username="x"))
+    except (bonsai.InvalidDN, TypeError, ValueError):
+        return None
+    parent: str = dn[1:]
+    return parent or None
+
+
+@dataclass(frozen=True)
+class _Read:
+    key: str  # the setting it checks
+    base: str
+    scope: bonsai.LDAPSearchScope
+    filter_exp: str = "(objectClass=*)"
+    # bonsai answers a base that does not exist with no entries, not with an error:
+    # a base read must find its entry.
+    must_find: bool = True
+
+    @property
+    def shown(self) -> str:
+        return self.base or "the root DSE"
+
+
+def _reads(settings: LdapSettings) -> list[_Read]:
+    """What to read to see that the configured bases exist and the user filter is taken."""
+    base_scope = bonsai.LDAPSearchScope.BASE
+    reads: list[_Read] = []
+    if settings.user_dn_template:
+        parent = _parent_dn(settings.user_dn_template)
+        if parent is None:
+            reads.append(_Read("the root DSE", _ROOT_DSE, base_scope))
+        else:
+            reads.append(_Read("ldap.user_dn_template", parent, base_scope))
+    else:
+        # Then as a login searches, for a name nobody has: an answer, with nothing in it.
+        user_filter = settings.user_filter.format(username=bonsai.escape_filter_exp(_nobody()))
+        reads += [
+            _Read("ldap.user_base", settings.user_base, base_scope),
+            _Read(
+                "ldap.user_filter",
+                settings.user_base,
+                bonsai.LDAPSearchScope.SUBTREE,
+                user_filter,
+                must_find=False,
+            ),
+        ]
+    if settings.group_mode == "search":
+        reads.append(_Read("ldap.group_base", settings.group_base, base_scope))
+    return reads
+
+
+async def check_ldap_server(settings: LdapSettings, url: str) -> CheckResult:
+    """Connect, bind (the service account, or anonymously) and search, on ``url`` alone."""
+    name = f"LDAP {url}"
+    who = f"as {settings.bind_dn}" if settings.bind_dn is not None else "anonymously"
+    started = time.monotonic()
+    client = _ldap_client(settings, url)
+    try:
+        async with asyncio.timeout(settings.timeout):
+            conn = await client.connect(is_async=True, timeout=settings.timeout)
+    except bonsai.AuthenticationError as error:
+        return CheckResult(
+            name, False, f"the server refused the bind {who} (ldap.bind_dn): {error}"
+        )
+    except (TimeoutError, bonsai.TimeoutError):
+        return CheckResult(
+            name, False, f"no answer within ldap.timeout ({settings.timeout:g} s)", True
+        )
+    except (bonsai.LDAPError, OSError) as error:
+        return CheckResult(name, False, f"cannot connect: {error}", True)
+    reads = _reads(settings)
+    try:
+        for read in reads:
+            failure = await _search(settings, conn, read)
+            if failure is not None:
+                detail, unreachable = failure
+                return CheckResult(name, False, detail, unreachable)
+    finally:
+        conn.close()
+    bases = ", ".join(dict.fromkeys(read.shown for read in reads))
+    return CheckResult(name, True, f"bound {who}, read {bases} ({_milliseconds(started)})")
+
+
+async def _search(settings: LdapSettings, conn: Any, read: _Read) -> tuple[str, bool] | None:
+    """None, or what failed and whether that was no answer at all."""
+    timeout = f"ldap.timeout ({settings.timeout:g} s)"
+    try:
+        async with asyncio.timeout(settings.timeout):
+            entries = await conn.search(
+                read.base, read.scope, read.filter_exp, ["1.1"], timeout=settings.timeout
+            )
+    except (TimeoutError, bonsai.TimeoutError):
+        return f"no answer to a search of {read.shown} within {timeout}", True
+    except bonsai.ConnectionError as error:
+        return f"the connection broke in a search of {read.shown}: {error}", True
+    except bonsai.LDAPError as error:
+        return f"{read.key}: the search of {read.shown} failed: {error}", False
+    if read.must_find and not entries:
+        reader = "the service account" if settings.bind_dn is not None else "an anonymous reader"
+        return f"{read.key}: {read.shown!r} does not exist, or {reader} may not read it", False
+    return None
+
+
+# -- Redis -------------------------------------------------------------------------------
+
+
+async def check_redis(settings: StateSettings) -> CheckResult:
+    """PING through the daemon's own client (``state.timeout``, no retry)."""
+    name = f"Redis {settings.redis_url}"
+    client = open_redis(settings)
+    assert client is not None  # only asked when state.redis_url is set
+    started = time.monotonic()
+    try:
+        await client.ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+        if _is_authentication(error):
+            detail = f"refused the password (state.redis_password_file): {error}"
+            return CheckResult(name, False, detail)
+        return CheckResult(name, False, f"cannot connect: {error}", True)
+    except redis.exceptions.RedisError as error:
+        return CheckResult(name, False, f"refused PING: {error}")
+    finally:
+        await client.aclose()
+    return CheckResult(name, True, f"PING answered ({_milliseconds(started)})")
+
+
+def _is_authentication(error: BaseException) -> bool:
+    """A refused password: the server answered. redis-py may wrap it in a ConnectionError."""
+    auth = redis.exceptions.AuthenticationError
+    return isinstance(error, auth) or isinstance(error.__cause__, auth)
+
+
+# -- the room-size API ----------------------------------------------------------------
+
+
+async def check_room_size(settings: Settings) -> CheckResult:
+    """One GET as :mod:`sidecar.room_size` asks, for a room nobody is in.
+
+    404 (no such room) is what a working API says about it; 200 with a
+    participant count would do as well.
+    """
+    url = settings.classroom.room_size_url
+    name = f"room-size API {url}"
+    room = backend_safe_room_name(_nobody())
+    params = {"room": room, "domain": settings.xmpp_domain}
+    if settings.classroom.room_size_token:
+        params["token"] = RoomTokens(settings.jitsi).room_check_token(room)
+    started = time.monotonic()
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(
+                url,
+                params=params,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as response,
+        ):
+            status = response.status
+            body = await response.json(content_type=None) if status == 200 else None
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:
+        detail = str(error) or f"no answer within {REQUEST_TIMEOUT_SECONDS:g} s"
+        return CheckResult(name, False, f"cannot connect: {detail}", True)
+    except (aiohttp.ClientError, ValueError) as error:
+        return CheckResult(name, False, f"no usable answer: {type(error).__name__}")
+    took = _milliseconds(started)
+    if status == 404:
+        return CheckResult(name, True, f"404 for a room nobody is in: it answers ({took})")
+    if status == 200:
+        participants = body.get("participants") if isinstance(body, dict) else None
+        if isinstance(participants, int) and not isinstance(participants, bool):
+            return CheckResult(name, True, f"200 with a participant count ({took})")
+        return CheckResult(name, False, "200 without a participant count: not mod_muc_size?")
+    if status == 403:
+        hint = (
+            "refused the room's token (jitsi.app_id, app_secret, classroom.xmpp_domain?)"
+            if settings.classroom.room_size_token
+            else "wants a token (classroom.room_size_token = true)"
+        )
+        return CheckResult(name, False, f"status 403: {hint}")
+    return CheckResult(name, False, f"status {status}")
