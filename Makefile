@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
-	chromium fonts-dejavu-core redis-server
+	chromium fonts-dejavu-core redis-server systemd
 
 .PHONY: test demo lint debian-packages clean
 
