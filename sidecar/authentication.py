@@ -18,7 +18,7 @@ from sidecar.credentials import Credentials
 from sidecar.directory import Directory
 from sidecar.metrics import Metrics
 from sidecar.people import Person
-from sidecar.refusals import Banned, InvalidCredentials, NoRole
+from sidecar.refusals import NoRole
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 
@@ -56,7 +56,6 @@ class Authenticator:
         person = await self._person(credentials, address, cached=cached)
         rule = self._roles.role_for(person)
         if rule is None:
-            log.info("%r has no role", person.user_id)
             raise NoRole(person.user_id)
         return Admission(person, rule)
 
@@ -66,23 +65,12 @@ class Authenticator:
             self._metrics.cache.labels("miss" if person is None else "hit").inc()
             if person is not None:
                 return person
-        try:
-            async with self._regulator.attempt(credentials.username, address) as attempt:
-                authenticate = partial(self._directory.authenticate, found=attempt.found_entry)
-                if cached:
-                    person = await self._cache.get_or_check(credentials, authenticate)
-                else:
-                    person = await authenticate(credentials)
-                await attempt.succeeded()
-        except Banned as banned:
-            log.info(
-                "login of %r from %s refused: %s banned",
-                credentials.username,
-                address,
-                banned.scope,
-            )
-            raise
-        except InvalidCredentials:
-            log.info("login failed for %r from %s", credentials.username, address)
-            raise
+        # Refusals are told once, in the decision's log line (sidecar.logs).
+        async with self._regulator.attempt(credentials.username, address) as attempt:
+            authenticate = partial(self._directory.authenticate, found=attempt.found_entry)
+            if cached:
+                person = await self._cache.get_or_check(credentials, authenticate)
+            else:
+                person = await authenticate(credentials)
+            await attempt.succeeded()
         return person

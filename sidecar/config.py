@@ -284,6 +284,11 @@ class ServerSettings:
     metrics_listen: ListenAddress | None = option(None, parse=_listen_or_none)
     log_format: LogFormat = option("plain")  # decision lines for journald: plain or json
 
+    def __post_init__(self) -> None:
+        if self.metrics_listen == self.listen:
+            # It would take the socket nginx talks to: every room a 500.
+            raise ConfigError("metrics_listen", "must not be server.listen")
+
 
 @dataclass(frozen=True)
 class JitsiSettings:

@@ -151,20 +151,24 @@ class GuestLinks:
 
     async def _share(self, shared: SharedState, link: GuestLink) -> None:
         mine = shared.key(LINKS_OF, link.inviter_id)
+        lifetime_ms = max(1, int((link.expires_at - self._clock()) * 1000))
         pipe = shared.redis.pipeline(transaction=False)
-        pipe.set(shared.key(LINK, link.link_id), json.dumps(asdict(link)), exat=link.expires_at)
-        pipe.sadd(mine, link.link_id)
-        # The list lives as long as its longest-lived link.
-        pipe.expireat(mine, link.expires_at, nx=True)
-        pipe.expireat(mine, link.expires_at, gt=True)
+        pipe.set(shared.key(LINK, link.link_id), json.dumps(asdict(link)), px=lifetime_ms)
+        # Her links by expiry; the list lives as long as the longest a link can.
+        pipe.zadd(mine, {link.link_id: link.expires_at})
+        pipe.zremrangebyscore(mine, "-inf", self._clock())
+        pipe.expire(mine, self._settings.max_days * 86400)
         await shared.run(LINK, pipe.execute())
 
     async def _shared_links(self, shared: SharedState, inviter_id: str) -> list[GuestLink] | None:
         """Her links as Redis knows them; None when it does not answer."""
-        ids = await shared.run(LINKS_OF, shared.redis.smembers(shared.key(LINKS_OF, inviter_id)))
+        mine = shared.key(LINKS_OF, inviter_id)
+        ids = await shared.run(LINKS_OF, shared.redis.zrangebyscore(mine, self._clock(), "+inf"))
         if ids is None:
             return None
-        keys = [shared.key(LINK, _text(link_id)) for link_id in ids]
+        keys = [
+            shared.key(LINK, _text(link_id)) for link_id in ids if isinstance(link_id, bytes | str)
+        ]
         stored = await shared.run(LINK, shared.redis.mget(keys)) if keys else []
         if stored is None:
             return None
@@ -173,7 +177,7 @@ class GuestLinks:
             try:
                 link = GuestLink(**json.loads(item or ""))
             except (TypeError, ValueError):
-                continue  # expired between the two commands, or not ours
+                continue  # withdrawn or expired between the two commands
             if _well_typed(link) and link.inviter_id == inviter_id:
                 links.append(link)
         return links
@@ -215,7 +219,14 @@ class GuestLinks:
     async def withdrawn(self, link_id: str) -> bool:
         if self._withdrawn.get(link_id, 0) > self._clock():
             return True
-        return self._shared is not None and await self._shared.marked(WITHDRAWN, link_id)
+        if self._shared is None:
+            return False
+        until = await self._shared.marked(WITHDRAWN, link_id)
+        if until is None:
+            return False
+        # Kept here as well: it holds while Redis is away, too.
+        self._withdrawn[link_id] = until
+        return True
 
     async def withdraw(self, link_id: str, inviter_id: str) -> bool:
         """Withdraw one of ``inviter_id``'s links; False when it is not hers (or gone)."""
@@ -228,30 +239,46 @@ class GuestLinks:
         self._save()
         shared = self._shared
         if shared is not None:
+            await shared.mark(WITHDRAWN, link_id, link.expires_at)
             pipe = shared.redis.pipeline(transaction=False)
-            pipe.set(shared.key(WITHDRAWN, link_id), "1", exat=link.expires_at)
             pipe.delete(shared.key(LINK, link_id))
-            pipe.srem(shared.key(LINKS_OF, inviter_id), link_id)
-            await shared.run(WITHDRAWN, pipe.execute())
+            pipe.zrem(shared.key(LINKS_OF, inviter_id), link_id)
+            await shared.run(LINK, pipe.execute())
         return True
 
     async def created_by(self, inviter_id: str) -> list[GuestLink]:
-        """Her links that are still valid, soonest to expire first."""
+        """Her links that are still valid, soonest to expire first.
+
+        With Redis: the links any node made, and those this process made while
+        Redis was away, unless another node withdrew them.
+        """
+        found = {
+            link.link_id: link for link in self._created.values() if link.inviter_id == inviter_id
+        }
+        if self._shared is not None:
+            shared = await self._shared_links(self._shared, inviter_id)
+            if shared is not None:
+                await self._reconcile(self._shared, found, {link.link_id for link in shared})
+                found.update({link.link_id: link for link in shared})
         now = self._clock()
-        shared = (
-            None if self._shared is None else await self._shared_links(self._shared, inviter_id)
-        )
-        # Redis, when it answers, knows what every node made and withdrew; this
-        # process's own list stands in while it does not.
-        found = self._created.values() if shared is None else shared
         mine = [
             link
-            for link in found
-            if link.inviter_id == inviter_id
-            and link.expires_at > now
-            and self._withdrawn.get(link.link_id, 0) <= now
+            for link in found.values()
+            if link.expires_at > now and self._withdrawn.get(link.link_id, 0) <= now
         ]
         return sorted(mine, key=lambda link: link.expires_at)
+
+    async def _reconcile(
+        self, shared: SharedState, found: dict[str, GuestLink], listed: set[str]
+    ) -> None:
+        """Her links this process knows and Redis does not list: withdrawn through
+        another node (forgotten here), or made here while Redis was away (shared now)."""
+        for link_id in [link_id for link_id in found if link_id not in listed]:
+            if await self.withdrawn(link_id):
+                self._created.pop(link_id, None)
+                del found[link_id]
+            else:
+                await self._share(shared, found[link_id])
 
     # -- the state file ----------------------------------------------------------
 

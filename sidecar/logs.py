@@ -18,8 +18,10 @@ from typing import Any
 from sidecar.config import LogFormat
 
 DECISIONS = logging.getLogger("sidecar.decisions")
-# A plain value needs no quotes when it is one run of these.
-_BARE = re.compile(r"[^\s\"'=\\]+")
+# A plain value needs no quotes when it is one run of printable ASCII but these.
+_BARE = re.compile(r"[!#-&(-<>-\[\]-~]+")
+# The longest a field value is written (a user name, a reason).
+MAX_VALUE = 128
 _FIELDS = "fields"
 
 
@@ -29,18 +31,36 @@ def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{milliseconds:03d}Z"
 
 
+def _escaped(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, line
+    and paragraph separators, terminal escapes) written as ``\\uXXXX``."""
+    return "".join(
+        ch if ch.isprintable() and ch not in '"\\' else json.dumps(ch, ensure_ascii=True)[1:-1]
+        for ch in text
+    )
+
+
+def _bounded(value: object) -> object:
+    """Field values as logged: a typed name of any length becomes at most MAX_VALUE."""
+    if isinstance(value, str) and len(value) > MAX_VALUE:
+        return value[:MAX_VALUE] + "..."
+    return value
+
+
 def _plain_value(value: object) -> str:
     text = str(value)
     if _BARE.fullmatch(text):
         return text
-    # Quoted, with newlines and other control characters escaped: a value
+    # Quoted, with newlines and other unprintable characters escaped: a value
     # (a user name typed in) can never start a line of its own.
-    return json.dumps(text, ensure_ascii=False)
+    return f'"{_escaped(text)}"'
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, _FIELDS, None)
-    return fields if isinstance(fields, dict) else {}
+    if not isinstance(fields, dict):
+        return {}
+    return {key: _bounded(value) for key, value in fields.items()}
 
 
 class PlainFormatter(logging.Formatter):
@@ -70,7 +90,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False)
+        # ASCII only: no separator or escape character a log viewer would act on.
+        return json.dumps(document, ensure_ascii=True)
 
 
 def configure(log_format: LogFormat) -> None:

@@ -278,14 +278,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     tokens = request.app[CSRF_TOKENS]
     username = form_field(form, "username") or ""
     if not tokens.valid(request.cookies.get(tokens.cookie_name), form_field(form, CSRF_FIELD)):
-        _login_line(request, "refused", username, reason="CSRF token missing or wrong")
+        # No name: what was typed was never checked (a password in the name field?).
+        _login_line(request, "refused", "-", reason="CSRF token missing or wrong")
         return _login_form(
             request, next_location=next_location, status=403, error=t("login.expired")
         )
     try:
         credentials = check_credentials(username, form_field(form, "password") or "")
     except UnacceptableCredentials as unacceptable:
-        _login_line(request, "refused", username, reason=unacceptable.reason)
+        _login_line(request, "refused", "-", reason=unacceptable.reason)
         return _login_form(
             request,
             next_location=next_location,

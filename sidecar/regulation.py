@@ -39,6 +39,7 @@ from sidecar.refusals import Banned, BanScope, InvalidCredentials
 from sidecar.regulation_store import (
     Count,
     CountName,
+    Hold,
     MemoryStore,
     Reading,
     RedisStore,
@@ -118,8 +119,6 @@ class Regulator:
         self._store: RegulationStore = (
             local if shared is None else RedisStore(shared, settings, local)
         )
-        # Checks under way, per count: each may yet fail, so each counts against the limit.
-        self._in_flight: dict[Count, int] = {}
 
     @staticmethod
     def _counts(who: str, place: str) -> list[Count]:
@@ -151,8 +150,8 @@ class Regulator:
         for count in sorted(charged, key=lambda count: _BUSY_ORDER.index(count[0])):
             if reading.known and count[0] in ("person", "place"):
                 continue
-            under_way = self._in_flight.get(count, 0)
-            if reading.failures.get(count, 0) + under_way > self._limits[count[0]]:
+            counted = reading.failures.get(count, 0) + reading.under_way.get(count, 0)
+            if counted > self._limits[count[0]]:
                 return SCOPES[count[0]]
         return None
 
@@ -186,42 +185,37 @@ class Regulator:
             await attempt.failed()
             raise
         finally:
-            attempt.end()
+            await attempt.end()
 
     # -- what an Attempt does, for every "who" it names ----------------------
 
-    async def _begin(self, who: str, place: str, *, first: bool) -> None:
-        """Count a check under way against ``who`` (and, for its first ``who``, the place)."""
+    async def _begin(self, who: str, place: str, *, first: bool) -> Hold:
+        """A check under way against ``who`` (and, for its first ``who``, the place),
+        or :class:`Banned` (and nothing under way)."""
         charged = self._charged(who, place, first=first)
-        # Counted before the store is asked: parallel checks see each other
-        # whatever the store's answer waits for.
-        for count in charged:
-            self._in_flight[count] = self._in_flight.get(count, 0) + 1
-        try:
-            reading = await self._store.read(self._counts(who, place), _pair(who, place))
-            ban = self._ban(reading)
-            busy = self._busy(reading, charged)
-        except BaseException:
-            self._end(who, place, first=first)
-            raise
-        if ban is not None or busy is not None:
-            self._end(who, place, first=first)
-            scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
-            assert scope is not None
-            self._metrics.bans.labels(scope).inc()
-            raise Banned(scope, seconds)
+        hold, reading = await self._store.begin(
+            charged, self._counts(who, place), _pair(who, place)
+        )
+        ban = self._ban(reading)
+        busy = self._busy(reading, charged)
+        if ban is None and busy is None:
+            return hold
+        await self._end([hold])
+        scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
+        assert scope is not None
+        self._metrics.bans.labels(scope).inc()
+        raise Banned(scope, seconds)
 
-    def _end(self, who: str, place: str, *, first: bool) -> None:
-        for count in self._charged(who, place, first=first):
-            remaining = self._in_flight.get(count, 0) - 1
-            if remaining > 0:
-                self._in_flight[count] = remaining
-            else:
-                self._in_flight.pop(count, None)
+    async def _end(self, holds: list[Hold]) -> None:
+        # Every count of this process first: a cancellation while Redis is
+        # asked must not leave any of them behind.
+        for hold in holds:
+            self._store.release(hold)
+        for hold in holds:
+            await self._store.unmark(hold)
 
-    async def _fail(self, who: str, place: str, *, first: bool) -> None:
-        charged = self._charged(who, place, first=first)
-        await self._store.fail([(count, self._limits[count[0]]) for count in charged])
+    async def _fail(self, hold: Hold) -> None:
+        await self._store.fail(hold, self._limits)
 
     async def _succeed(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own
@@ -240,20 +234,14 @@ class Attempt:
         self._regulator = regulator
         self.name = name
         self._place = place
-        self._who: list[str] = []
+        self._holds: dict[str, Hold] = {}  # per who, in the order counted
 
     async def count_against(self, who: str) -> None:
         """Count this check against ``who`` too; :class:`Banned` if ``who`` may not try now."""
-        if who in self._who:
+        if who in self._holds:
             return
-        first = not self._who
-        # Listed before the store is asked, so that end() always releases it.
-        self._who.append(who)
-        try:
-            await self._regulator._begin(who, self._place, first=first)
-        except BaseException:
-            self._who.remove(who)
-            raise
+        hold = await self._regulator._begin(who, self._place, first=not self._holds)
+        self._holds[who] = hold
 
     async def found_entry(self, entry: str) -> None:
         """The directory entry the name led to (a canonical DN): counted as the same person.
@@ -266,14 +254,14 @@ class Attempt:
         await self.count_against(_ENTRY + entry)
 
     async def failed(self) -> None:
-        for index, who in enumerate(self._who):
-            await self._regulator._fail(who, self._place, first=index == 0)
+        for hold in self._holds.values():
+            await self._regulator._fail(hold)
 
     async def succeeded(self) -> None:
-        for who in self._who:
+        for who in self._holds:
             await self._regulator._succeed(who, self._place)
 
-    def end(self) -> None:
-        for index, who in enumerate(self._who):
-            self._regulator._end(who, self._place, first=index == 0)
-        self._who.clear()
+    async def end(self) -> None:
+        holds = list(self._holds.values())
+        self._holds.clear()
+        await self._regulator._end(holds)

@@ -3,21 +3,26 @@ memory (:class:`MemoryStore`, the default) or a Redis that several sidecars
 share (:class:`RedisStore`).
 
 A count is named by its kind (per person from one place, per person overall,
-per place) and a key. Redis keys carry a digest of the key, never a user name
-or an address. When Redis does not answer, the Redis store answers from its
-own memory, which every write goes to as well: bans fail open to what this
-process saw itself, and logins go on (:mod:`sidecar.shared_state`).
+per place) and a key. Redis keys carry a digest of the key, not the user
+name or the address. Checks under way are counted in the store too (in Redis,
+a mark that expires on its own should its process die), each before the
+store is read, so that any two parallel checks see each other, wherever they
+run. Every write goes to this process's memory as well, and every answer is
+the larger of Redis's and its own: when Redis does not answer, or refuses
+writes, bans fall back to what this process counted itself, and logins go
+on (:mod:`sidecar.shared_state`).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from cachetools import TTLCache
+from redis.asyncio.client import Pipeline
 
 from sidecar.config import RegulationSettings
 from sidecar.shared_state import SharedState
@@ -26,23 +31,64 @@ from sidecar.sliding_counter import MAX_TRACKED_KEYS, SlidingCounter
 CountName = Literal["person_at_place", "person", "place", "place_for_everybody"]
 # (kind of count, key): the key joins a who and a place with a newline, which neither holds.
 Count = tuple[CountName, str]
+# The longest a check can be under way (ldap.deadline is at most 12 s), with room to spare.
+UNDER_WAY_SECONDS = 30
+T = TypeVar("T", int, float)
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What a store knows about one check: seconds of ban left and recent failures, per count."""
+    """What a store knows about one check, per count: seconds of ban left, recent
+    failures, and checks under way that began before this one, this one included."""
 
     bans: dict[Count, float] = field(default_factory=dict)
     failures: dict[Count, int] = field(default_factory=dict)
+    under_way: dict[Count, int] = field(default_factory=dict)
     known: bool = False  # the person logged in from this place lately
+
+    def merged(self, shared: Reading) -> Reading:
+        """This process's reading with Redis's: the larger bans and failures, count by
+        count (either may have missed the other's writes), and Redis's checks under way
+        (it orders every process's, this one's among them)."""
+
+        def larger(mine: dict[Count, T], theirs: dict[Count, T]) -> dict[Count, T]:
+            return {
+                count: max(mine.get(count, value), value) for count, value in theirs.items()
+            } | {count: value for count, value in mine.items() if count not in theirs}
+
+        return Reading(
+            larger(self.bans, shared.bans),
+            larger(self.failures, shared.failures),
+            shared.under_way,
+            known=self.known or shared.known,
+        )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One check under way, counted against ``counts`` until it ends."""
+
+    counts: tuple[Count, ...]
+    mark: str  # its member in Redis's sets of checks under way
 
 
 class RegulationStore(Protocol):
-    async def read(self, counts: Sequence[Count], known: str) -> Reading:
-        """Bans and recent failures of ``counts``; whether the pair ``known`` is known."""
+    async def begin(
+        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
+    ) -> tuple[Hold, Reading]:
+        """Count a check under way against ``charged``, then read ``consulted``."""
 
-    async def fail(self, counts: Sequence[tuple[Count, int]]) -> None:
-        """One failure for each count; a count that reaches its limit is banned."""
+    def release(self, hold: Hold) -> None:
+        """The check is over, for this process's count: at once, whatever happens next."""
+
+    async def unmark(self, hold: Hold) -> None:
+        """The check is over, for the other processes too (after :meth:`release`)."""
+
+    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
+        """Bans and failures of ``consulted``; whether the pair ``known`` is known."""
+
+    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
+        """One failure for each of the hold's counts; one that reaches its limit is banned."""
 
     async def succeed(self, count: Count, known: str) -> None:
         """Forget ``count``'s failures and remember the pair ``known`` as a usual place."""
@@ -59,7 +105,7 @@ class MemoryStore:
     def __init__(
         self,
         settings: RegulationSettings,
-        limits: dict[CountName, int],
+        limits: Mapping[CountName, int],
         *,
         clock: Callable[[], float],
     ) -> None:
@@ -69,6 +115,7 @@ class MemoryStore:
             )
             for name, limit in limits.items()
         }
+        self._under_way: dict[Count, int] = {}
         self._known: TTLCache[str, bool] = TTLCache(
             MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
         )
@@ -76,18 +123,41 @@ class MemoryStore:
             MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
         )
 
-    async def read(self, counts: Sequence[Count], known: str) -> Reading:
-        return self.read_now(counts, known)
+    def hold(self, charged: Sequence[Count]) -> Hold:
+        for count in charged:
+            self._under_way[count] = self._under_way.get(count, 0) + 1
+        return Hold(tuple(charged), secrets.token_hex(8))
 
-    def read_now(self, counts: Sequence[Count], known: str) -> Reading:
+    def release(self, hold: Hold) -> None:
+        for count in hold.counts:
+            remaining = self._under_way.get(count, 0) - 1
+            if remaining > 0:
+                self._under_way[count] = remaining
+            else:
+                self._under_way.pop(count, None)
+
+    def read_now(self, consulted: Sequence[Count], known: str) -> Reading:
         return Reading(
-            bans={count: self._counters[count[0]].banned_for(count[1]) for count in counts},
-            failures={count: self._counters[count[0]].recent(count[1]) for count in counts},
+            bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
+            failures={count: self._counters[count[0]].recent(count[1]) for count in consulted},
+            under_way={count: self._under_way.get(count, 0) for count in consulted},
             known=known in self._known,
         )
 
-    async def fail(self, counts: Sequence[tuple[Count, int]]) -> None:
-        for (name, key), _limit in counts:
+    async def begin(
+        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
+    ) -> tuple[Hold, Reading]:
+        hold = self.hold(charged)
+        return hold, self.read_now(consulted, known)
+
+    async def unmark(self, hold: Hold) -> None:
+        """Nobody else counts this process's checks."""
+
+    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
+        return self.read_now(consulted, known)
+
+    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
+        for name, key in hold.counts:
             self._counters[name].fail(key)
 
     async def succeed(self, count: Count, known: str) -> None:
@@ -105,7 +175,9 @@ class RedisStore:
     """Counts in a shared Redis, with this process's memory as a copy for when it is away.
 
     Failures are a sorted set per count (scored by wall-clock time, so that
-    several machines agree), a ban is a key that expires with it.
+    several machines agree), checks under way another (scored by when they
+    began: one older than :data:`UNDER_WAY_SECONDS` is a process that died),
+    a ban is a key that expires with it.
     """
 
     def __init__(
@@ -126,36 +198,89 @@ class RedisStore:
     def _failures_key(self, count: Count) -> str:
         return self._key(f"failures:{count[0]}", count[1])
 
+    def _under_way_key(self, count: Count) -> str:
+        return self._key(f"under-way:{count[0]}", count[1])
+
     def _ban_key(self, count: Count) -> str:
         return self._key(f"ban:{count[0]}", count[1])
 
-    async def read(self, counts: Sequence[Count], known: str) -> Reading:
-        oldest_counted = self._clock() - self._settings.window
-        pipe = self._redis.pipeline(transaction=False)
-        for count in counts:
-            pipe.pttl(self._ban_key(count))
-            pipe.zcount(self._failures_key(count), f"({oldest_counted}", "+inf")
-        pipe.exists(self._key("known", known))
-        answers = await self._shared("read", pipe.execute())
+    async def begin(
+        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
+    ) -> tuple[Hold, Reading]:
+        hold = self._local.hold(charged)
+        # This process's reading now, before any wait: checks it begins meanwhile come after.
+        local = self._local.read_now(consulted, known)
+        now = self._clock()
+        # One transaction, so the order is Redis's own: each check counts the checks
+        # that arrived before it and are still under way (of any two at once, the
+        # later counts the earlier), and failures as they were at that moment (a
+        # check that ended before has written its failure by then).
+        pipe = self._redis.pipeline(transaction=True)
+        for count in charged:
+            key = self._under_way_key(count)
+            pipe.zremrangebyscore(key, "-inf", now - UNDER_WAY_SECONDS)
+            pipe.zcard(key)
+            pipe.zadd(key, {hold.mark: now})
+            pipe.expire(key, UNDER_WAY_SECONDS)
+        self._queue_reading(pipe, consulted, known, now)
+        try:
+            answers = await self._shared("begin", pipe.execute())
+        except BaseException:
+            # Cancelled while Redis was asked: no count of this process stays
+            # behind (a mark in Redis, if made, expires by itself).
+            self._local.release(hold)
+            raise
         if answers is None:
-            return self._local.read_now(counts, known)
-        bans: dict[Count, float] = {}
-        failures: dict[Count, int] = {}
-        for index, count in enumerate(counts):
-            milliseconds, recent = answers[2 * index], answers[2 * index + 1]
-            bans[count] = max(0, milliseconds) / 1000  # -2: no such key, -1: no expiry
-            failures[count] = int(recent)
-        return Reading(bans, failures, known=bool(answers[-1]))
+            return hold, local
+        ahead = {count: int(answers[4 * index + 1]) + 1 for index, count in enumerate(charged)}
+        shared = self._reading(answers[4 * len(charged) :], consulted, ahead)
+        return hold, local.merged(shared)
 
-    async def fail(self, counts: Sequence[tuple[Count, int]]) -> None:
-        await self._local.fail(counts)
+    def release(self, hold: Hold) -> None:
+        self._local.release(hold)
+
+    async def unmark(self, hold: Hold) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for count in hold.counts:
+            pipe.zrem(self._under_way_key(count), hold.mark)
+        # Unanswered, the marks count until UNDER_WAY_SECONDS have passed.
+        await self._shared("end", pipe.execute())
+
+    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
+        local = self._local.read_now(consulted, known)
+        pipe = self._redis.pipeline(transaction=False)
+        self._queue_reading(pipe, consulted, known, self._clock())
+        answers = await self._shared("read", pipe.execute())
+        return local if answers is None else local.merged(self._reading(answers, consulted, {}))
+
+    def _queue_reading(
+        self, pipe: Pipeline, consulted: Sequence[Count], known: str, now: float
+    ) -> None:
+        for count in consulted:
+            pipe.pttl(self._ban_key(count))
+            pipe.zcount(self._failures_key(count), f"({now - self._settings.window}", "+inf")
+        pipe.exists(self._key("known", known))
+
+    @staticmethod
+    def _reading(
+        answers: list[Any], consulted: Sequence[Count], under_way: dict[Count, int]
+    ) -> Reading:
+        reading = Reading(under_way=under_way, known=bool(answers[-1]))
+        for index, count in enumerate(consulted):
+            milliseconds, failures = answers[2 * index : 2 * index + 2]
+            reading.bans[count] = max(0, milliseconds) / 1000  # -2: no such key, -1: no expiry
+            reading.failures[count] = int(failures)
+        return reading
+
+    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
+        await self._local.fail(hold, limits)
         now = self._clock()
         window_ms = self._settings.window * 1000
         pipe = self._redis.pipeline(transaction=False)
-        for count, _limit in counts:
+        for count in hold.counts:
             key = self._failures_key(count)
             # A unique member per failure: two at the same instant are two.
-            pipe.zadd(key, {f"{now}:{secrets.token_hex(4)}": now})
+            pipe.zadd(key, {f"{now}:{hold.mark}": now})
             pipe.zremrangebyscore(key, "-inf", now - self._settings.window)
             pipe.zcard(key)
             pipe.pexpire(key, window_ms)
@@ -164,8 +289,8 @@ class RedisStore:
             return
         banning = self._redis.pipeline(transaction=False)
         reached = False
-        for index, (count, limit) in enumerate(counts):
-            if int(answers[4 * index + 2]) >= limit:
+        for index, count in enumerate(hold.counts):
+            if int(answers[4 * index + 2]) >= limits[count[0]]:
                 reached = True
                 banning.set(self._ban_key(count), "1", px=self._settings.ban_time * 1000)
                 banning.delete(self._failures_key(count))

@@ -222,7 +222,10 @@ class SessionCookies:
         session = self.open(cookies.get(self._policy.name(COOKIE_NAME)))
         if session is None or self._shared is None:
             return session
-        if await self._shared.marked(ENDED, session.session_id):
+        ended_until = await self._shared.marked(ENDED, session.session_id)
+        if ended_until is not None:
+            # Kept here as well: it holds while Redis is away, too.
+            self._revoked.revoke(session.session_id, ended_until)
             log.info("session of %r refused: logged out elsewhere", session.user_id)
             return None
         return session

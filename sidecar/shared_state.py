@@ -1,30 +1,44 @@
 """The Redis that several sidecars share (``[state] redis_url``), and what an
 unanswered command means.
 
-Every command gets ``state.timeout`` and no retry: a Redis that does not
-answer costs a request half a second at most. Its answer is then None: the
-caller falls back to what this process knows itself (bans it counted,
-logouts and withdrawals made here), the error is logged once per outage and
-counted in ``jitsi_auth_state_errors``, and nobody sees a 500.
+Every command gets ``state.timeout`` and no retry. A command that gets no
+answer answers None: the caller goes on with what this process knows itself
+(bans it counted, logouts and withdrawals made here), and nobody sees a 500.
+After a connection failure or a timeout Redis is not asked at all for
+:data:`PAUSE_SECONDS`, so that a hung Redis costs one request the timeout,
+not every request. Marks that could not be written (a logout, a withdrawn
+link) are written once Redis answers again. Each kind of failure is logged
+when it starts and when it ends, and counted in ``jitsi_auth_state_errors``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.config import StateSettings
 from sidecar.metrics import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How long Redis is left alone after it did not answer.
+PAUSE_SECONDS = 5.0
+# Connections to Redis at once; more requests wait (state.timeout at most) for one.
+MAX_CONNECTIONS = 64
+# Marks kept for writing later, at most (the oldest are dropped first).
+MAX_UNWRITTEN_MARKS = 10_000
 
 
 def open_redis(settings: StateSettings) -> Redis | None:
@@ -36,51 +50,106 @@ def open_redis(settings: StateSettings) -> Redis | None:
         return None
     secret = settings.redis_password
     password = secret.reveal().decode().strip() if secret is not None else None
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         password=password,
+        max_connections=MAX_CONNECTIONS,
+        timeout=settings.timeout,
         socket_timeout=settings.timeout,
         socket_connect_timeout=settings.timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 def digest(text: str) -> str:
-    """A key part for ``text`` that names no user, address or session in Redis."""
+    """A key part for ``text`` that does not show the user, address or session it names."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class SharedState:
     """Commands to the shared Redis, each answered or None (see the module's text)."""
 
-    def __init__(self, redis: Redis, *, prefix: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis
         self._prefix = prefix
         self._metrics = metrics
-        self._unreachable = False
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._paused_until = 0.0
+        self._failing: set[str] = set()  # operations whose last try failed (logged once)
+        self._unwritten: dict[tuple[str, str], int] = {}  # (kind, id) -> until
 
     def key(self, kind: str, text: str) -> str:
         return f"{self._prefix}{kind}:{digest(text)}"
 
     async def run(self, operation: str, command: Awaitable[T]) -> T | None:
+        if self._clock() < self._paused_until:
+            if inspect.iscoroutine(command):
+                command.close()  # never awaited: nothing is sent
+            self._metrics.state_errors.labels(operation).inc()
+            return None
         try:
             answer = await command
-        except (RedisError, OSError) as error:
-            self._metrics.state_errors.labels(operation).inc()
-            if not self._unreachable:
-                log.error("state: Redis unreachable, going on with this process's own: %s", error)
-                self._unreachable = True
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            self._paused_until = self._clock() + PAUSE_SECONDS
+            self._failed(operation, f"Redis unreachable: {error}")
             return None
-        if self._unreachable:
-            log.warning("state: Redis answers again")
-            self._unreachable = False
+        except RedisError as error:
+            # Answered, but refused (read-only, out of memory, ...): not paused.
+            self._failed(operation, f"Redis refused: {error}")
+            return None
+        if operation in self._failing:
+            self._failing.discard(operation)
+            log.warning("state: Redis answers again (%s)", operation)
+        if self._unwritten:
+            await self._write_unwritten()
         return answer
 
-    async def mark(self, kind: str, ident: str, until: int) -> None:
-        """Remember ``ident`` (an ended session, a withdrawn link) until the Unix time ``until``."""
-        await self.run(kind, self.redis.set(self.key(kind, ident), "1", exat=max(1, until)))
+    def _failed(self, operation: str, problem: str) -> None:
+        self._metrics.state_errors.labels(operation).inc()
+        if operation not in self._failing:
+            self._failing.add(operation)
+            log.error("state: %s (%s); going on with this process's own", problem, operation)
 
-    async def marked(self, kind: str, ident: str) -> bool:
-        """Whether ``ident`` is marked; False when Redis does not answer (fail open)."""
-        return bool(await self.run(kind, self.redis.exists(self.key(kind, ident))))
+    async def mark(self, kind: str, ident: str, until: int) -> None:
+        """Remember ``ident`` (an ended session, a withdrawn link) until the Unix time ``until``;
+        later, should Redis not answer now."""
+        written = await self.run(kind, self._set_mark(kind, ident, until))
+        if written is None:
+            if len(self._unwritten) >= MAX_UNWRITTEN_MARKS:
+                del self._unwritten[next(iter(self._unwritten))]
+            self._unwritten[(kind, ident)] = until
+
+    def _set_mark(self, kind: str, ident: str, until: int) -> Awaitable[object]:
+        milliseconds = max(1, int((until - self._wall_clock()) * 1000))
+        return self.redis.set(self.key(kind, ident), str(until), px=milliseconds)
+
+    async def _write_unwritten(self) -> None:
+        marks, self._unwritten = self._unwritten, {}
+        now = self._wall_clock()
+        pipe = self.redis.pipeline(transaction=False)
+        for (kind, ident), until in marks.items():
+            if until > now:
+                pipe.set(self.key(kind, ident), str(until), px=int((until - now) * 1000))
+        try:
+            await pipe.execute()
+        except (RedisError, OSError):
+            self._unwritten = {**marks, **self._unwritten}
+
+    async def marked(self, kind: str, ident: str) -> int | None:
+        """Until when ``ident`` is marked, or None: not marked, or Redis did not answer."""
+        value = await self.run(kind, self.redis.get(self.key(kind, ident)))
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None

@@ -476,3 +476,13 @@ def test_the_ceiling_from_everywhere_is_not_below_the_one_per_address(tmp_path: 
     with pytest.raises(ConfigError) as raised:
         load_settings(write_config(tmp_path, body), environ={})
     assert raised.value.key == "regulation.max_failures_per_user_overall"
+
+
+def test_metrics_may_not_take_the_socket_nginx_talks_to(tmp_path: Path) -> None:
+    body = MINIMAL.replace(
+        "[server]\n", '[server]\nlisten = "127.0.0.1:5111"\nmetrics_listen = "127.0.0.1:5111"\n', 1
+    )
+    assert body != MINIMAL
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == "server.metrics_listen"

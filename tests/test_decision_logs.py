@@ -124,3 +124,28 @@ def test_a_typed_name_cannot_forge_a_line(stack: Stack, name: str) -> None:
     assert not [
         line for line in lines if re.search(r'^\S+Z INFO \S+: \S+ outcome=allowed user=x"', line)
     ]
+
+
+def test_unprintable_names_are_escaped_and_long_ones_cut(stack: Stack) -> None:
+    """Line separators and direction overrides (which pass the credential checks,
+    unlike control characters) reach no log viewer; a long name costs the log 128."""
+    for name in ("x\u2028y", "\u202eevil", "n" * 200):
+        stack.get("/Mathe7b", basic_auth(name, WRONG_PASSWORD))
+    log = stack.sidecar.log()
+    for raw in ("\u2028", "\u202e", "n" * 129):
+        assert raw not in log
+    assert 'user="x\\u2028y"' in log
+    assert 'user="\\u202eevil"' in log
+    assert "user=" + "n" * 128 + "..." in log
+
+
+def test_the_login_form_logs_no_name_it_did_not_accept(stack: Stack) -> None:
+    """A password typed into the name field, refused before any check, is not written."""
+    Browser(stack).log_in("Geheim-Passwort ", "")
+    form = Browser(stack)
+    form.post(
+        "/auth/login", {"csrf_token": "forged", "username": "Noch-ein-Geheimnis", "password": "x"}
+    )
+    log = stack.sidecar.log()
+    assert "Geheim-Passwort" not in log
+    assert "Noch-ein-Geheimnis" not in log

@@ -177,7 +177,8 @@ def test_an_unreachable_redis_stops_no_login(
     browser.cookies[SESSION] = cookie
     assert not enters(browser)
     log = stack.sidecar.log()
-    assert log.count("Redis unreachable") == 1, log
+    # Logged when it starts, not for every request (Redis is left alone for a while).
+    assert 1 <= log.count("Redis unreachable") <= 3, log
     assert " 500 " not in log
     scraped = request(http.client.HTTPConnection("127.0.0.1", metrics_port), "/metrics").body
     errors = re.findall(r'^jitsi_auth_state_errors_total\{operation="\w+"\} (\S+)$', scraped, re.M)

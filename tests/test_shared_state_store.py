@@ -1,0 +1,174 @@
+"""The Redis-backed state against a real redis-server: parallel checks in several
+processes, a Redis that refuses writes or does not answer, and what is written
+once it answers again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from sidecar.config import GuestSettings, RegulationSettings, Secret, StateSettings
+from sidecar.guest_links import GuestLinks, InvalidLink
+from sidecar.metrics import Metrics
+from sidecar.refusals import Banned, InvalidCredentials
+from sidecar.regulation import Regulator
+from sidecar.rooms import room_named
+from sidecar.shared_state import PAUSE_SECONDS, SharedState, open_redis
+from tests.redis_server import RedisServer
+
+LIMIT = 3
+SETTINGS = RegulationSettings(max_failures_per_user=LIMIT, max_failures_per_address=1000)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = open_redis(StateSettings(redis_url=redis_server.url))
+    assert client is not None
+    yield client
+    await client.aclose()
+
+
+def shared(redis: Redis, clock: Callable[[], float] | None = None) -> SharedState:
+    if clock is None:
+        return SharedState(redis, prefix="test:", metrics=Metrics())
+    return SharedState(redis, prefix="test:", metrics=Metrics(), clock=clock)
+
+
+async def guesses(regulators: list[Regulator], count: int, *, pause: float) -> int:
+    """``count`` wrong passwords at once, spread over ``regulators``; how many got a bind."""
+    binds = 0
+
+    async def guess(regulator: Regulator) -> None:
+        nonlocal binds
+        try:
+            async with regulator.attempt("anna", "192.0.2.1"):
+                binds += 1
+                await asyncio.sleep(pause)  # the bind, taking its time
+                raise InvalidCredentials
+        except (Banned, InvalidCredentials):
+            return
+
+    await asyncio.gather(*(guess(regulators[n % len(regulators)]) for n in range(count)))
+    return binds
+
+
+async def test_parallel_guesses_through_two_processes_get_the_limit_in_binds(
+    redis: Redis,
+) -> None:
+    nodes = [Regulator(SETTINGS, shared=shared(redis)) for _ in range(2)]
+    binds = await guesses(nodes, 40, pause=0.05)
+    assert binds <= LIMIT
+    # One at a time, through either node, the rest of the limit and no more.
+    for number in range(10):
+        binds += await guesses([nodes[number % 2]], 1, pause=0)
+    assert binds == LIMIT
+    assert await nodes[1].banned_for("anna", "192.0.2.1") > 0
+    # Without the shared marks each would allow the limit: the test can tell.
+    apart = [Regulator(SETTINGS) for _ in range(2)]
+    assert await guesses(apart, 40, pause=0.05) == 2 * LIMIT
+
+
+async def test_a_redis_that_refuses_writes_still_bans(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    """A replica after a failover, or out of memory: reads answer, writes fail."""
+    await redis.replicaof("127.0.0.1", 1)
+    try:
+        regulator = Regulator(SETTINGS, shared=shared(redis))
+        binds = 0
+        for _ in range(20):
+            binds += await guesses([regulator], 1, pause=0)
+        assert binds == LIMIT
+    finally:
+        await redis.replicaof("NO", "ONE")
+    # Redis takes writes again and knows of no failure: this process's ban still holds.
+    assert await guesses([regulator], 1, pause=0) == 0
+    assert await regulator.banned_for("anna", "192.0.2.1") > 0
+
+
+async def test_an_unanswering_redis_is_left_alone_for_a_while() -> None:
+    clock = Clock()
+    client = open_redis(StateSettings(redis_url="unix:///nonexistent/redis.sock"))
+    assert client is not None
+    state = shared(client, clock)
+    sent: list[str] = []
+
+    async def command(name: str) -> object:
+        sent.append(name)
+        return await client.get("x")
+
+    assert await state.run("first", command("first")) is None
+    assert sent == ["first"]
+    clock.now += PAUSE_SECONDS - 0.1
+    assert await state.run("paused", command("paused")) is None
+    assert sent == ["first"]  # never sent: no wait for a timeout
+    clock.now += 0.2
+    assert await state.run("again", command("again")) is None
+    assert sent == ["first", "again"]
+    await client.aclose()
+
+
+async def test_a_logout_made_while_redis_is_away_is_written_once_it_answers(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    clock = Clock()
+    state = shared(redis, clock)
+    redis_server.stop()
+    await state.mark("ended-session", "session-1", 4_000_000_000)
+    redis_server.start()
+    clock.now += PAUSE_SECONDS
+    assert await state.marked("ended-session", "session-1") is None  # this call writes it
+    other_node = shared(redis)
+    assert await other_node.marked("ended-session", "session-1") == 4_000_000_000
+
+
+async def test_a_link_made_while_redis_is_away_can_be_withdrawn_later(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    clock = Clock()
+    settings = GuestSettings(keys=(Secret(b"k" * 40),))
+    here = GuestLinks(settings, shared=shared(redis, clock))
+    elsewhere = GuestLinks(settings, shared=shared(redis))
+    redis_server.stop()
+    path = await here.create(room_named("Mathe7b"), 1, "anna", "Anna")
+    redis_server.start()
+    clock.now += PAUSE_SECONDS
+    value = path.removeprefix("/auth/guest/")
+    assert [link.room for link in await here.created_by("anna")] == ["Mathe7b"]
+    # Listed there too now, and withdrawn through the other node.
+    assert [link.room for link in await elsewhere.created_by("anna")] == ["Mathe7b"]
+    (link,) = await elsewhere.created_by("anna")
+    assert await elsewhere.withdraw(link.link_id, "anna")
+    assert await here.created_by("anna") == []
+    for node in (here, elsewhere):
+        with pytest.raises(InvalidLink) as invalid:
+            await node.open(value)
+        assert invalid.value.problem == "withdrawn"
+
+
+async def test_marks_answered_once_hold_while_redis_is_away(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    settings = GuestSettings(keys=(Secret(b"k" * 40),))
+    here = GuestLinks(settings, shared=shared(redis))
+    elsewhere = GuestLinks(settings, shared=shared(redis))
+    path = await here.create(room_named("Mathe7b"), 1, "anna", "Anna")
+    (link,) = await elsewhere.created_by("anna")
+    await elsewhere.withdraw(link.link_id, "anna")
+    value = path.removeprefix("/auth/guest/")
+    with pytest.raises(InvalidLink):
+        await here.open(value)  # told by Redis, and kept
+    redis_server.stop()
+    with pytest.raises(InvalidLink):
+        await here.open(value)
