@@ -71,6 +71,22 @@ def _entry_key(entry: Any) -> str:
         return str(entry.dn).lower()
 
 
+def ldap_client(
+    settings: LdapSettings, url: str, dn: str | None, password: Secret | str | None
+) -> Any:
+    """A bonsai client for ``url`` with the configured TLS, binding as ``dn`` if given."""
+    client = bonsai.LDAPClient(url, tls=settings.start_tls)
+    client.set_cert_policy("demand" if settings.verify_certificates else "never")
+    if settings.ca_file is not None:
+        client.set_ca_cert(str(settings.ca_file))
+    client.set_server_chase_referrals(False)
+    client.set_async_connection_class(CancellableConnection)
+    if dn is not None and password is not None:
+        secret = password.reveal().decode("utf-8") if isinstance(password, Secret) else password
+        client.set_credentials("SIMPLE", user=dn, password=secret)
+    return client
+
+
 class _ConnectionPool:
     """Reusable reading connections, at most ``size`` at once.
 
@@ -141,17 +157,7 @@ class Directory:
     # -- connections -------------------------------------------------------
 
     def _client(self, url: str, dn: str | None, password: Secret | str | None) -> Any:
-        settings = self._settings
-        client = bonsai.LDAPClient(url, tls=settings.start_tls)
-        client.set_cert_policy("demand" if settings.verify_certificates else "never")
-        if settings.ca_file is not None:
-            client.set_ca_cert(str(settings.ca_file))
-        client.set_server_chase_referrals(False)
-        client.set_async_connection_class(CancellableConnection)
-        if dn is not None and password is not None:
-            secret = password.reveal().decode("utf-8") if isinstance(password, Secret) else password
-            client.set_credentials("SIMPLE", user=dn, password=secret)
-        return client
+        return ldap_client(self._settings, url, dn, password)
 
     async def _connect(self, dn: str | None, password: Secret | str | None) -> tuple[str, Any]:
         """Connect (and bind) to the first server that answers: its URL and the connection.

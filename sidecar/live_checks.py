@@ -22,8 +22,8 @@ import aiohttp
 import bonsai
 import redis.exceptions
 
-from sidecar.cancellable_ldap import CancellableConnection
 from sidecar.config import LdapSettings, Settings, StateSettings
+from sidecar.directory import ldap_client
 from sidecar.room_size import REQUEST_TIMEOUT_SECONDS
 from sidecar.rooms import backend_safe_room_name
 from sidecar.shared_state import open_redis
@@ -65,16 +65,7 @@ def _milliseconds(started: float) -> str:
 
 def _ldap_client(settings: LdapSettings, url: str) -> Any:
     """A client for ``url`` set up as the daemon's Directory sets up its own."""
-    client = bonsai.LDAPClient(url, tls=settings.start_tls)
-    client.set_cert_policy("demand" if settings.verify_certificates else "never")
-    if settings.ca_file is not None:
-        client.set_ca_cert(str(settings.ca_file))
-    client.set_server_chase_referrals(False)
-    client.set_async_connection_class(CancellableConnection)
-    if settings.bind_dn is not None and settings.bind_password is not None:
-        password = settings.bind_password.reveal().decode("utf-8")
-        client.set_credentials("SIMPLE", user=settings.bind_dn, password=password)
-    return client
+    return ldap_client(settings, url, settings.bind_dn, settings.bind_password)
 
 
 def _parent_dn(template: str) -> str | None:
