@@ -35,6 +35,8 @@ _ROOM_PATH = re.compile(r"/([^/?&:'\"]+)")
 # A tenant's room (Jitsi's multi-tenant sites): the tenant a plain name, then the room.
 _TENANT_ROOM_PATH = re.compile(r"/([A-Za-z0-9][A-Za-z0-9_-]{0,62})(/[^/?&:'\"]+)")
 _MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Printable ASCII but "#" (a fragment never reaches a server).
+_REQUEST_URI = re.compile(r"[!\"$-~]+")
 # What JavaScript's encodeURIComponent leaves alone.
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 # What the redirect path may carry unescaped; everything else is percent-encoded.
@@ -130,7 +132,7 @@ def parse_room_uri(uri: str, tenants: frozenset[str] = frozenset()) -> RoomReque
     if not uri or len(uri) > MAX_URI_LENGTH:
         raise NotARoom("empty or too long")
     # nginx hands over the request line's URI as sent: printable ASCII only.
-    if any(not 0x21 <= ord(ch) <= 0x7E for ch in uri) or "#" in uri:
+    if not _REQUEST_URI.fullmatch(uri):
         raise NotARoom("characters that never appear in a request URI")
     path, _, query = uri.partition("?")
     tenant = ""

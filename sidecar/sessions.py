@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from cachetools import TTLCache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -46,6 +47,8 @@ SECURE_COOKIES = CookiePolicy(secure=True)
 MAX_COOKIE_LENGTH = 4096
 # Names and addresses longer than this are cut (UTF-8 may take 4 bytes a character).
 MAX_TEXT_LENGTH = 200
+# Sessions kept opened (a school's people with a room open); about 2 KB each.
+OPENED_COOKIES = 4096
 # A revocation list can only grow by logouts; this bounds it all the same.
 MAX_REVOKED_SESSIONS = 200_000
 # last_seen is rewritten at most this often, so not every page load sets a cookie.
@@ -190,6 +193,13 @@ class SessionCookies:
         self._policy = policy
         self._clock = clock
         self._fernet = MultiFernet([_fernet(key) for key in settings.keys])
+        # Cookies opened lately, by their exact text: a browser sends the same one
+        # with every page load for minutes. Every check of time and logout below
+        # is made again each time; only the decryption is saved. Cookies that do
+        # not open are not kept.
+        self._opened: TTLCache[str, Session] = TTLCache(
+            OPENED_COOKIES, TOUCH_INTERVAL_SECONDS, timer=clock
+        )
         self._revoked = revoked or RevokedSessions(settings.revocation_file, clock=clock)
         # Logouts on every sidecar; this process's own are kept in _revoked as well,
         # so they hold while Redis is away.
@@ -275,16 +285,12 @@ class SessionCookies:
         if len(cookie) > MAX_COOKIE_LENGTH:
             log.info("session cookie refused: too long")
             return None
-        try:
-            payload = self._fernet.decrypt_at_time(
-                cookie.encode("ascii"), self._settings.lifetime, self._now()
-            )
-            data = json.loads(payload)
-            session = Session(**data)
-            _check_types(session)
-        except (InvalidToken, UnicodeEncodeError, ValueError, TypeError, binascii.Error):
-            log.info("session cookie refused: not sealed with a current key")
-            return None
+        session = self._opened.get(cookie)
+        if session is None:
+            session = self._unsealed(cookie)
+            if session is None:
+                return None
+            self._opened[cookie] = session
         now = self._now()
         settings = self._settings
         if now - session.issued_at >= settings.lifetime:
@@ -298,6 +304,19 @@ class SessionCookies:
             return None
         if session.session_id in self._revoked:
             log.info("session of %r refused: logged out", session.user_id)
+            return None
+        return session
+
+    def _unsealed(self, cookie: str) -> Session | None:
+        try:
+            payload = self._fernet.decrypt_at_time(
+                cookie.encode("ascii"), self._settings.lifetime, self._now()
+            )
+            data = json.loads(payload)
+            session = Session(**data)
+            _check_types(session)
+        except (InvalidToken, UnicodeEncodeError, ValueError, TypeError, binascii.Error):
+            log.info("session cookie refused: not sealed with a current key")
             return None
         return session
 

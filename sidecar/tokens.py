@@ -12,12 +12,18 @@ allows (the name locked by default).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cachetools import TLRUCache
 from cryptography.hazmat.primitives import serialization
+from jwt import PyJWS
+from jwt.algorithms import Algorithm
+from jwt.types import JWKDict
 
 from sidecar.config import JitsiSettings, RoleRule
 from sidecar.people import Person
@@ -27,6 +33,9 @@ NOT_BEFORE_SLACK_SECONDS = 60
 # A token that runs out sooner than this is replaced before Jitsi gets it.
 MIN_REMAINING_SECONDS = 300
 ANY_ROOM = "*"
+# Verified tokens kept (a school's people with a room open, a few times over);
+# about a kilobyte each.
+VERIFIED_TOKENS = 4096
 # Room checks send a token in a query string, which Prosody may log when it
 # refuses it: it lives only as long as one check needs (beyond nbf's slack).
 ROOM_CHECK_TTL_SECONDS = 120
@@ -52,15 +61,80 @@ def signing_keys(settings: JitsiSettings) -> tuple[Any, Any]:
     return secret, secret
 
 
+class _KeyPreparedOnce(Algorithm):
+    """One of PyJWT's algorithms, with the site's one key prepared once.
+
+    PyJWT prepares the key again for every token it signs or checks (for a
+    secret that means trying to read it as PEM, SSH and DER first): a third of
+    the work of minting one.
+    """
+
+    def __init__(self, algorithm: Algorithm, keys: tuple[Any, ...]) -> None:
+        self._algorithm = algorithm
+        self._prepared = [(key, algorithm.prepare_key(key)) for key in keys]
+
+    def prepare_key(self, key: Any) -> Any:
+        for raw, prepared in self._prepared:
+            if key is raw:
+                return prepared
+        return self._algorithm.prepare_key(key)
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        return self._algorithm.sign(msg, key)
+
+    def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
+        return self._algorithm.verify(msg, key, sig)
+
+    def check_key_length(self, key: Any) -> str | None:
+        return self._algorithm.check_key_length(key)
+
+    @staticmethod
+    def to_jwk(key_obj: Any, as_dict: bool = False) -> Any:
+        raise NotImplementedError("not used: keys are never exported as JWK here")
+
+    @staticmethod
+    def from_jwk(jwk: str | JWKDict) -> Any:
+        raise NotImplementedError("not used: keys are never read from JWK here")
+
+
+def _signer(settings: JitsiSettings, key: Any) -> PyJWS:
+    """PyJWT's signer for the configured algorithm alone, with ``key`` prepared once."""
+    signer = PyJWS(algorithms=[settings.algorithm])
+    original = signer.get_algorithm_by_name(settings.algorithm)
+    signer.unregister_algorithm(settings.algorithm)
+    signer.register_algorithm(settings.algorithm, _KeyPreparedOnce(original, (key,)))
+    return signer
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What is compared of a token whose signature checked out."""
+
+    exp: int
+    nbf: int
+    sub: object
+    room: object
+    user_id: object
+    moderator: object
+    context: object
+
+
 class RoomTokens:
     def __init__(self, settings: JitsiSettings, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._signing_key, self._verifying_key = signing_keys(settings)
+        self._signer = _signer(settings, self._signing_key)
         # Prosody finds an RS* token's public key by its kid.
         self._header = {"typ": "JWT"}
         if settings.algorithm.startswith("RS"):
             self._header["kid"] = settings.key_id
         self._clock = clock
+        # Tokens whose signature checked out, by their exact text, until they expire:
+        # every room page load brings its token again, and verifying is most of its cost.
+        # Tokens that fail are not kept, so made-up ones cost time but no memory.
+        self._verified: TLRUCache[str, VerifiedToken] = TLRUCache(
+            VERIFIED_TOKENS, ttu=lambda _token, verified, _now: verified.exp, timer=clock
+        )
 
     def _room_claim(self, rule: RoleRule, backend_room: str) -> str:
         if rule.any_room:
@@ -95,8 +169,10 @@ class RoomTokens:
             "moderator": rule.moderator,
             "context": self._context(person, rule),
         }
-        return jwt.encode(
-            claims, self._signing_key, algorithm=settings.algorithm, headers=self._header
+        # What jwt.encode does, with the key prepared once (see _KeyPreparedOnce).
+        payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+        return self._signer.encode(
+            payload, self._signing_key, algorithm=settings.algorithm, headers=self._header
         )
 
     @staticmethod
@@ -129,16 +205,36 @@ class RoomTokens:
         self, token: str, person: Person, rule: RoleRule, backend_room: str, tenant: str = ""
     ) -> bool:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify(token)
+            if verified is None:
+                return False
+            self._verified[token] = verified
+        now = self._clock()
+        if not verified.nbf <= now or verified.exp - now < MIN_REMAINING_SECONDS:
+            return False
+        return (
+            verified.sub == (tenant or self._settings.subject)
+            and verified.room == self._room_claim(rule, backend_room)
+            and verified.user_id == person.user_id
+            and verified.moderator is rule.moderator
+            # Role options changed since (features, e-mail): a new token carries them.
+            and verified.context == self._context(person, rule)
+        )
+
+    def _verify(self, token: str) -> VerifiedToken | None:
+        """The claims of ``token`` when its signature, header, issuer and audience are ours."""
         settings = self._settings
         try:
-            # One decode gives header and claims: this runs on every room page load.
+            # One decode gives header and claims.
             decoded = jwt.decode_complete(
                 token,
                 self._verifying_key,
                 algorithms=[settings.algorithm],
                 audience=settings.audience,
                 issuer=settings.app_id,
-                # Time is judged below with our own clock and margin.
+                # Time is judged by is_current with our own clock and margin.
                 options={
                     "require": ["exp", "nbf", "sub", "room", "context"],
                     "verify_exp": False,
@@ -147,24 +243,24 @@ class RoomTokens:
                 },
             )
         except jwt.InvalidTokenError:
-            return False
+            return None
         header, claims = decoded["header"], decoded["payload"]
-        now = self._clock()
-        exp, nbf = claims["exp"], claims["nbf"]
-        if not isinstance(exp, int) or not isinstance(nbf, int):
-            return False
-        if not nbf <= now or exp - now < MIN_REMAINING_SECONDS:
-            return False
-        context = claims["context"]
+        exp, nbf, context = claims["exp"], claims["nbf"], claims["context"]
         user = context.get("user") if isinstance(context, dict) else None
-        return (
-            header.get("typ") == "JWT"
-            and header.get("kid") == self._header.get("kid")
-            and claims["sub"] == (tenant or settings.subject)
-            and claims["room"] == self._room_claim(rule, backend_room)
-            and isinstance(user, dict)
-            and user.get("id") == person.user_id
-            and claims.get("moderator") is rule.moderator
-            # Role options changed since (features, e-mail): a new token carries them.
-            and context == self._context(person, rule)
+        if (
+            not isinstance(exp, int)
+            or not isinstance(nbf, int)
+            or header.get("typ") != "JWT"
+            or header.get("kid") != self._header.get("kid")
+            or not isinstance(user, dict)
+        ):
+            return None
+        return VerifiedToken(
+            exp=exp,
+            nbf=nbf,
+            sub=claims["sub"],
+            room=claims["room"],
+            user_id=user.get("id"),
+            moderator=claims.get("moderator"),
+            context=context,
         )

@@ -81,6 +81,7 @@ REDIRECT_HEADER = "X-Jitsi-Auth-Redirect"
 PAGE_HEADER = "X-Jitsi-Auth-Page"
 USER_HEADER = "X-Jitsi-Auth-User"
 
+VERIFY_PATH = "/auth/verify"
 MAX_FORM_BYTES = 16 * 1024
 # How long one readiness answer is believed (load balancers poll every second or so).
 READINESS_SECONDS = 2.0
@@ -107,6 +108,8 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         path = request.path
+        if path == VERIFY_PATH:
+            return  # its decision line says more (sidecar.logs), at every room page load
         if path.startswith(GUEST_LINK_PREFIX):
             # The rest of the path is the signed invitation: a credential.
             path = GUEST_LINK_PREFIX + "..."
@@ -226,6 +229,10 @@ class Readiness:
 async def page_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    if request.path == VERIFY_PATH:
+        # Answers for nginx alone (which never passes them on), and verify
+        # catches its own errors: no page headers to add.
+        return await handler(request)
     try:
         response = await handler(request)
     except web.HTTPException as exception:
@@ -338,7 +345,7 @@ def create_app(settings: Settings) -> web.Application:
             clock=time.monotonic,
         )
     app.cleanup_ctx.append(_resources(settings, policy))
-    app.router.add_route("*", "/auth/verify", verify)
+    app.router.add_route("*", VERIFY_PATH, verify)
     # Any method: nginx fetches these with the method of the room request.
     app.router.add_route("*", "/auth/page/{name}", pages.page)
     app.router.add_get("/auth/login", pages.login_form)

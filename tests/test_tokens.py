@@ -130,6 +130,28 @@ def test_not_current() -> None:
     assert not tokens(other_app).is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
 
 
+def test_a_token_checked_once_is_judged_again_every_time() -> None:
+    """Verified tokens are remembered (signature work is done once): what they are
+    compared with, and the clock, still count at every page load."""
+    clock = Clock(NOW)
+    checker = RoomTokens(SETTINGS, clock=clock)
+    minted = checker.mint(ANNA, TEACHER_RULE, "mathe7b")
+    assert checker.is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+    assert not checker.is_current(minted, MAX, TEACHER_RULE, "mathe7b")
+    assert not checker.is_current(minted, ANNA, PUPIL_RULE, "mathe7b")
+    assert not checker.is_current(minted, ANNA, TEACHER_RULE, "physik")
+    assert not checker.is_current(minted, ANNA, TEACHER_RULE, "mathe7b", tenant="other")
+    emailless = dataclasses.replace(TEACHER_RULE, email=False)
+    assert not checker.is_current(minted, ANNA, emailless, "mathe7b")
+    # One character changed is another token, checked afresh.
+    head, payload, signature = minted.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert not checker.is_current(f"{head}.{payload}.{flipped}", ANNA, TEACHER_RULE, "mathe7b")
+    assert checker.is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+    clock.now = NOW + SETTINGS.token_ttl - MIN_REMAINING_SECONDS + 1
+    assert not checker.is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+
+
 @pytest.mark.parametrize(
     "forged",
     [
