@@ -20,6 +20,10 @@ FIRST_GUESS_SECONDS = 0.01
 # Each drawn duration is stretched by up to this share either way, so that
 # no answer takes exactly as long as one of the recorded binds.
 JITTER = 0.1
+# Both refusals end with a wait of up to this long: the event loop sleeps in
+# whole milliseconds, and a bind over loopback takes less than one, so a drawn
+# wait alone would come out longer than the bind it copies.
+SETTLE_SECONDS = 0.002
 _random = random.SystemRandom()
 
 
@@ -35,3 +39,7 @@ class BindTimings:
         """A duration one of the recent binds took."""
         drawn = _random.choice(self._recent) if self._recent else FIRST_GUESS_SECONDS
         return drawn * _random.uniform(1 - JITTER, 1 + JITTER)
+
+    def settle(self) -> float:
+        """A short wait that ends both refusals alike (see SETTLE_SECONDS)."""
+        return _random.uniform(0, SETTLE_SECONDS)

@@ -240,9 +240,13 @@ class Directory:
                 _, conn = await self._connect(dn, password)
         except bonsai.AuthenticationError:
             self._bind_timings.record(time.monotonic() - started)
-            raise InvalidCredentials from None
-        self._bind_timings.record(time.monotonic() - started)
-        return conn
+        else:
+            self._bind_timings.record(time.monotonic() - started)
+            return conn
+        # Refused: it ends as an unknown name's answer ends (see bind_timing),
+        # outside the handler so that the error's frames are not kept meanwhile.
+        await asyncio.sleep(self._bind_timings.settle())
+        raise InvalidCredentials
 
     async def _search(
         self,
@@ -366,7 +370,7 @@ class Directory:
             if len(entries) > 1:
                 log.warning("ldap.user_filter matches %d entries for one login", len(entries))
             # As long as a wrong password's bind would have taken: see bind_timing.
-            await asyncio.sleep(self._bind_timings.draw())
+            await asyncio.sleep(self._bind_timings.draw() + self._bind_timings.settle())
             raise InvalidCredentials
         entry = entries[0]
         if found is not None:
