@@ -60,17 +60,22 @@ class Authenticator:
         return Admission(person, rule)
 
     async def _person(self, credentials: Credentials, address: str, *, cached: bool) -> Person:
-        if cached:
-            person = self._cache.cached(credentials)
-            self._metrics.cache.labels("miss" if person is None else "hit").inc()
-            if person is not None:
-                return person
-        # Refusals are told once, in the decision's log line (sidecar.logs).
+        if not cached:
+            return await self._checked(credentials, address)
+        person = self._cache.cached(credentials)
+        self._metrics.cache.labels("miss" if person is None else "hit").inc()
+        if person is not None:
+            return person
+        # Concurrent requests with the same credentials (a browser's parallel
+        # loads) are one check: one bind, counted once.
+        return await self._cache.get_or_check(
+            credentials, partial(self._checked, address=address)
+        )
+
+    async def _checked(self, credentials: Credentials, address: str) -> Person:
+        """A regulated check against the directory. Refusals are told once, in the
+        decision's log line (sidecar.logs)."""
         async with self._regulator.attempt(credentials.username, address) as attempt:
-            authenticate = partial(self._directory.authenticate, found=attempt.found_entry)
-            if cached:
-                person = await self._cache.get_or_check(credentials, authenticate)
-            else:
-                person = await authenticate(credentials)
+            person = await self._directory.authenticate(credentials, found=attempt.found_entry)
             await attempt.succeeded()
         return person

@@ -8,21 +8,31 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from sidecar import admin
 from sidecar.appkeys import METRICS
-from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, UnixAddress, load_settings
+from sidecar.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    Settings,
+    TcpAddress,
+    UnixAddress,
+    load_settings,
+)
 from sidecar.guest_links import StateFileError
 from sidecar.logs import configure as configure_logging
 from sidecar.metrics_server import start_metrics_listener
 from sidecar.systemd import inherited_socket, notify
 from sidecar.web import PathOnlyAccessLogger, create_app
+from sidecar.workers import Supervisor, Worker
 
 log = logging.getLogger("sidecar")
 
@@ -40,9 +50,16 @@ class ListenError(RuntimeError):
 
 
 async def serve(
-    settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    listener: socket.socket | None = None,
+    worker: int | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set)."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); as worker ``worker`` on
+    ``listener`` when a supervisor runs several (sidecar.workers)."""
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -55,7 +72,7 @@ async def serve(
     )
     await runner.setup()
     listen = settings.server.listen
-    passed = inherited_socket()
+    passed = listener or inherited_socket()
     site: web.BaseSite
     if passed is not None:
         # systemd's socket: it owns address, mode and group, and keeps
@@ -79,7 +96,7 @@ async def serve(
         os.chmod(listen.path, settings.server.socket_mode)
     log.info("listening on %s", site.name)
     try:
-        metrics_runner = await _metrics_listener(app, settings)
+        metrics_runner = await _metrics_listener(app, settings, worker)
     except ListenError:
         await runner.cleanup()
         raise
@@ -89,6 +106,8 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
         ready.set()
+    if on_ready is not None:
+        on_ready()
     notify("READY=1")
     try:
         await stop.wait()
@@ -107,10 +126,19 @@ async def serve(
         log.info("stopped")
 
 
-async def _metrics_listener(app: web.Application, settings: Settings) -> web.AppRunner | None:
+async def _metrics_listener(
+    app: web.Application, settings: Settings, worker: int | None
+) -> web.AppRunner | None:
     listen = settings.server.metrics_listen
     if listen is None:
         return None
+    if worker is not None:
+        # Each worker counts for itself: the next port, or the path with its number.
+        listen = (
+            UnixAddress(listen.path.with_name(f"{listen.path.name}.{worker}"))
+            if isinstance(listen, UnixAddress)
+            else TcpAddress(listen.host, listen.port + worker)
+        )
     try:
         metrics_runner = await start_metrics_listener(app[METRICS], listen)
     except OSError as error:
@@ -163,13 +191,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         settings = _load(args.config)
         configure_logging(settings.server.log_format)
-        try:
-            asyncio.run(serve(settings))
-        except (ListenError, StateFileError) as error:
-            print(f"jitsi-auth-sidecar: {error}", file=sys.stderr)
-            return 2
-        return 0
+        if settings.server.workers > 1:
+            try:
+                return Supervisor(settings, _worker(settings), backlog=LISTEN_BACKLOG).run()
+            except OSError as error:
+                print(f"jitsi-auth-sidecar: server.listen: {error.strerror}", file=sys.stderr)
+                return 2
+        return _serve_here(settings)
     raise AssertionError(args.command)
+
+
+def _serve_here(settings: Settings, **how: Any) -> int:
+    try:
+        asyncio.run(serve(settings, **how))
+    except (ListenError, StateFileError) as error:
+        print(f"jitsi-auth-sidecar: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _worker(settings: Settings) -> Worker:
+    def run(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
+        return _serve_here(settings, listener=listener, worker=number, on_ready=ready)
+
+    return run
 
 
 if __name__ == "__main__":

@@ -283,6 +283,8 @@ class ServerSettings:
     # Prometheus metrics on a listener of their own (never through the include); empty: off.
     metrics_listen: ListenAddress | None = option(None, parse=_listen_or_none)
     log_format: LogFormat = option("plain")  # decision lines for journald: plain or json
+    # Processes serving the socket; more than one needs [state] redis_url.
+    workers: int = option(1, minimum=1, maximum=64)
 
     def __post_init__(self) -> None:
         if self.metrics_listen == self.listen:
@@ -591,6 +593,9 @@ class Settings:
         return self.classroom.xmpp_domain or self.jitsi.subject
 
     def __post_init__(self) -> None:
+        if self.server.workers > 1 and not self.state.redis_url:
+            # Each worker would count failures and remember logouts on its own.
+            raise ConfigError("state.redis_url", "missing (needed with server.workers > 1)")
         if self.classroom.wait_for_teacher and self.xmpp_domain == "*":
             raise ConfigError("classroom.xmpp_domain", 'missing (jitsi.subject is "*")')
         if not self.roles:

@@ -251,3 +251,16 @@ def test_every_spelling_a_filter_leads_to_one_entry_shares_its_ban(
     assert binds_of(slapd, TEACHER.uid) == before
     # Another person is not affected.
     assert Browser(stack).log_in(PUPIL.mail, PUPIL.password).status == 302
+
+
+def test_parallel_requests_with_the_same_credentials_are_one_check(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """A browser's parallel loads: one bind, counted once, never "try again later"."""
+    stack = make_stack(slapd, extra=REGULATION.format(ban_time=900))
+    before = binds_of(slapd, PUPIL.uid)
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: stack.get("/Mathe7b", pupil).status, range(8)))
+    assert statuses == [302] * 8
+    assert binds_of(slapd, PUPIL.uid) - before == 1
