@@ -30,7 +30,9 @@ class Credentials:
 
 
 def _has_control_character(value: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in value)
+    # Cs: a lone surrogate, which is no character of UTF-8 text (an undecodable
+    # byte read from a pipe, say) and would fail inside the LDAP library.
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
 
 
 def check_credentials(username: str, password: str) -> Credentials:

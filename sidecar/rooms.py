@@ -110,11 +110,14 @@ def backend_safe_room_name(room: str) -> str:
 def _acceptable_room(room: str) -> bool:
     if not room.strip() or len(room) > MAX_ROOM_LENGTH:
         return False
-    if ".." in room or room.startswith("."):
-        return False
-    # Characters an XMPP room address (nodeprep) or a single path segment cannot hold.
-    if any(ch in "/\\?#&:'\"<>@" for ch in room):
-        return False
+    # As typed, and as Prosody gets it (NFKC: a fullwidth apostrophe is "'",
+    # U+2025 is ".."): both must be a name.
+    for name in (room, unicodedata.normalize("NFKC", room)):
+        if ".." in name or name.startswith("."):
+            return False
+        # Characters an XMPP room address (nodeprep) or a single path segment cannot hold.
+        if any(ch in "/\\?#&:'\"<>@" for ch in name):
+            return False
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in room):
         return False
     # Judged on the name Prosody sees: "%2A" and a fullwidth asterisk are "*" too.
@@ -204,7 +207,7 @@ def safe_next(value: str | None, tenants: frozenset[str] = frozenset()) -> str:
             return START_PAGE
         try:
             return start_page_location(room_named(unquote(names[0], errors="strict")))
-        except (NotARoom, UnicodeDecodeError):
+        except (NotARoom, UnicodeError):
             return START_PAGE
     try:
         return parse_room_uri(value, tenants).location_without_token()

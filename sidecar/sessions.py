@@ -23,6 +23,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -109,6 +110,17 @@ _TEXT_FIELDS = (
     "link_id",
 )
 _TIME_FIELDS = ("issued_at", "last_seen", "role_checked", "expires_at")
+
+
+# How a sealed cookie is spelt: URL-safe base64, padded.
+_SEALED = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+def _canonical_base64(text: str) -> bool:
+    try:
+        return base64.urlsafe_b64encode(base64.urlsafe_b64decode(text)).decode("ascii") == text
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _check_types(session: Session) -> None:
@@ -308,6 +320,11 @@ class SessionCookies:
         return session
 
     def _unsealed(self, cookie: str) -> Session | None:
+        if not _SEALED.fullmatch(cookie) or not _canonical_base64(cookie):
+            # Fernet reads base64 leniently (stray characters, other alphabets,
+            # unused bits): only the one spelling this sidecar writes opens.
+            log.info("session cookie refused: not as sealed")
+            return None
         try:
             payload = self._fernet.decrypt_at_time(
                 cookie.encode("ascii"), self._settings.lifetime, self._now()

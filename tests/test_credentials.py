@@ -72,3 +72,10 @@ def test_longest_acceptable_values_pass() -> None:
     password = "p" * MAX_PASSWORD_LENGTH
     header = basic(f"{username}:{password}".encode())
     assert parse_basic_authorization(header).password == password
+
+
+def test_a_lone_surrogate_is_no_credential() -> None:
+    """An undecodable byte read from a pipe (test-login) never reaches the LDAP library."""
+    for username, password in (("a", "\ud800"), ("\udcff", "secret")):
+        with pytest.raises(UnacceptableCredentials):
+            check_credentials(username, password)

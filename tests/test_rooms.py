@@ -83,6 +83,9 @@ def test_one_well_formed_token_counts() -> None:
         "**",
         "__jicofo-health-check",
         "__Jicofo-Health-Check-1234",
+        "%EF%BC%87",  # fullwidth apostrophe: NFKC makes it "'", which XMPP refuses
+        "%E2%80%A5",  # two dot leader: NFKC makes it ".."
+        "%EF%BC%A0x",  # fullwidth commercial at
     ],
 )
 def test_names_prosody_treats_specially_are_not_rooms(segment: str) -> None:
