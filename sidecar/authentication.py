@@ -68,9 +68,7 @@ class Authenticator:
             return person
         # Concurrent requests with the same credentials (a browser's parallel
         # loads) are one check: one bind, counted once.
-        return await self._cache.get_or_check(
-            credentials, partial(self._checked, address=address)
-        )
+        return await self._cache.get_or_check(credentials, partial(self._checked, address=address))
 
     async def _checked(self, credentials: Credentials, address: str) -> Person:
         """A regulated check against the directory. Refusals are told once, in the
