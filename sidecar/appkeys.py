@@ -10,6 +10,7 @@ from sidecar.config import Settings
 from sidecar.csrf import CsrfTokens
 from sidecar.guard import Guard
 from sidecar.guest_links import GuestLinks
+from sidecar.logs import DecisionLog
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
@@ -22,6 +23,7 @@ from sidecar.waiting import WaitingPace
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
+DECISION_LOG = web.AppKey("decision_log", DecisionLog)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 CSRF_TOKENS = web.AppKey("csrf_tokens", CsrfTokens)
 REGULATOR = web.AppKey("regulator", Regulator)

@@ -11,6 +11,7 @@ from aiohttp import web
 from sidecar.appkeys import (
     AUTHENTICATOR,
     CSRF_TOKENS,
+    DECISION_LOG,
     METRICS,
     REGULATOR,
     SESSIONS,
@@ -22,7 +23,6 @@ from sidecar.config import LOGO_TYPES
 from sidecar.credentials import check_credentials, parse_basic_authorization
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.i18n import Translator, choose_language
-from sidecar.logs import log_decision
 from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
 from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
 from sidecar.sessions import Session
@@ -267,7 +267,9 @@ def _login_line(
     """The login form's decision: one log line, one count."""
     request.app[METRICS].logins.labels(outcome).inc()
     address = request.headers.get("X-Real-IP", "") or "-"
-    log_decision("login", outcome=outcome, user=user, role=role, reason=reason, address=address)
+    request.app[DECISION_LOG].write(
+        "login", outcome=outcome, user=user, role=role, reason=reason, address=address
+    )
 
 
 async def login(request: web.Request) -> web.StreamResponse:

@@ -27,6 +27,7 @@ from sidecar.appkeys import (
     AUTHENTICATOR,
     BRIDGE,
     CSRF_TOKENS,
+    DECISION_LOG,
     GUARD,
     GUEST_LIMIT,
     GUEST_LINKS,
@@ -61,7 +62,7 @@ from sidecar.guard import (
 )
 from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 from sidecar.guest_links import GuestLinks
-from sidecar.logs import log_decision
+from sidecar.logs import DecisionLog
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
@@ -172,7 +173,7 @@ async def verify(request: web.Request) -> web.Response:
         response = web.Response(status=403, headers={PAGE_HEADER: "error"})
         outcome = "error"
     request.app[METRICS].decisions.labels(outcome, decision.method, decision.role).inc()
-    log_decision(
+    request.app[DECISION_LOG].write(
         "decision",
         outcome=outcome,
         user=decision.user,
@@ -321,6 +322,7 @@ def _resources(
             metrics=metrics,
         )
         yield
+        app[DECISION_LOG].flush()
         directory.close()
         await client.close()
         if redis is not None:
@@ -334,6 +336,7 @@ def create_app(settings: Settings) -> web.Application:
     policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[DECISION_LOG] = DecisionLog(settings.server.log_format)
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
