@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import bonsai
-import redis.exceptions
 
 from sidecar.config import LdapSettings, Settings, StateSettings
 from sidecar.directory import ldap_client
@@ -179,6 +178,8 @@ async def _search(settings: LdapSettings, conn: Any, read: _Read) -> tuple[str, 
 
 async def check_redis(settings: StateSettings) -> CheckResult:
     """PING through the daemon's own client (``state.timeout``, no retry)."""
+    import redis.exceptions  # loaded only when a Redis is configured (see shared_state)
+
     name = f"Redis {settings.redis_url}"
     client = open_redis(settings)
     assert client is not None  # only asked when state.redis_url is set
@@ -199,7 +200,8 @@ async def check_redis(settings: StateSettings) -> CheckResult:
 
 def _is_authentication(error: BaseException) -> bool:
     """A refused password: the server answered. redis-py may wrap it in a ConnectionError."""
-    auth = redis.exceptions.AuthenticationError
+    from redis.exceptions import AuthenticationError as auth
+
     return isinstance(error, auth) or isinstance(error.__cause__, auth)
 
 

@@ -19,14 +19,16 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from cachetools import TTLCache
-from redis.asyncio.client import Pipeline
 
 from sidecar.config import RegulationSettings
 from sidecar.shared_state import SharedState
 from sidecar.sliding_counter import MAX_TRACKED_KEYS, SlidingCounter
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
 
 CountName = Literal["person_at_place", "person", "place", "place_for_everybody"]
 # (kind of count, key): the key joins a who and a place with a newline, which neither holds.

@@ -18,17 +18,15 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import TYPE_CHECKING, TypeVar
 
 from sidecar.config import StateSettings
 from sidecar.metrics import Metrics
+
+if TYPE_CHECKING:
+    # The redis library is loaded only where a Redis is configured: it costs a
+    # single-node daemon 8 MB of memory for nothing.
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +46,10 @@ def open_redis(settings: StateSettings) -> Redis | None:
     """
     if not settings.redis_url:
         return None
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     secret = settings.redis_password
     password = secret.reveal().decode().strip() if secret is not None else None
     pool = BlockingConnectionPool.from_url(
@@ -88,6 +90,11 @@ class SharedState:
         self._paused_until = 0.0
         self._failing: set[str] = set()  # operations whose last try failed (logged once)
         self._unwritten: dict[tuple[str, str], int] = {}  # (kind, id) -> until
+        from redis import exceptions
+
+        # Not answering (paused after) and answering with a refusal (not paused).
+        self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
+        self._refused = exceptions.RedisError
 
     def key(self, kind: str, text: str) -> str:
         return f"{self._prefix}{kind}:{digest(text)}"
@@ -100,11 +107,11 @@ class SharedState:
             return None
         try:
             answer = await command
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        except self._unreachable as error:
             self._paused_until = self._clock() + PAUSE_SECONDS
             self._failed(operation, f"Redis unreachable: {error}")
             return None
-        except RedisError as error:
+        except self._refused as error:
             # Answered, but refused (read-only, out of memory, ...): not paused.
             self._failed(operation, f"Redis refused: {error}")
             return None
@@ -143,7 +150,7 @@ class SharedState:
                 pipe.set(self.key(kind, ident), str(until), px=int((until - now) * 1000))
         try:
             await pipe.execute()
-        except (RedisError, OSError):
+        except (self._refused, OSError):
             self._unwritten = {**marks, **self._unwritten}
 
     async def marked(self, kind: str, ident: str) -> int | None:
