@@ -1,22 +1,35 @@
 # make test: install what is missing, then lint, type-check and run every test.
 # make demo: a throwaway school (slapd), nginx on 127.0.0.1:8080 and the sidecar.
+# make bench: the sidecar against its baselines, in one run (bench/results/).
+# make soak: minutes of mixed load while slapd dies, comes back and slows down.
 
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
-	chromium fonts-dejavu-core redis-server systemd
+	chromium fonts-dejavu-core redis-server systemd wrk python3-ldap
 
-.PHONY: test demo lint debian-packages clean
+.PHONY: test demo bench soak lint debian-packages clean
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check sidecar demo tests
-	$(BIN)/ruff format --check sidecar demo tests
+	$(BIN)/ruff check sidecar demo tests bench soak
+	$(BIN)/ruff format --check sidecar demo tests bench soak
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m demo
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench
+
+soak: $(VENV)/.installed
+	$(BIN)/python -m soak
+
+# The bench extra (matplotlib) on top of the dev install.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
 
 # Debian packages through apt-get, only those that are missing.
 debian-packages:

@@ -1,0 +1,87 @@
+"""The nginx configurations of the baselines, made from the project's own include.
+
+Every nginx here is ``demo.nginx.Nginx`` (one worker, the Jitsi-shaped site);
+what differs is the include and what sits at http level:
+
+- the sidecar's nginx and the bare baseline's nginx use the include as it
+  is, pointed at their socket: one new connection per verify subrequest;
+- the keep-alive baseline uses the same include with its ``proxy_pass``
+  lines pointed at an ``upstream {}`` with ``keepalive`` (HTTP/1.1 and an
+  empty ``Connection`` header, without which nginx closes each one);
+- "nginx answering 200" is a site of its own with one ``return 200``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from demo.nginx import SOCKET_LITERAL
+
+NEW_CONNECTION = "new connection per subrequest"
+KEEPALIVE = "upstream keepalive"
+
+# Named by demo.nginx.Nginx's formatting like its own site; only {port} is used.
+STATIC_SITE = """\
+server {{
+    listen 127.0.0.1:{port};
+    server_name localhost;
+    location / {{
+        # As the include's room locations: no access log line per request.
+        access_log off;
+        return 200;
+    }}
+}}
+"""
+
+KEEPALIVE_UPSTREAM = "bench_bare_keepalive"
+# Idle connections each worker keeps: as many as wrk keeps open to nginx.
+KEEPALIVE_CONNECTIONS = 32
+
+_SOCKET_PROXY_PASS = re.compile(
+    r"proxy_pass http://" + re.escape(SOCKET_LITERAL) + r"(?::(?P<uri>/[^;\s]*))?;"
+)
+_VERIFY_LOCATION = re.compile(
+    r"location = /_jitsi_auth_sidecar/verify \{(?P<body>.*?)\n\}", re.DOTALL
+)
+
+
+class IncludeNotUnderstood(RuntimeError):
+    """The include no longer looks as this bench expects: bench/nginx_sites.py needs a look."""
+
+
+def include_connection_handling(include_text: str) -> str:
+    """How the include reaches the sidecar for a verify subrequest."""
+    verify = _VERIFY_LOCATION.search(include_text)
+    if verify is None:
+        raise IncludeNotUnderstood("no `location = /_jitsi_auth_sidecar/verify` in the include")
+    if _SOCKET_PROXY_PASS.search(verify.group("body")):
+        return NEW_CONNECTION
+    return KEEPALIVE
+
+
+def with_upstream_keepalive(include_text: str) -> str:
+    """The include with each ``proxy_pass`` to the sidecar's socket sent through the upstream."""
+
+    def through_upstream(match: re.Match[str]) -> str:
+        return (
+            f"proxy_pass http://{KEEPALIVE_UPSTREAM}{match.group('uri') or ''};\n"
+            "    proxy_http_version 1.1;\n"
+            '    proxy_set_header Connection "";'
+        )
+
+    rewritten, count = _SOCKET_PROXY_PASS.subn(through_upstream, include_text)
+    if count == 0:
+        raise IncludeNotUnderstood(
+            f"no `proxy_pass http://{SOCKET_LITERAL}...` in the include to send through an upstream"
+        )
+    return rewritten
+
+
+def keepalive_upstream(socket_path: str) -> str:
+    """The http-level block the rewritten include names."""
+    return (
+        f"    upstream {KEEPALIVE_UPSTREAM} {{\n"
+        f"        server unix:{socket_path};\n"
+        f"        keepalive {KEEPALIVE_CONNECTIONS};\n"
+        "    }\n"
+    )
