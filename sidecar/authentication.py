@@ -19,7 +19,7 @@ from sidecar.directory import Directory
 from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import NoRole
-from sidecar.regulation import Regulator
+from sidecar.regulation import Regulator, place_of
 from sidecar.roles import RoleRules
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ class Authenticator:
             return person
         # Concurrent requests with the same credentials (a browser's parallel
         # loads) are one check: one bind, counted once.
-        return await self._cache.get_or_check(credentials, partial(self._checked, address=address))
+        return await self._cache.get_or_check(
+            credentials, partial(self._checked, address=address), place=place_of(address)
+        )
 
     async def _checked(self, credentials: Credentials, address: str) -> Person:
         """A regulated check against the directory. Refusals are told once, in the

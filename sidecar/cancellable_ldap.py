@@ -54,7 +54,7 @@ class _Wait:
         try:
             # The base class's own: non-blocking, None while there is no answer.
             result = BaseLDAPConnection.get_result(self._connection, self._msg_id)
-        except bonsai.LDAPError as error:
+        except Exception as error:
             self.answer.set_exception(error)
             return
         if result is not None:
@@ -110,6 +110,13 @@ class CancellableConnection(AIOLDAPConnection):
         except (asyncio.CancelledError, TimeoutError):
             wait.end()
             self._give_up(msg_id)
+            raise
+        except Exception:
+            if not self._opened:
+                # A refused bind: the connection is of no use, and the error's
+                # frames would keep it (and its socket) until the collector runs.
+                with contextlib.suppress(bonsai.LDAPError, ValueError, OSError):
+                    self.close()
             raise
         finally:
             wait.end()

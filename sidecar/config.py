@@ -593,9 +593,19 @@ class Settings:
         return self.classroom.xmpp_domain or self.jitsi.subject
 
     def __post_init__(self) -> None:
-        if self.server.workers > 1 and not self.state.redis_url:
-            # Each worker would count failures and remember logouts on its own.
-            raise ConfigError("state.redis_url", "missing (needed with server.workers > 1)")
+        if self.server.workers > 1:
+            if not self.state.redis_url:
+                # Each worker would count failures and remember logouts on its own.
+                raise ConfigError("state.redis_url", "missing (needed with server.workers > 1)")
+            for name, path in (
+                ("sessions.revocation_file", self.sessions.revocation_file),
+                ("guests.state_file", self.guests.state_file),
+            ):
+                if path is not None:
+                    # Every worker would write the file with only its own part.
+                    raise ConfigError(
+                        name, "must not be set with server.workers > 1 (Redis keeps it)"
+                    )
         if self.classroom.wait_for_teacher and self.xmpp_domain == "*":
             raise ConfigError("classroom.xmpp_domain", 'missing (jitsi.subject is "*")')
         if not self.roles:
@@ -610,8 +620,8 @@ class Settings:
         for index, key in enumerate(self.previous_keys):
             if key_ids.count(key.key_id) > 1:
                 raise ConfigError(f"previous_keys[{index}].key_id", "is used twice")
-        if self.guests.keys and self.guests.state_file is None:
-            # Without it a restart forgets every withdrawal, and links live for days.
+        if self.guests.keys and self.guests.state_file is None and not self.state.redis_url:
+            # Without it (or Redis) a restart forgets every withdrawal, and links live for days.
             raise ConfigError("guests.state_file", "missing (needed with guests.keys_file)")
         for index, rule in enumerate(self.roles):
             if rule.name == GUEST_ROLE:

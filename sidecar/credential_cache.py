@@ -33,7 +33,7 @@ class CredentialCache:
         self._people: TTLCache[bytes, Person] = TTLCache(
             settings.basic_size, max(settings.basic_ttl, 1), timer=clock
         )
-        self._checks: SingleFlight[bytes, Person] = SingleFlight()
+        self._checks: SingleFlight[bytes, Person] = SingleFlight()  # by key and place
 
     def _cache_key(self, credentials: Credentials) -> bytes:
         username = credentials.username.encode("utf-8")
@@ -48,16 +48,21 @@ class CredentialCache:
         return self._people.get(self._cache_key(credentials))
 
     async def get_or_check(
-        self, credentials: Credentials, check: Callable[[Credentials], Awaitable[Person]]
+        self,
+        credentials: Credentials,
+        check: Callable[[Credentials], Awaitable[Person]],
+        *,
+        place: str = "",
     ) -> Person:
-        """The cached person, or ``check(credentials)``, run once for concurrent callers."""
+        """The cached person, or ``check(credentials)``, run once for concurrent callers
+        from one ``place`` (each place's bans and counts are its own)."""
         if not self._enabled:
             return await check(credentials)
         key = self._cache_key(credentials)
         person = self._people.get(key)
         if person is not None:
             return person
-        person = await self._checks.run(key, lambda: check(credentials))
+        person = await self._checks.run(key + place.encode(), lambda: check(credentials))
         # Only a good check gets here: failures are never remembered.
         self._people[key] = person
         return person

@@ -24,6 +24,8 @@ from sidecar.config import LogFormat
 DECISIONS = "sidecar.decisions"
 # A plain value needs no quotes when it is one run of printable ASCII but these.
 _BARE = re.compile(r"[!#-&(-<>-\[\]-~]+")
+# What a pipe writes whole (PIPE_BUF on Linux).
+ATOMIC_WRITE_BYTES = 4096
 # The longest a field value is written (a user name, a reason).
 MAX_VALUE = 128
 _FIELDS = "fields"
@@ -134,18 +136,20 @@ class DecisionLog:
         self._stream = stream  # None: whatever sys.stderr is when written
         self._pending: list[str] = []
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def write(self, kind: str, **fields: object) -> None:
         """One line with ``fields`` in the order given."""
         self._pending.append(self._render(time.time(), "INFO", DECISIONS, kind, fields))
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        self._scheduled = True
+        if self._scheduled and loop is self._loop:
+            return
+        # (A flush scheduled on a loop that has ended since would never run.)
+        self._scheduled, self._loop = True, loop
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -154,6 +158,21 @@ class DecisionLog:
             return
         lines, self._pending = self._pending, []
         stream = self._stream or sys.stderr
+        # Written in pieces a pipe takes whole (PIPE_BUF): the lines of several
+        # workers on one pipe never interleave within a line.
+        piece: list[str] = []
+        size = 0
+        for line in lines:
+            length = len(line.encode("utf-8", "surrogateescape")) + 1
+            if piece and size + length > ATOMIC_WRITE_BYTES:
+                self._write(stream, piece)
+                piece, size = [], 0
+            piece.append(line)
+            size += length
+        self._write(stream, piece)
+
+    @staticmethod
+    def _write(stream: TextIO, lines: list[str]) -> None:
         with contextlib.suppress(OSError, ValueError):
             stream.write("\n".join(lines) + "\n")
             stream.flush()

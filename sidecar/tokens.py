@@ -13,6 +13,7 @@ allows (the name locked by default).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ NOT_BEFORE_SLACK_SECONDS = 60
 # A token that runs out sooner than this is replaced before Jitsi gets it.
 MIN_REMAINING_SECONDS = 300
 ANY_ROOM = "*"
+# A JWS in compact form, as this sidecar writes it: three base64url parts.
+_COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Verified tokens kept (a school's people with a room open, a few times over);
 # about a kilobyte each.
 VERIFIED_TOKENS = 4096
@@ -205,6 +208,10 @@ class RoomTokens:
         self, token: str, person: Person, rule: RoleRule, backend_room: str, tenant: str = ""
     ) -> bool:
         """True when ``token`` is ours, for this person, role and room, and not about to expire."""
+        if not _COMPACT_JWT.fullmatch(token):
+            # One spelling per token: older PyJWT read stray characters in the
+            # signature leniently, and every spelling would take a cache entry.
+            return False
         verified = self._verified.get(token)
         if verified is None:
             verified = self._verify(token)

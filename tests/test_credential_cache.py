@@ -233,3 +233,18 @@ def test_every_cache_has_its_own_key() -> None:
     one, two = make_cache(), make_cache()
     assert one._cache_key(GOOD) == one._cache_key(GOOD)
     assert one._cache_key(GOOD) != two._cache_key(GOOD)
+
+
+async def test_concurrent_identical_checks_from_two_places_are_two_checks() -> None:
+    """Each place's bans and counts are its own: a check from a banned place must
+    not answer for another place, nor the other way round."""
+    gate = asyncio.Event()
+    cache, directory = make_cache(), Directory(gate=gate)
+
+    async def open_gate() -> None:
+        gate.set()
+
+    callers = [cache.get_or_check(GOOD, directory.check, place=place) for place in "aabb"]
+    results = await asyncio.gather(*callers, open_gate())
+    assert results[:4] == [ANNA] * 4
+    assert directory.calls == [GOOD, GOOD]

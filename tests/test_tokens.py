@@ -257,3 +257,13 @@ def test_a_token_made_under_other_role_options_is_not_current() -> None:
         dataclasses.replace(PUPIL_RULE, features=(("name-readonly", False),)),
     ):
         assert not tokens(now=NOW + 10).is_current(old, LEA, changed, "mathe7b")
+
+
+@pytest.mark.parametrize("extra", ["!!!!", "$$", "~", "=", "%21"])
+def test_a_token_is_read_in_its_one_spelling(extra: str) -> None:
+    """Older PyJWT skipped stray characters in a signature; one token must not
+    have many spellings (each would be a cache entry of its own)."""
+    checker = tokens()
+    minted = checker.mint(ANNA, TEACHER_RULE, "mathe7b")
+    assert checker.is_current(minted, ANNA, TEACHER_RULE, "mathe7b")
+    assert not checker.is_current(minted + extra, ANNA, TEACHER_RULE, "mathe7b")

@@ -3,8 +3,10 @@ logout holds in every one, a worker that dies comes back, SIGTERM ends them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +44,19 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
 
 
 def two_workers(
-    slapd: Slapd, make_stack: Callable[..., Stack], redis: RedisServer, metrics: Path
+    slapd: Slapd,
+    make_stack: Callable[..., Stack],
+    redis: RedisServer,
+    metrics: Path,
+    *,
+    tcp_metrics: int | None = None,
 ) -> Stack:
-    replace = metrics_line(f"unix:{metrics}")
+    listen = f"unix:{metrics}" if tcp_metrics is None else f"127.0.0.1:{tcp_metrics}"
+    replace = metrics_line(listen)
     replace['public_url = "'] = "workers = 2\n" + replace['public_url = "']
+    # Redis keeps logouts and guest links: no file for every worker to overwrite.
+    replace["revocation_file = "] = "# revocation_file = "
+    replace["state_file = "] = "# state_file = "
     extra = STRICT + f'\n[state]\nredis_url = "{redis.url}"\n'
     return make_stack(slapd, extra=extra, replace=replace)
 
@@ -98,8 +109,38 @@ def test_a_worker_that_dies_comes_back_and_sigterm_ends_them_all(
     assert not stack.sidecar.socket_path.exists()
 
 
-def test_more_than_one_worker_needs_redis(tmp_path: Path) -> None:
+def test_more_than_one_worker_needs_redis_and_no_state_files(tmp_path: Path) -> None:
     body = MINIMAL.replace("[server]\n", "[server]\nworkers = 2\n", 1)
     with pytest.raises(ConfigError) as raised:
         load_settings(write_config(tmp_path, body), environ={})
     assert raised.value.key == "state.redis_url"
+    shared = body + '\n[state]\nredis_url = "redis://127.0.0.1:6379/0"\n'
+    assert load_settings(write_config(tmp_path, shared), environ={}).server.workers == 2
+    with_file = {"JITSI_AUTH_SIDECAR_SESSIONS_REVOCATION_FILE": str(tmp_path / "revoked.json")}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, shared), environ=with_file)
+    assert raised.value.key == "sessions.revocation_file"
+
+
+def test_a_worker_that_cannot_start_stops_them_all_with_a_failure(
+    slapd: Slapd, make_stack: Callable[..., Stack], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Worker 1's metrics port is taken: it ends with code 2, and so does the daemon,
+    for systemd to see, instead of being started again for ever."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        stack: Stack | None = None
+        # It may end before its first answer, or after worker 0 gave one.
+        with contextlib.suppress(RuntimeError):
+            stack = two_workers(
+                slapd, make_stack, redis_server, tmp_path / "unused", tcp_metrics=port - 1
+            )
+        if stack is not None and stack.sidecar.process is not None:
+            assert stack.sidecar.process.wait(timeout=30) == 2
+        log = (tmp_path / "stack0" / "sidecar.log").read_text()
+        assert "metrics_listen" in log
+    finally:
+        taken.close()
