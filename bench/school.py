@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 
-from demo.school import BASE_DN, MAIL_DOMAIN, SCHOOL, Person, School
+from demo.school import BASE_DN, SCHOOL, Person, School, make_person
 
 TEACHER_SHARE = 10  # one teacher for every ten people
 POSIX_CLASS_SIZE = 30
@@ -21,17 +21,9 @@ CLASSES = ("5a", "5b", "6a", "6b", "7a", "7b", "8a", "8b", "9a", "9b", "10a", "1
 
 
 def _person(uid: str, given_name: str, surname: str, department: str = "") -> Person:
-    return Person(
-        uid=uid,
-        display_name=f"{given_name} {surname}",
-        given_name=given_name,
-        surname=surname,
-        mail=f"{uid}@{MAIL_DOMAIN}",
-        # Fresh for every run: nothing to guess, nothing worth keeping.
-        password=secrets.token_urlsafe(12),
-        dn=f"uid={uid},ou=people,{BASE_DN}",
-        department=department,
-    )
+    # A fresh password for every run: nothing to guess, nothing worth keeping.
+    password = secrets.token_urlsafe(12)
+    return make_person(uid, given_name, surname, password, department=department)
 
 
 def generated_school(size: int) -> School:

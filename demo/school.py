@@ -37,7 +37,7 @@ class Person:
     photo_url: str = ""  # labeledURI: a picture
 
 
-def _person(uid: str, given_name: str, surname: str, password: str, **extra: str) -> Person:
+def make_person(uid: str, given_name: str, surname: str, password: str, **extra: str) -> Person:
     return Person(
         uid=uid,
         display_name=f"{given_name} {surname}",
@@ -218,7 +218,7 @@ class School:
 SCHOOL = School(
     base_dn=BASE_DN,
     teachers=(
-        _person(
+        make_person(
             "anna.mueller",
             "Anna",
             "Müller",
@@ -226,17 +226,17 @@ SCHOOL = School(
             photo_url="https://school.example/photos/anna.png",
         ),
         # Not https: never handed to Jitsi as an avatar.
-        _person(
+        make_person(
             "tom.berger", "Tom", "Berger", "Zirkel-Lineal-4", photo_url="http://x.example/t.png"
         ),
     ),
     pupils=(
-        _person("max.schmidt", "Max", "Schmidt", "Heft-Bleistift-9", department="7b"),
-        _person("lea.wagner", "Lea", "Wagner", "Schüler-Ranzen-5", department="7b"),
-        _person("jonas.klein", "Jonas", "Klein", "Turnhalle-Ball-2", department="9a"),
+        make_person("max.schmidt", "Max", "Schmidt", "Heft-Bleistift-9", department="7b"),
+        make_person("lea.wagner", "Lea", "Wagner", "Schüler-Ranzen-5", department="7b"),
+        make_person("jonas.klein", "Jonas", "Klein", "Turnhalle-Ball-2", department="9a"),
     ),
-    nobody=_person("hans.hausmeister", "Hans", "Hausmeister", "Besen-Eimer-6"),
-    posix_only=_person("paul.posix", "Paul", "Posix", "Terminal-Shell-3"),
+    nobody=make_person("hans.hausmeister", "Hans", "Hausmeister", "Besen-Eimer-6"),
+    posix_only=make_person("paul.posix", "Paul", "Posix", "Terminal-Shell-3"),
     service_password="Verzeichnis-Lesen-31",
     posix_group_members=("max.schmidt", "lea.wagner", "paul.posix"),
     posix_group_gid=10007,
