@@ -228,7 +228,12 @@ def _read_password(username: str) -> str:
             return getpass.getpass(f"password for {username}: ")
         except EOFError:
             raise CommandFailed(EXIT_USAGE, "no password given") from None
-    line = stdin.readline()
+        except UnicodeDecodeError:
+            raise CommandFailed(EXIT_REFUSED, "login refused before any bind: not UTF-8") from None
+    # Bytes, decoded leniently: an undecodable byte is refused by the credential
+    # checks (as a lone surrogate), not by a traceback, whatever the locale.
+    raw = stdin.buffer.readline() if hasattr(stdin, "buffer") else stdin.readline().encode()
+    line = raw.decode("utf-8", "surrogateescape")
     if not line:
         raise CommandFailed(EXIT_USAGE, "no password on standard input (one line is read)")
     return line.removesuffix("\n").removesuffix("\r")

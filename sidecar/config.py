@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -169,10 +169,24 @@ def _redis_url_or_empty(key: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(key, f"{value!r} is not a redis://, rediss:// or unix:// URL")
-    if parts.password:
+    query = parse_qs(parts.query)
+    if parts.password or any(name.endswith("password") for name in query):
         # Secrets are never values in the file: the password has a file of its own.
         raise ConfigError(key, "must not hold a password (use state.redis_password_file)")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigError(key, f"{value!r} has no valid port") from None
     return value
+
+
+def _utf8_secret(key: str, secret: Secret | None) -> Secret | None:
+    if secret is not None:
+        try:
+            secret.reveal().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(key, "is not UTF-8 text") from None
+    return secret
 
 
 def _listen_or_none(key: str, value: str) -> ListenAddress | None:
@@ -565,7 +579,7 @@ class StateSettings:
 
     redis_url: str = option("", parse=_redis_url_or_empty)  # empty: in this process only
     redis_password: Secret | None = option(
-        None, key="redis_password_file", credential="redis_password"
+        None, key="redis_password_file", credential="redis_password", parse=_utf8_secret
     )
     key_prefix: str = option("jitsi-auth-sidecar:", nonempty=True)  # for a shared Redis
     timeout: float = option(0.5, minimum=0.05, maximum=5.0)  # per Redis command, in seconds

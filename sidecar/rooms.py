@@ -187,7 +187,11 @@ def start_page_location(room: RoomRequest | None) -> str:
 
 def room_named(name: str) -> RoomRequest:
     """The room a person typed by name (``Mathe 7b``), judged like one in a URI."""
-    return parse_room_uri("/" + quote(name, safe=""))
+    try:
+        segment = quote(name, safe="")
+    except UnicodeError:
+        raise NotARoom("room name is not UTF-8 text") from None
+    return parse_room_uri("/" + segment)
 
 
 def safe_next(value: str | None, tenants: frozenset[str] = frozenset()) -> str:

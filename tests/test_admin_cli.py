@@ -617,3 +617,38 @@ def test_mint_without_a_service_account_needs_a_role(config: Path) -> None:
         "mint", "--config", config, "--user", PUPIL.uid, "--room", "Mathe7b", "--role", "pupil"
     )
     assert with_role.returncode == 0, with_role.stderr
+
+
+def test_undecodable_passwords_and_room_names_get_a_clean_refusal(config: Path) -> None:
+    """A byte that is no UTF-8 (a Latin-1 password file, a stray key) in a strict
+    locale: refused with one line, never a traceback."""
+    piped = subprocess.run(
+        [str(CLI), "test-login", PUPIL.uid, "--config", str(config)],
+        input=b"Sch\xfcler\n",
+        capture_output=True,
+        timeout=60,
+        env=clean_environment(PYTHONIOENCODING="utf-8:strict", LC_ALL="C.UTF-8"),
+        check=False,
+    )
+    assert piped.returncode == 1, piped.stderr
+    assert b"Traceback" not in piped.stderr
+    room = subprocess.run(
+        [
+            str(CLI),
+            "mint",
+            "--config",
+            str(config),
+            "--user",
+            "x",
+            "--room",
+            b"\xff",
+            "--role",
+            "pupil",
+        ],
+        capture_output=True,
+        timeout=60,
+        env=clean_environment(),
+        check=False,
+    )
+    assert room.returncode == 2, room.stderr
+    assert b"Traceback" not in room.stderr

@@ -486,3 +486,30 @@ def test_metrics_may_not_take_the_socket_nginx_talks_to(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(write_config(tmp_path, body), environ={})
     assert raised.value.key == "server.metrics_listen"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?password=geheim",
+        "redis://:geheim@127.0.0.1:6379/0",
+        "redis://127.0.0.1:notaport/0",
+    ],
+)
+def test_a_redis_url_holds_no_password_and_a_real_port(tmp_path: Path, url: str) -> None:
+    body = MINIMAL + f'\n[state]\nredis_url = "{url}"\n'
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == "state.redis_url"
+    assert "geheim" not in str(raised.value)
+
+
+def test_a_redis_password_is_utf8_text(tmp_path: Path) -> None:
+    password = tmp_path / "redis_password"
+    password.write_bytes(b"Sch\xfcssel\n")
+    body = MINIMAL + (
+        f'\n[state]\nredis_url = "redis://127.0.0.1:6379/0"\nredis_password_file = "{password}"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, body), environ={})
+    assert raised.value.key == "state.redis_password_file"

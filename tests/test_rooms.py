@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri
+from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri, room_named
 
 
 @pytest.mark.parametrize(
@@ -147,3 +147,8 @@ def test_every_accepted_room_redirects_to_a_single_slash_path() -> None:
         assert location.startswith("/")
         assert not location.startswith("//")
         assert "\\" not in location
+
+
+def test_a_typed_room_name_that_is_no_text_is_not_a_room() -> None:
+    with pytest.raises(NotARoom):
+        room_named("Mathe\udcff")
