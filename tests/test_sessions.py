@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import revocations, state_files
+from sidecar import revocations
 from sidecar.config import Secret, SessionSettings
 from sidecar.people import Person
 from sidecar.revocations import BUCKET_SECONDS, HEADER, RevokedSessions
@@ -514,7 +514,7 @@ async def test_a_failed_fsync_is_a_failed_logout_and_leaves_no_half_line(
     def failing_fsync(descriptor: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(state_files.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     assert not await cookies.end(cookies.new(ANNA, "pupil"))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["revoked"]
