@@ -122,7 +122,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "logged_out_unsaved.title": "Logged out here only",
         "logged_out_unsaved.heading": "Logged out in this browser only",
         "logged_out_unsaved.text": "This browser is logged out. But the login service could "
-        "not save the logout (its disk may be full): a copy of your login elsewhere would work "
+        "not save the logout (its disk may be full): a copy of your login elsewhere might work "
         "again once the service restarts. Please tell the school's admin.",
     },
     "de": {
@@ -249,7 +249,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "logged_out_unsaved.heading": "Nur in diesem Browser abgemeldet",
         "logged_out_unsaved.text": "Dieser Browser ist abgemeldet. Der Anmeldedienst konnte die "
         "Abmeldung aber nicht speichern (vielleicht ist sein Speicher voll): Eine Kopie deiner "
-        "Anmeldung anderswo würde nach einem Neustart des Dienstes wieder gelten. Bitte sag der "
+        "Anmeldung anderswo könnte nach einem Neustart des Dienstes wieder gelten. Bitte sag der "
         "Administration der Schule Bescheid.",
     },
 }

@@ -26,6 +26,7 @@ import heapq
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class RevokedSessions:
         self._clock = clock
         self._max_entries = max_entries
         self._until: dict[str, int] = {}
-        self._buckets: dict[int, list[str]] = {}
+        self._buckets: dict[int, deque[str]] = {}
         self._bucket_order: list[int] = []  # a heap of the keys of _buckets
         # Logouts not on disk yet (the last write failed): written with the next one.
         self._unsaved: dict[str, int] = {}
@@ -116,7 +117,7 @@ class RevokedSessions:
         self._until[session_id] = until
         bucket = until // BUCKET_SECONDS
         if bucket not in self._buckets:
-            self._buckets[bucket] = []
+            self._buckets[bucket] = deque()
             heapq.heappush(self._bucket_order, bucket)
         self._buckets[bucket].append(session_id)
         while len(self._until) > self._max_entries:
@@ -135,11 +136,12 @@ class RevokedSessions:
                     self._unsaved.pop(session_id, None)
 
     def _drop_soonest(self) -> None:
-        """Past the cap: drop an id of the soonest bucket (the soonest to end anyway)."""
+        """Past the cap: drop the oldest id of the soonest bucket (about the soonest to
+        end anyway; never the logout being made, which is the newest)."""
         bucket = self._bucket_order[0]
         ids = self._buckets[bucket]
         while ids:
-            session_id = ids.pop()
+            session_id = ids.popleft()
             until = self._until.get(session_id)
             if until is not None and until // BUCKET_SECONDS == bucket:
                 del self._until[session_id]
@@ -231,10 +233,10 @@ class RevokedSessions:
     def _compact(self, path: Path) -> None:
         """Rewrite the file with the current revocations only."""
         now = self._clock()
-        current = [(sid, until) for sid, until in self._until.items() if until > now]
-        write_atomically(path, HEADER + b"".join(_line(sid, until) for sid, until in current))
-        self._lines_on_disk = len(current)
-        self._compact_at = max(COMPACT_AT_LEAST, 2 * len(current))
+        lines = [f"{until} {sid}\n" for sid, until in self._until.items() if until > now]
+        write_atomically(path, HEADER + "".join(lines).encode("ascii"))
+        self._lines_on_disk = len(lines)
+        self._compact_at = max(COMPACT_AT_LEAST, 2 * len(lines))
         self._unsaved.clear()
 
     def _failed(self, path: Path, error: OSError) -> None:

@@ -375,6 +375,14 @@ def test_past_the_cap_the_soonest_to_end_is_dropped_first(clock: Clock) -> None:
     ]
 
 
+def test_past_the_cap_the_logout_being_made_still_holds(clock: Clock) -> None:
+    revoked = RevokedSessions(None, clock=clock, max_entries=3)
+    for name in ("a", "b", "c", "newest"):
+        revoked.revoke(name, START + 100)
+    assert "newest" in revoked
+    assert len(revoked) == 3
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text("ascii").splitlines()
 
