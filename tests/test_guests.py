@@ -337,8 +337,11 @@ def test_an_unreadable_state_file_stops_the_start(tmp_path: Path, state: str) ->
     state_file = tmp_path / "guest_links.json"
     state_file.write_text(state)
     settings = GuestSettings(keys=(Secret(b"k" * 40),), state_file=state_file)
-    with pytest.raises(StateFileError, match=r"guests\.state_file"):
+    with pytest.raises(StateFileError, match=r"^guests\.state_file: cannot read ") as refused:
         GuestLinks(settings)
+    # One line, with the way out (the same policy as sessions.revocation_file).
+    assert "\n" not in str(refused.value)
+    assert "move it away" in str(refused.value)
 
 
 async def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
