@@ -169,9 +169,26 @@ class RevokedSessions:
                 self._lines_on_disk = len(entries)
         except ValueError as error:
             raise unreadable(SETTING, path, error, consequence=CONSEQUENCE) from None
-        for session_id, until in entries:
-            self.remember(session_id, until)
+        self._remember_all(entries)
         self._compact_at = max(COMPACT_AT_LEAST, 2 * len(self._until))
+
+    def _remember_all(self, entries: list[tuple[str, int]]) -> None:
+        """:meth:`remember` for a whole file at once (at the start: a bulk path)."""
+        now = self._clock()
+        until_of = self._until
+        for session_id, until in entries:
+            if until > now and until_of.get(session_id, 0) < until:
+                until_of[session_id] = until
+        buckets = self._buckets
+        for session_id, until in until_of.items():
+            bucket = until // BUCKET_SECONDS
+            if bucket not in buckets:
+                buckets[bucket] = deque()
+            buckets[bucket].append(session_id)
+        self._bucket_order = list(buckets)
+        heapq.heapify(self._bucket_order)
+        while len(until_of) > self._max_entries:
+            self._drop_soonest()
 
     @staticmethod
     def _log_lines(data: bytes) -> list[tuple[str, int]]:

@@ -8,8 +8,9 @@ put in front and an old one dropped a lifetime later without logging anybody
 out. Idle timeout and absolute lifetime are judged here, on the server, from
 the sealed times; a cookie's own expiry is only a hint to the browser.
 
-A logged-out session's id is remembered until it would have expired anyway,
-so the same cookie no longer passes even though it still opens.
+A logged-out session's id is remembered until it would have expired anyway
+(:mod:`sidecar.revocations`), so the same cookie no longer passes even though
+it still opens.
 
 :class:`SessionCookies` is the one owner of the session cookie: its name,
 reading it from a request's cookies, sealing a session into a ``Set-Cookie``
