@@ -9,7 +9,10 @@ moved to another room, without breaking the signature.
 
 The links a teacher created are remembered so that she can see and withdraw
 them; a withdrawn id is remembered until the link would have expired. Both
-survive a restart when ``[guests] state_file`` is set.
+survive a restart when ``[guests] state_file`` is set: a link is handed out,
+and a withdrawal confirmed, only once the file holds it; when it cannot be
+written nothing changes and :class:`NotSaved` says so (a link nobody could
+see in her list, or a withdrawal a restart would undo, is never made).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -34,6 +36,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sidecar.config import GuestSettings, Secret
 from sidecar.rooms import NotARoom, RoomRequest, room_named
 from sidecar.shared_state import SharedState
+from sidecar.state_files import StateFileError as StateFileError  # what the start catches
+from sidecar.state_files import remove_leftovers, unreadable, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ LINK = "guest-link"
 LINKS_OF = "guest-links-of"
 WITHDRAWN = "withdrawn-guest-link"
 LinkProblem = Literal["altered", "expired", "withdrawn"]
+STATE_FILE = "guests.state_file"
+CONSEQUENCE = "make every withdrawn link work again and forget which links exist"
 
 
 class InvalidLink(Exception):
@@ -56,8 +62,9 @@ class InvalidLink(Exception):
         self.problem = problem
 
 
-class StateFileError(RuntimeError):
-    """guests.state_file cannot be read: starting without it would forget withdrawals."""
+class NotSaved(Exception):
+    """``guests.state_file`` could not be written: the action did not happen (nothing
+    changed, here or in Redis), and the teacher is told to try again."""
 
 
 @dataclass(frozen=True)
@@ -142,9 +149,13 @@ class GuestLinks:
             inviter_id=inviter_id,
             inviter_name=inviter_name[:200],
         )
-        self._created[link.link_id] = link
         self._prune()
-        self._save()
+        self._created[link.link_id] = link
+        try:
+            self._save()
+        except NotSaved:
+            del self._created[link.link_id]
+            raise
         if self._shared is not None:
             await self._share(self._shared, link)
         return self.path_of(link)
@@ -229,14 +240,21 @@ class GuestLinks:
         return True
 
     async def withdraw(self, link_id: str, inviter_id: str) -> bool:
-        """Withdraw one of ``inviter_id``'s links; False when it is not hers (or gone)."""
+        """Withdraw one of ``inviter_id``'s links; False when it is not hers (or gone),
+        :class:`NotSaved` when the state file could not be written (nothing changed)."""
         mine = {link.link_id: link for link in await self.created_by(inviter_id)}
         link = mine.get(link_id)
         if link is None:
             return False
+        created = self._created.pop(link_id, None)
         self._withdrawn[link_id] = link.expires_at
-        self._created.pop(link_id, None)
-        self._save()
+        try:
+            self._save()
+        except NotSaved:
+            del self._withdrawn[link_id]
+            if created is not None:
+                self._created[link_id] = created
+            raise
         shared = self._shared
         if shared is not None:
             await shared.mark(WITHDRAWN, link_id, link.expires_at)
@@ -291,23 +309,29 @@ class GuestLinks:
 
     def _load(self, path: Path) -> None:
         """Read the state, all of it or nothing: a half-read file would forget withdrawals."""
+        remove_leftovers(path)
         try:
             data = json.loads(path.read_text("utf-8"))
             created = {item["link_id"]: GuestLink(**item) for item in data["created"]}
             withdrawn = dict(data["withdrawn"])
         except FileNotFoundError:
             return
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            raise StateFileError(f"guests.state_file: cannot read {path}: {error}") from None
+        except OSError as error:
+            raise unreadable(
+                STATE_FILE, path, error.strerror or error, consequence=CONSEQUENCE
+            ) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise unreadable(STATE_FILE, path, error, consequence=CONSEQUENCE) from None
         typed = all(
             isinstance(key, str) and isinstance(until, int) for key, until in withdrawn.items()
         )
         if not typed or not all(_well_typed(link) for link in created.values()):
-            raise StateFileError(f"guests.state_file: {path} holds values of the wrong type")
+            raise unreadable(STATE_FILE, path, "values of the wrong type", consequence=CONSEQUENCE)
         self._created, self._withdrawn = created, withdrawn
         self._prune()
 
     def _save(self) -> None:
+        """Write the whole state (a few links a teacher: small), or :class:`NotSaved`."""
         path = self._settings.state_file
         if path is None:
             return
@@ -315,9 +339,8 @@ class GuestLinks:
             "created": [asdict(link) for link in self._created.values()],
             "withdrawn": self._withdrawn,
         }
-        temporary = path.with_suffix(".tmp")
         try:
-            temporary.write_text(json.dumps(data), "utf-8")
-            os.replace(temporary, path)
+            write_atomically(path, json.dumps(data).encode("utf-8"))
         except OSError as error:
-            log.error("cannot write guests.state_file %s: %s", path, error)
+            log.error("cannot write %s %s: %s", STATE_FILE, path, error.strerror or error)
+            raise NotSaved from error

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, LINK_LIMIT, SESSIONS, SETTINGS
 from sidecar.csrf import FIELD as CSRF_FIELD
-from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink
+from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved
 from sidecar.i18n import Translator
 from sidecar.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.refusals import minutes_to_wait
@@ -169,7 +169,10 @@ async def create_link(request: web.Request) -> web.StreamResponse:
         days = int(form_field(form, "days") or "")
     except ValueError:
         days = DEFAULT_DAYS
-    await _links(request).create(room, days, who.person.user_id, who.person.display_name)
+    try:
+        await _links(request).create(room, days, who.person.user_id, who.person.display_name)
+    except NotSaved:
+        return _not_saved(request, "guest-not-created", start_page_location(room))
     log.info("%r created a guest link for %r", who.person.user_id, room.backend_name)
     return web.Response(status=302, headers={"Location": start_page_location(room)})
 
@@ -177,11 +180,21 @@ async def create_link(request: web.Request) -> web.StreamResponse:
 async def withdraw_link(request: web.Request) -> web.StreamResponse:
     form, who = await _teacher_form(request)
     link_id = form_field(form, "link_id") or ""
-    if await _links(request).withdraw(link_id, who.person.user_id):
-        log.info("%r withdrew guest link %s", who.person.user_id, link_id)
     back = form_field(form, "room") or ""
     try:
         location = start_page_location(room_named(back)) if back else "/auth/"
     except NotARoom:
         location = "/auth/"
+    try:
+        if await _links(request).withdraw(link_id, who.person.user_id):
+            log.info("%r withdrew guest link %s", who.person.user_id, link_id)
+    except NotSaved:
+        return _not_saved(request, "guest-not-withdrawn", location)
     return web.Response(status=302, headers={"Location": location})
+
+
+def _not_saved(request: web.Request, name: str, back: str) -> web.Response:
+    """503: the state file could not be written, so nothing was done; back to try again."""
+    response = message(request, name, link=back, link_text=translator(request)("guest.back"))
+    response.set_status(503)
+    return response

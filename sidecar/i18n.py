@@ -107,6 +107,23 @@ TEXTS: dict[Language, dict[str, str]] = {
         "wrong-room.go": "Go to that room",
         "guest-home.title": "Invitation",
         "guest-home.heading": "You are a guest",
+        # State that could not be written (a full or read-only disk): said, not hidden.
+        "guest.back": "Back to the guest links",
+        "guest-not-created.title": "Not created",
+        "guest-not-created.heading": "The guest link was not created",
+        "guest-not-created.text": "The login service could not save the new link (its disk "
+        "may be full), so there is none. Please try again in a moment; if it keeps failing, "
+        "tell the school's admin.",
+        "guest-not-withdrawn.title": "Not withdrawn",
+        "guest-not-withdrawn.heading": "The guest link was not withdrawn",
+        "guest-not-withdrawn.text": "The login service could not save the withdrawal (its "
+        "disk may be full): the link still works. Please try again in a moment; if it keeps "
+        "failing, tell the school's admin.",
+        "logged_out_unsaved.title": "Logged out here only",
+        "logged_out_unsaved.heading": "Logged out in this browser only",
+        "logged_out_unsaved.text": "This browser is logged out. But the login service could "
+        "not save the logout (its disk may be full): a copy of your login elsewhere might work "
+        "again once the service restarts. Please tell the school's admin.",
     },
     "de": {
         "login.title": "Anmelden",
@@ -215,6 +232,25 @@ TEXTS: dict[Language, dict[str, str]] = {
         "wrong-room.go": "Zu diesem Raum",
         "guest-home.title": "Einladung",
         "guest-home.heading": "Du bist Gast",
+        # State that could not be written (a full or read-only disk): said, not hidden.
+        "guest.back": "Zurück zu den Gästelinks",
+        "guest-not-created.title": "Nicht erstellt",
+        "guest-not-created.heading": "Der Gästelink wurde nicht erstellt",
+        "guest-not-created.text": "Der Anmeldedienst konnte den neuen Link nicht speichern "
+        "(vielleicht ist sein Speicher voll), deshalb gibt es ihn nicht. Bitte gleich noch "
+        "einmal versuchen; wenn es weiter nicht klappt, der Administration der Schule "
+        "Bescheid sagen.",
+        "guest-not-withdrawn.title": "Nicht zurückgezogen",
+        "guest-not-withdrawn.heading": "Der Gästelink wurde nicht zurückgezogen",
+        "guest-not-withdrawn.text": "Der Anmeldedienst konnte das Zurückziehen nicht speichern "
+        "(vielleicht ist sein Speicher voll): Der Link gilt weiter. Bitte gleich noch einmal "
+        "versuchen; wenn es weiter nicht klappt, der Administration der Schule Bescheid sagen.",
+        "logged_out_unsaved.title": "Nur hier abgemeldet",
+        "logged_out_unsaved.heading": "Nur in diesem Browser abgemeldet",
+        "logged_out_unsaved.text": "Dieser Browser ist abgemeldet. Der Anmeldedienst konnte die "
+        "Abmeldung aber nicht speichern (vielleicht ist sein Speicher voll): Eine Kopie deiner "
+        "Anmeldung anderswo könnte nach einem Neustart des Dienstes wieder gelten. Bitte sag der "
+        "Administration der Schule Bescheid.",
     },
 }
 

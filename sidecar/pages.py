@@ -363,13 +363,19 @@ async def logout(request: web.Request) -> web.Response:
         if set_cookie is not None:
             response.headers.add("Set-Cookie", set_cookie)
         return response
-    response = message(request, "logged_out", link="/", link_text=t("start"))
+    saved = True
     sessions = request.app[SESSIONS]
+    session = await sessions.load(request.cookies) if sessions is not None else None
+    if sessions is not None and session is not None:
+        saved = await sessions.end(session)
+        log.info("%r logged out%s", session.user_id, "" if saved else " (not saved)")
+    # Not saved: this browser is logged out all the same (the cookie goes), and
+    # the page says that a restart could bring the session back elsewhere.
+    name = "logged_out" if saved else "logged_out_unsaved"
+    response = message(request, name, link="/", link_text=t("start"))
+    if not saved:
+        response.set_status(503)
     if sessions is not None:
-        session = await sessions.load(request.cookies)
-        if session is not None:
-            await sessions.end(session)
-            log.info("%r logged out", session.user_id)
         response.headers.add("Set-Cookie", sessions.clear_cookie())
     return response
 

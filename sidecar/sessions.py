@@ -8,8 +8,9 @@ put in front and an old one dropped a lifetime later without logging anybody
 out. Idle timeout and absolute lifetime are judged here, on the server, from
 the sealed times; a cookie's own expiry is only a hint to the browser.
 
-A logged-out session's id is remembered until it would have expired anyway,
-so the same cookie no longer passes even though it still opens.
+A logged-out session's id is remembered until it would have expired anyway
+(:mod:`sidecar.revocations`), so the same cookie no longer passes even though
+it still opens.
 
 :class:`SessionCookies` is the one owner of the session cookie: its name,
 reading it from a request's cookies, sealing a session into a ``Set-Cookie``
@@ -22,13 +23,11 @@ import base64
 import binascii
 import json
 import logging
-import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 from cachetools import TTLCache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sidecar.config import GUEST_ROLE, Secret, SessionSettings
 from sidecar.cookies import CookiePolicy
 from sidecar.people import Person
+from sidecar.revocations import RevokedSessions
 from sidecar.shared_state import SharedState
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,6 @@ MAX_COOKIE_LENGTH = 4096
 MAX_TEXT_LENGTH = 200
 # Sessions kept opened (a school's people with a room open); about 2 KB each.
 OPENED_COOKIES = 4096
-# A revocation list can only grow by logouts; this bounds it all the same.
-MAX_REVOKED_SESSIONS = 200_000
 # last_seen is rewritten at most this often, so not every page load sets a cookie.
 TOUCH_INTERVAL_SECONDS = 60
 
@@ -138,57 +136,6 @@ def _check_types(session: Session) -> None:
 ENDED = "ended-session"
 
 
-class RevokedSessions:
-    """Ids of sessions ended by logout, until their lifetime is over.
-
-    Kept in ``sessions.revocation_file`` when set, so a restart does not
-    bring a logged-out cookie back to life.
-    """
-
-    def __init__(self, path: Path | None, *, clock: Callable[[], float]) -> None:
-        self._path = path
-        self._clock = clock
-        self._until: dict[str, int] = {}
-        if path is not None:
-            self._load(path)
-
-    def _load(self, path: Path) -> None:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as error:
-            log.error("cannot read sessions.revocation_file %s: %s", path, error)
-            return
-        if isinstance(data, dict):
-            self._until = {str(sid): until for sid, until in data.items() if isinstance(until, int)}
-        self._prune()
-
-    def _prune(self) -> None:
-        now = self._clock()
-        self._until = {sid: until for sid, until in self._until.items() if until > now}
-        while len(self._until) > MAX_REVOKED_SESSIONS:
-            del self._until[min(self._until, key=self._until.__getitem__)]
-
-    def _save(self) -> None:
-        if self._path is None:
-            return
-        temporary = self._path.with_suffix(".tmp")
-        try:
-            temporary.write_text(json.dumps(self._until), "utf-8")
-            os.replace(temporary, self._path)
-        except OSError as error:
-            log.error("cannot write sessions.revocation_file %s: %s", self._path, error)
-
-    def revoke(self, session_id: str, until: int) -> None:
-        self._until[session_id] = until
-        self._prune()
-        self._save()
-
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._until and self._until[str(session_id)] > self._clock()
-
-
 class SessionCookies:
     def __init__(
         self,
@@ -212,7 +159,11 @@ class SessionCookies:
         self._opened: TTLCache[str, Session] = TTLCache(
             OPENED_COOKIES, TOUCH_INTERVAL_SECONDS, timer=clock
         )
-        self._revoked = revoked or RevokedSessions(settings.revocation_file, clock=clock)
+        self._revoked = (
+            revoked
+            if revoked is not None
+            else RevokedSessions(settings.revocation_file, clock=clock)
+        )
         # Logouts on every sidecar; this process's own are kept in _revoked as well,
         # so they hold while Redis is away.
         self._shared = shared
@@ -247,7 +198,7 @@ class SessionCookies:
         ended_until = await self._shared.marked(ENDED, session.session_id)
         if ended_until is not None:
             # Kept here as well: it holds while Redis is away, too.
-            self._revoked.revoke(session.session_id, ended_until)
+            self._revoked.remember(session.session_id, ended_until)
             log.info("session of %r refused: logged out elsewhere", session.user_id)
             return None
         return session
@@ -359,8 +310,15 @@ class SessionCookies:
             last_seen=self._now(),
         )
 
-    async def end(self, session: Session) -> None:
+    async def end(self, session: Session) -> bool:
+        """Log ``session`` out, here at once and everywhere for as long as it could live.
+
+        False when that could not be written to ``sessions.revocation_file``: the
+        logout then holds in this process (and, with Redis, on every sidecar) but a
+        restart before it is written would forget it. The caller says so.
+        """
         until = session.issued_at + self._settings.lifetime
-        self._revoked.revoke(session.session_id, until)
+        saved = self._revoked.revoke(session.session_id, until)
         if self._shared is not None:
             await self._shared.mark(ENDED, session.session_id, until)
+        return saved

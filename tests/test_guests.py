@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import html
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,10 +24,11 @@ from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL, Person
 from demo.slapd import Slapd
 from sidecar.config import GuestSettings, Secret
-from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, StateFileError
+from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved, StateFileError
 from sidecar.rooms import room_named
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, admit
+from tests.small_disk import small_disk
 from tests.stack import Browser, Reply, Stack, token_in
 
 TEACHER = SCHOOL.teachers[0]
@@ -331,8 +337,11 @@ def test_an_unreadable_state_file_stops_the_start(tmp_path: Path, state: str) ->
     state_file = tmp_path / "guest_links.json"
     state_file.write_text(state)
     settings = GuestSettings(keys=(Secret(b"k" * 40),), state_file=state_file)
-    with pytest.raises(StateFileError, match=r"guests\.state_file"):
+    with pytest.raises(StateFileError, match=r"^guests\.state_file: cannot read ") as refused:
         GuestLinks(settings)
+    # One line, with the way out (the same policy as sessions.revocation_file).
+    assert "\n" not in str(refused.value)
+    assert "move it away" in str(refused.value)
 
 
 async def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
@@ -360,3 +369,173 @@ async def test_a_signed_payload_of_the_wrong_shape_is_altered_not_a_500() -> Non
     odd = GuestLink(link_id=["x"], room="Mathe7b", expires_at=4_000_000_000, inviter_name="T")  # type: ignore[arg-type]
     with pytest.raises(InvalidLink):
         await links.open(signer.path_of(odd).removeprefix("/auth/guest/"))
+
+
+# -- a full, read-only or failing state disk ----------------------------------------
+
+
+def _links_on(path: Path) -> GuestLinks:
+    return GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),), state_file=path))
+
+
+async def test_a_link_made_on_a_full_disk_is_not_made(tmp_path: Path) -> None:
+    """Not handed out, not listed, not there after a restart: never works-but-unlisted."""
+    with small_disk(tmp_path / "disk") as disk:
+        path = disk.path / "guests.json"
+        links = _links_on(path)
+        kept = await links.create(room_named("Mathe7b"), 7, "t", "T")
+        disk.fill()
+        with pytest.raises(NotSaved):
+            await links.create(room_named("Physik"), 7, "t", "T")
+        assert [link.room for link in await links.created_by("t")] == ["Mathe7b"]
+        assert disk.files() == {"guests.json"}  # no temporary file left
+        disk.free()
+        after = _links_on(path)
+        assert [links.path_of(link) for link in await after.created_by("t")] == [kept]
+
+
+@pytest.mark.parametrize("disk_fault", ["full", "read-only"])
+async def test_a_withdrawal_that_cannot_be_written_is_not_made(
+    tmp_path: Path, disk_fault: str
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        path = disk.path / "guests.json"
+        links = _links_on(path)
+        link_path = await links.create(room_named("Mathe7b"), 7, "t", "T")
+        (link,) = await links.created_by("t")
+        disk.fill() if disk_fault == "full" else disk.read_only()
+        with pytest.raises(NotSaved):
+            await links.withdraw(link.link_id, "t")
+        # As the teacher is told: still listed, still valid, here and after a restart.
+        assert await links.created_by("t") == [link]
+        assert await links.open(link_path.removeprefix("/auth/guest/")) == replace(
+            link, inviter_id=""
+        )
+        assert await _links_on(path).created_by("t") == [link]
+        disk.free() if disk_fault == "full" else disk.writable()
+        assert await links.withdraw(link.link_id, "t")
+        with pytest.raises(InvalidLink, match="withdrawn"):
+            await _links_on(path).open(link_path.removeprefix("/auth/guest/"))
+        assert disk.files() == {"guests.json"}
+
+
+async def test_a_failed_fsync_is_a_withdrawal_not_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that reports an I/O error at fsync: injected at the helper."""
+    path = tmp_path / "guests.json"
+    links = _links_on(path)
+    await links.create(room_named("Mathe7b"), 7, "t", "T")
+    (link,) = await links.created_by("t")
+    before = path.read_bytes()
+
+    def failing_fsync(descriptor: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(NotSaved):
+        await links.withdraw(link.link_id, "t")
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["guests.json"]
+
+
+def test_leftover_temporary_files_are_removed_at_the_start(tmp_path: Path) -> None:
+    """What a crash between writing and renaming leaves: never read, removed."""
+    (tmp_path / ".guests.json.a1b2c3.tmp").write_text("{")
+    (tmp_path / "other.tmp").write_text("not ours")
+    _links_on(tmp_path / "guests.json")
+    assert sorted(os.listdir(tmp_path)) == ["other.tmp"]
+
+
+def test_a_full_state_disk_is_said_on_the_pages_and_no_restart_undoes_anything(
+    slapd: Slapd, make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        workdir = tmp_path / "stack0"
+        stack = make_stack(
+            slapd,
+            replace={
+                f'revocation_file = "{workdir}/revoked_sessions.json"': (
+                    f'revocation_file = "{disk.path}/revoked"'
+                ),
+                f'state_file = "{workdir}/guest_links.json"': (
+                    f'state_file = "{disk.path}/guests.json"'
+                ),
+            },
+        )
+        teacher = teacher_browser(stack)
+        path = create_link(teacher, "Mathe7b")
+        pupil = Browser(stack)
+        assert pupil.log_in(PUPIL.uid, PUPIL.password).status == 302
+        copied = dict(pupil.cookies)
+        disk.fill()
+
+        start = teacher.get("/auth/?room=Mathe7b")
+        link_id = re.search(r'name="link_id" value="([^"]+)"', start.body).group(1)  # type: ignore[union-attr]
+        refused = teacher.post(
+            "/auth/guest-links/withdraw",
+            {"csrf_token": teacher.csrf_token(start), "link_id": link_id, "room": "Mathe7b"},
+        )
+        assert refused.status == 503
+        assert "The guest link was not withdrawn" in refused.body
+        assert 'href="/auth/?room=Mathe7b"' in refused.body
+        assert [urlsplit(url).path for url in guest_urls(teacher.get("/auth/"))] == [path]
+        assert Browser(stack).get(path).status == 200  # still works, as the page said
+
+        start = teacher.get("/auth/?room=Physik")
+        not_made = teacher.post(
+            "/auth/guest-links",
+            {"csrf_token": teacher.csrf_token(start), "room": "Physik", "days": "7"},
+        )
+        assert not_made.status == 503
+        assert "The guest link was not created" in not_made.body
+        assert "/auth/guest/" not in not_made.body
+        assert [urlsplit(url).path for url in guest_urls(teacher.get("/auth/"))] == [path]
+
+        german = Browser(stack, "de")
+        german.cookies = dict(pupil.cookies)
+        form = german.get("/auth/logout")
+        out = german.post("/auth/logout", {"csrf_token": german.csrf_token(form)})
+        assert out.status == 503
+        assert "Nur in diesem Browser abgemeldet" in out.body
+        assert not any("jitsi_auth_session" in name for name in german.cookies)
+        # In this process the logout holds at once: a copy of the cookie is refused.
+        copy = Browser(stack)
+        copy.cookies = dict(copied)
+        assert (copy.get("/Mathe7b").header("Location") or "").startswith("/auth/login")
+        assert disk.files() == {"guests.json"}  # nothing half-written, no temporary file
+
+        disk.free()
+        # The next logout writes the one that failed as well.
+        other = Browser(stack)
+        other.log_in(PUPIL.uid, PUPIL.password)
+        form = other.get("/auth/logout")
+        assert other.post("/auth/logout", {"csrf_token": other.csrf_token(form)}).status == 200
+        stack.sidecar.stop()
+        stack.sidecar.start()
+        assert (copy.get("/Mathe7b").header("Location") or "").startswith("/auth/login")
+        # The link was not withdrawn, as she was told: still listed, still valid.
+        assert [urlsplit(url).path for url in guest_urls(teacher.get("/auth/"))] == [path]
+        assert Browser(stack).get(path).status == 200
+        stack.stop()
+
+
+def test_an_unreadable_revocation_file_stops_the_daemon_with_one_line(
+    tmp_path: Path, slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd)
+    stack.sidecar.stop()
+    revocation_file = stack.sidecar.config.parent / "revoked_sessions.json"
+    revocation_file.write_text("jitsi-auth-sidecar revoked sessions v1\n1700000000 ab")
+    finished = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "serve", "--config", str(stack.sidecar.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    (line,) = [line for line in finished.stderr.splitlines() if "revocation_file" in line]
+    expected = f"jitsi-auth-sidecar: sessions.revocation_file: cannot read {revocation_file}"
+    assert line.startswith(expected)
+    assert "move it away" in line

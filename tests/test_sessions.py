@@ -1,26 +1,38 @@
-"""Cookie sessions: sealing, opening, expiry, key rotation and logout, without a server."""
+"""Cookie sessions: sealing, opening, expiry, key rotation and logout, without a server;
+the revocation file on a real full, read-only or failing disk."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import errno
 import json
+import os
+import shutil
+import statistics
 import string
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
+from sidecar import revocations
 from sidecar.config import Secret, SessionSettings
 from sidecar.people import Person
+from sidecar.revocations import BUCKET_SECONDS, HEADER, RevokedSessions
 from sidecar.sessions import (
     MAX_COOKIE_LENGTH,
     TOUCH_INTERVAL_SECONDS,
-    RevokedSessions,
     Session,
     SessionCookies,
     _fernet,
 )
+from sidecar.state_files import StateFileError
+from tests.small_disk import small_disk
 
 KEY_A = Secret(b"a" * 32)
 KEY_B = Secret(b"b" * 48)
@@ -330,12 +342,6 @@ async def test_an_ended_session_stays_ended_after_a_restart(tmp_path: Path, cloc
     assert SessionCookies(settings(KEY_A), clock=clock).open(cookie) == session
 
 
-def test_a_missing_revocation_file_means_nothing_is_revoked(tmp_path: Path, clock: Clock) -> None:
-    cookies = SessionCookies(settings(KEY_A, revocation_file=tmp_path / "absent.json"), clock=clock)
-    session = cookies.new(ANNA, "pupil")
-    assert cookies.open(cookies.seal(session)) == session
-
-
 def test_revocations_are_remembered_until_the_lifetime_is_over(clock: Clock) -> None:
     revoked = RevokedSessions(None, clock=clock)
     revoked.revoke("one", START + 100)
@@ -345,41 +351,269 @@ def test_revocations_are_remembered_until_the_lifetime_is_over(clock: Clock) -> 
     assert "one" not in revoked
 
 
-def test_expired_revocations_are_pruned_from_the_file(tmp_path: Path, clock: Clock) -> None:
+def test_revocations_expire_from_memory_as_well(clock: Clock) -> None:
+    revoked = RevokedSessions(None, clock=clock)
+    for number in range(1000):
+        revoked.revoke(f"s{number}", START + 100 + number)
+    assert len(revoked) == 1000
+    clock.advance(100 + 1000 + BUCKET_SECONDS)
+    revoked.revoke("later", int(clock()) + 100)
+    assert len(revoked) == 1
+
+
+def test_past_the_cap_the_soonest_to_end_is_dropped_first(clock: Clock) -> None:
+    revoked = RevokedSessions(None, clock=clock, max_entries=3)
+    revoked.revoke("late", START + 5 * BUCKET_SECONDS)
+    revoked.revoke("soon", START + 10)
+    revoked.revoke("middle", START + 2 * BUCKET_SECONDS)
+    revoked.revoke("latest", START + 9 * BUCKET_SECONDS)
+    assert [sid in revoked for sid in ("soon", "middle", "late", "latest")] == [
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_past_the_cap_the_logout_being_made_still_holds(clock: Clock) -> None:
+    revoked = RevokedSessions(None, clock=clock, max_entries=3)
+    for name in ("a", "b", "c", "newest"):
+        revoked.revoke(name, START + 100)
+    assert "newest" in revoked
+    assert len(revoked) == 3
+
+
+def test_a_file_is_read_with_the_cap_and_the_latest_time_of_each_id(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "revoked"
+    lines = [
+        (START + 3 * BUCKET_SECONDS, "twice"),
+        (START + 10, "soon"),
+        (START - 1, "over"),
+        (START + 2 * BUCKET_SECONDS, "middle"),
+        (START + 9 * BUCKET_SECONDS, "late"),
+        (START + 5, "twice"),
+    ]
+    path.write_bytes(HEADER + b"".join(b"%d %s\n" % (t, i.encode()) for t, i in lines))
+    revoked = RevokedSessions(path, clock=clock, max_entries=3)
+    assert [sid in revoked for sid in ("soon", "over", "middle", "twice", "late")] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    clock.advance(3 * BUCKET_SECONDS)
+    assert "twice" not in revoked
+    assert "late" in revoked
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text("ascii").splitlines()
+
+
+def test_each_logout_appends_one_line_and_a_restart_reads_them(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "revoked"
+    revoked = RevokedSessions(path, clock=clock)
+    assert revoked.revoke("first", START + 50)
+    inode = path.stat().st_ino
+    assert revoked.revoke("second", START + 60)
+    assert _lines(path) == [HEADER.decode().strip(), f"{START + 50} first", f"{START + 60} second"]
+    # Appended to, not replaced: the file is the same one.
+    assert path.stat().st_ino == inode
+    again = RevokedSessions(path, clock=clock)
+    assert "first" in again
+    assert "second" in again
+    assert "third" not in again
+
+
+def test_the_file_is_compacted_now_and_then_and_forgets_what_is_over(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(revocations, "COMPACT_AT_LEAST", 4)
+    path = tmp_path / "revoked"
+    revoked = RevokedSessions(path, clock=clock)
+    for number in range(4):
+        revoked.revoke(f"old{number}", START + 10)
+    assert len(_lines(path)) == 1 + 4
+    clock.advance(BUCKET_SECONDS + 20)
+    revoked.revoke("new", int(clock()) + 100)
+    # Four lines on disk, none current: rewritten with the one that is.
+    assert _lines(path) == [HEADER.decode().strip(), f"{int(clock()) + 100} new"]
+    assert sorted(os.listdir(tmp_path)) == ["revoked"]
+
+
+def test_a_file_of_the_earlier_form_is_read_and_rewritten(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "revoked.json"
-    path.write_text(json.dumps({"old": START - 1, "edge": START, "current": START + 50}))
+    path.write_text(json.dumps({"old": START - 1, "current": START + 50}))
     revoked = RevokedSessions(path, clock=clock)
     assert "old" not in revoked
     assert "current" in revoked
-
     revoked.revoke("new", START + 500)
-    assert json.loads(path.read_text()) == {"current": START + 50, "new": START + 500}
-
-    clock.advance(100)
-    revoked.revoke("newer", START + 600)
-    assert json.loads(path.read_text()) == {"new": START + 500, "newer": START + 600}
+    assert _lines(path) == [HEADER.decode().strip(), f"{START + 50} current", f"{START + 500} new"]
 
 
-async def test_ending_sessions_prunes_those_whose_lifetime_is_over(
+def test_a_missing_or_empty_revocation_file_means_nothing_is_revoked(
     tmp_path: Path, clock: Clock
 ) -> None:
-    path = tmp_path / "revoked.json"
+    cookies = SessionCookies(settings(KEY_A, revocation_file=tmp_path / "absent"), clock=clock)
+    session = cookies.new(ANNA, "pupil")
+    assert cookies.open(cookies.seal(session)) == session
+    (tmp_path / "empty").write_bytes(b"")
+    assert len(RevokedSessions(tmp_path / "empty", clock=clock)) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"abc": "soon"}', "not an object of session ids"),
+        (b"[]", "not a list of revoked sessions"),
+        (HEADER + b"1700000050 abc\n1700000", "last line is incomplete"),
+        (HEADER + b"1700000050 abc\nsoon def\n", "line 3"),
+        (HEADER + b"1700000050 a b\n", "line 2"),
+        (b"\0" * 100, "not a list of revoked sessions"),
+    ],
+)
+def test_an_unreadable_revocation_file_stops_the_start(
+    tmp_path: Path, clock: Clock, content: bytes, problem: str
+) -> None:
+    """Starting without it would let every logged-out cookie in again."""
+    path = tmp_path / "revoked"
+    path.write_bytes(content)
+    with pytest.raises(StateFileError) as refused:
+        SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
+    message = str(refused.value)
+    assert message.startswith(f"sessions.revocation_file: cannot read {path}")
+    assert problem in message
+    assert "\n" not in message
+    assert "move it away" in message
+
+
+def test_a_revocation_file_that_is_a_directory_stops_the_start(
+    tmp_path: Path, clock: Clock
+) -> None:
+    (tmp_path / "revoked").mkdir()
+    with pytest.raises(StateFileError, match=r"sessions\.revocation_file: cannot read"):
+        RevokedSessions(tmp_path / "revoked", clock=clock)
+
+
+async def test_a_logout_on_a_full_disk_says_so_holds_here_and_is_written_later(
+    tmp_path: Path, clock: Clock
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        path = disk.path / "revoked"
+        cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
+        first = cookies.new(ANNA, "pupil")
+        disk.fill()
+        assert not await cookies.end(first)
+        # Not on disk, and nothing half-written or temporary left there.
+        assert disk.files() == set()
+        # It holds in this process all the same.
+        assert cookies.open(cookies.seal(first)) is None
+        disk.free()
+        second = cookies.new(ANNA, "pupil")
+        assert await cookies.end(second)
+        after = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
+        # The one that failed was written with the next.
+        assert after.open(cookies.seal(first)) is None
+        assert after.open(cookies.seal(second)) is None
+        assert disk.files() == {"revoked"}
+
+
+async def test_a_logout_on_a_read_only_disk_says_so(tmp_path: Path, clock: Clock) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        path = disk.path / "revoked"
+        cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
+        assert await cookies.end(cookies.new(ANNA, "pupil"))
+        before = path.read_bytes()
+        disk.read_only()
+        assert not await cookies.end(cookies.new(ANNA, "pupil"))
+        assert path.read_bytes() == before
+        disk.writable()
+
+
+async def test_a_failed_fsync_is_a_failed_logout_and_leaves_no_half_line(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a disk that reports an I/O error at fsync does: injected at the helper."""
+    path = tmp_path / "revoked"
     cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
-    first = cookies.new(ANNA, "pupil")
-    await cookies.end(first)
-    clock.advance(LIFETIME)
-    second = cookies.new(ANNA, "pupil")
-    await cookies.end(second)
-    assert json.loads(path.read_text()) == {second.session_id: second.issued_at + LIFETIME}
+    assert await cookies.end(cookies.new(ANNA, "pupil"))
+    before = path.read_bytes()
+
+    def failing_fsync(descriptor: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert not await cookies.end(cookies.new(ANNA, "pupil"))
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["revoked"]
 
 
-def test_a_corrupt_revocation_file_does_not_stop_the_start(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "revoked.json"
-    path.write_text("{not json")
-    revoked = RevokedSessions(path, clock=clock)
-    assert "anything" not in revoked
-    revoked.revoke("new", START + 10)
-    assert json.loads(path.read_text()) == {"new": START + 10}
+def _median_seconds(action: Callable[[], object], repetitions: int) -> float:
+    times = []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+@pytest.fixture
+def memory_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory in memory where there is one: an fsync costs the same on every
+    logout, and on a shared disk its noise would hide what is measured."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path
+        return
+    directory = Path(tempfile.mkdtemp(dir=shm))
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_a_logout_and_a_page_load_cost_the_same_with_50000_revocations(
+    memory_dir: Path, clock: Clock
+) -> None:
+    """Nothing is walked per request and the file is not rewritten per logout."""
+    many_path = memory_dir / "many"
+    many_path.write_bytes(
+        HEADER + b"".join(b"%d ended%d\n" % (START + 500, n) for n in range(50_000))
+    )
+    few_path = memory_dir / "few"
+    few_path.write_bytes(HEADER + b"".join(b"%d ended%d\n" % (START + 500, n) for n in range(10)))
+    many = SessionCookies(settings(KEY_A, revocation_file=many_path), clock=clock)
+    few = SessionCookies(settings(KEY_A, revocation_file=few_path), clock=clock)
+    assert many.open(many.seal(replace(many.new(ANNA, "pupil"), session_id="ended49999"))) is None
+
+    def logout(cookies: SessionCookies) -> Callable[[], object]:
+        return lambda: asyncio.run(cookies.end(cookies.new(ANNA, "pupil")))
+
+    def page_load(cookies: SessionCookies) -> Callable[[], object]:
+        cookie = cookies.seal(cookies.new(ANNA, "pupil"))
+        return lambda: cookies.open(cookie)
+
+    ratios = {}
+    for name, make, repetitions in (("logout", logout, 300), ("page load", page_load, 20_000)):
+        # Interleaved rounds, so that the machine's other work falls on both alike.
+        rounds = [
+            (
+                _median_seconds(make(many), repetitions // 5),
+                _median_seconds(make(few), repetitions // 5),
+            )
+            for _ in range(5)
+        ]
+        ratios[name] = statistics.median(m for m, _ in rounds) / statistics.median(
+            f for _, f in rounds
+        )
+    assert ratios["logout"] < 3, ratios
+    assert ratios["page load"] < 3, ratios
+    # 300 logouts appended 300 lines; not one rewrite (COMPACT_AT_LEAST is far).
+    assert len(_lines(many_path)) == 1 + 50_000 + 300
 
 
 def test_touch_rewrites_only_after_the_touch_interval(
