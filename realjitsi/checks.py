@@ -79,6 +79,10 @@ def room_segment(room: str) -> str:
     return quote(room, safe="")
 
 
+class NoToken(Exception):
+    """The sidecar answered a room page without a token (a waiting page, a refusal)."""
+
+
 def shown(presence: Presence) -> str:
     """A join's outcome as the table shows it: the affiliation, or why it was refused."""
     if presence.error:
@@ -109,6 +113,7 @@ class Run:
         try:
             got = await step()
         except (
+            NoToken,
             XmppError,
             TimeoutError,
             OSError,
@@ -153,7 +158,7 @@ class Run:
     def token(self, person: Person, path: str) -> str:
         status, token = self.site.room_reply_with_basic(person.uid, person.password, path)
         if not token:
-            raise AssertionError(f"no token for {path} (HTTP {status})")
+            raise NoToken(f"no token for {path} (HTTP {status})")
         return token
 
     async def joined(
