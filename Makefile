@@ -2,6 +2,8 @@
 # make demo: a throwaway school (slapd), nginx on 127.0.0.1:8080 and the sidecar.
 # make bench: the sidecar against its baselines, in one run (bench/results/).
 # make soak: minutes of mixed load while slapd dies, comes back and slows down.
+# make test-jitsi JITSI_PLUGINS=<folder> [JITSI_CONTRIB=<folder>]: the tokens against a
+#   real Prosody with Jitsi's plugins (not part of make test).
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,11 +11,11 @@ PYTHON ?= python3
 DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
 	chromium fonts-dejavu-core redis-server systemd wrk python3-ldap
 
-.PHONY: test demo bench soak lint debian-packages clean
+.PHONY: test demo bench soak test-jitsi lint debian-packages jitsi-debian-packages clean
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check sidecar demo tests bench soak
-	$(BIN)/ruff format --check sidecar demo tests bench soak
+	$(BIN)/ruff check sidecar demo tests bench soak realjitsi
+	$(BIN)/ruff format --check sidecar demo tests bench soak realjitsi
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 
@@ -25,6 +27,14 @@ bench: $(VENV)/.bench-installed
 
 soak: $(VENV)/.installed
 	$(BIN)/python -m soak
+
+# Debian's prosody and the Lua libraries Jitsi's plugins load (token/util.lib.lua,
+# luajwtjitsi.lib.lua); lua-unbound is prosody's DNS resolver (a warning at each start without).
+JITSI_DEBIAN_PACKAGES := prosody lua-cjson lua-basexx lua-luaossl lua-sec lua-inspect lua-unbound
+
+test-jitsi: $(VENV)/.installed jitsi-debian-packages
+	@test -n "$(JITSI_PLUGINS)" || { echo "usage: make test-jitsi JITSI_PLUGINS=<jitsi-meet's prosody-plugins> [JITSI_CONTRIB=<jitsi-contrib's prosody-plugins>]"; exit 2; }
+	$(BIN)/python -m realjitsi --plugins "$(JITSI_PLUGINS)" $(if $(JITSI_CONTRIB),--contrib "$(JITSI_CONTRIB)")
 
 # The bench extra (matplotlib) on top of the dev install.
 $(VENV)/.bench-installed: $(VENV)/.installed
@@ -44,6 +54,9 @@ debian-packages:
 	  $$sudo apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+jitsi-debian-packages:
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(JITSI_DEBIAN_PACKAGES)"
 
 $(VENV)/.installed: pyproject.toml | debian-packages
 	$(PYTHON) -m venv $(VENV)
