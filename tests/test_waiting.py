@@ -242,7 +242,7 @@ def test_a_waiting_class_costs_one_request(
 
 
 def refresh_of(reply: Reply) -> int:
-    match = re.search(r'http-equiv="refresh" content="(\d+)"', reply.body)
+    match = re.search(r'http-equiv="refresh" content="(\d+); url=/Mathe7b"', reply.body)
     assert match is not None, reply.body
     return int(match.group(1))
 
