@@ -261,6 +261,18 @@ def test_the_waiting_page_checks_often_at_first_with_jitter(
     assert "The lesson has not started yet" in first.body
 
 
+def test_the_refresh_names_the_room_with_its_parameters_but_no_token(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    """A refresh with its own address asks the server again even where the page's
+    address has a fragment (Chromium drives that case in test_browser)."""
+    stack = make_stack(slapd, extra=classroom(fake))
+    reply = stack.get("/Mathe%207b?lang=de&jwt=a.b.c", basic_auth(PUPIL.uid, PUPIL.password))
+    assert waits(reply)
+    assert re.search(r'content="\d+; url=/Mathe%207b\?lang=de"', reply.body), reply.body
+    assert "a.b.c" not in reply.body
+
+
 def test_the_pace_slows_after_the_first_minutes() -> None:
     now = [1_000_000.0]
     pace = WaitingPace(CookiePolicy(secure=True), clock=lambda: now[0])
