@@ -434,6 +434,9 @@ def _features(key: str, table: object) -> tuple[tuple[str, FeatureValue], ...]:
             raise ConfigError(key, f"{name!r} is not a feature name")
         if not isinstance(value, bool):
             raise ConfigError(key, f"{name}: must be true or false")
+        if name == "lobby_bypass":
+            # token_lobby_bypass reads context.user.lobby_bypass; nothing reads it here.
+            raise ConfigError(key, "lobby_bypass is a role option (lobby_bypass = true)")
     return tuple(sorted(table.items()))
 
 
@@ -446,7 +449,7 @@ class RoleRule:
     token_ttl: int | None = option(None, minimum=600, maximum=86400)  # None: [jitsi] token_ttl
     # Copied into context.features, over DEFAULT_FEATURES (name-readonly = true).
     features: tuple[tuple[str, FeatureValue], ...] = option((), parse=_features, read_as=object)
-    # context.features.lobby_bypass: past the lobby; None: moderators do (a
+    # context.user.lobby_bypass: past the lobby; None: moderators do (a
     # teacher reloading must not land in her own lobby).
     lobby_bypass: bool | None = option(None)
     email: bool | None = option(None)  # send the address; None: only for moderators
@@ -454,10 +457,11 @@ class RoleRule:
     @property
     def token_features(self) -> dict[str, FeatureValue]:
         defaults = {**DEFAULT_FEATURES, **(MODERATOR_FEATURES if self.moderator else {})}
-        features = {**defaults, **dict(self.features)}
-        if self.moderator if self.lobby_bypass is None else self.lobby_bypass:
-            features["lobby_bypass"] = True
-        return features
+        return {**defaults, **dict(self.features)}
+
+    @property
+    def bypasses_lobby(self) -> bool:
+        return self.moderator if self.lobby_bypass is None else self.lobby_bypass
 
     @property
     def sends_email(self) -> bool:
@@ -566,6 +570,8 @@ class ClassroomSettings:
     # (no pupil ever alone in an empty room) or let them in.
     on_room_size_error: RoomSizeErrorPolicy = option("wait")
     xmpp_domain: str = option("")  # the room-size API's domain; empty: jitsi.subject
+    # jicofo's user (focus@auth.<domain>): a room with only the focus in it is not open.
+    focus_user: str = option("focus", nonempty=True)
     bridge_stats_url: str = option("", parse=_http_url_or_empty)  # the videobridge's statistics
 
     def __post_init__(self) -> None:

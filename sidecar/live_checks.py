@@ -3,7 +3,7 @@
 One check per LDAP server in ``ldap.urls`` (connect, bind as the service
 account if there is one, one search), one of Redis when ``state.redis_url``
 is set (PING), one of the room-size API when ``classroom.room_size_url`` is
-set (a GET for a room that does not exist). Each result says exactly which
+set (the daemon's own question, for a room that does not exist). Each result says exactly which
 step failed, and whether the service answered wrongly or did not answer at
 all (``unreachable``). Every request is bounded by the timeout the daemon
 itself uses for it.
@@ -23,7 +23,15 @@ import bonsai
 
 from sidecar.config import LdapSettings, Settings, StateSettings
 from sidecar.directory import ldap_client
-from sidecar.room_size import REQUEST_TIMEOUT_SECONDS
+from sidecar.room_size import (
+    REQUEST_TIMEOUT_SECONDS,
+    Occupants,
+    RoomSizeError,
+    ask_occupants,
+    occupants_url,
+    room_parameter,
+    spellings_for,
+)
 from sidecar.rooms import backend_safe_room_name
 from sidecar.shared_state import open_redis
 from sidecar.tokens import RoomTokens
@@ -209,48 +217,55 @@ def _is_authentication(error: BaseException) -> bool:
 
 
 async def check_room_size(settings: Settings) -> CheckResult:
-    """One GET as :mod:`sidecar.room_size` asks, for a room nobody is in.
+    """The question :mod:`sidecar.room_size` asks, for a room nobody is in, end to end.
 
-    404 (no such room) is what a working API says about it; 200 with a
-    participant count would do as well.
+    The same request as the daemon's (mod_muc_size's occupants endpoint, the
+    XMPP domain as ``Host``, a token when configured), for a name with a
+    ``%`` in its node, in both spellings of ``room=``: mod_muc_size answers a
+    room that does not exist with an empty 404, which is told apart from
+    Prosody's own HTML 404 ("Unknown host": Prosody serves no such host).
     """
     url = settings.classroom.room_size_url
     name = f"room-size API {url}"
-    room = backend_safe_room_name(_nobody())
-    params = {"room": room, "domain": settings.xmpp_domain}
-    if settings.classroom.room_size_token:
-        params["token"] = RoomTokens(settings.jitsi).room_check_token(room)
+    domain = settings.xmpp_domain
+    room = backend_safe_room_name(_nobody() + " check")
+    token = (
+        RoomTokens(settings.jitsi).room_check_token(room)
+        if settings.classroom.room_size_token
+        else None
+    )
     started = time.monotonic()
+    answers: list[Occupants] = []
     try:
-        async with (
-            aiohttp.ClientSession() as client,
-            client.get(
-                url,
-                params=params,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
-            ) as response,
-        ):
-            status = response.status
-            body = await response.json(content_type=None) if status == 200 else None
-    except (aiohttp.ClientConnectionError, TimeoutError) as error:
-        detail = str(error) or f"no answer within {REQUEST_TIMEOUT_SECONDS:g} s"
-        return CheckResult(name, False, f"cannot connect: {detail}", True)
-    except (aiohttp.ClientError, ValueError) as error:
-        return CheckResult(name, False, f"no usable answer: {type(error).__name__}")
+        async with aiohttp.ClientSession() as client:
+            for spelling in spellings_for(room):
+                answers.append(
+                    await ask_occupants(
+                        client,
+                        occupants_url(url),
+                        room=room_parameter(room, spelling),
+                        domain=domain,
+                        token=token,
+                        focus_user=settings.classroom.focus_user,
+                    )
+                )
+    except RoomSizeError as error:
+        if error.reason == "unreachable":
+            detail = str(error) or f"no answer within {REQUEST_TIMEOUT_SECONDS:g} s"
+            return CheckResult(name, False, f"cannot connect: {detail}", True)
+        if error.reason == "unreadable":
+            return CheckResult(name, False, f"no usable answer: {error}")
+        return CheckResult(name, False, str(error))
     took = _milliseconds(started)
-    if status == 404:
-        return CheckResult(name, True, f"404 for a room nobody is in: it answers ({took})")
-    if status == 200:
-        participants = body.get("participants") if isinstance(body, dict) else None
-        if isinstance(participants, int) and not isinstance(participants, bool):
-            return CheckResult(name, True, f"200 with a participant count ({took})")
-        return CheckResult(name, False, "200 without a participant count: not mod_muc_size?")
-    if status == 403:
+    if all(answer.refused for answer in answers):
         hint = (
             "refused the room's token (jitsi.app_id, app_secret, classroom.xmpp_domain?)"
             if settings.classroom.room_size_token
             else "wants a token (classroom.room_size_token = true)"
         )
         return CheckResult(name, False, f"status 403: {hint}")
-    return CheckResult(name, False, f"status {status}")
+    if any(answer.people for answer in answers):
+        return CheckResult(name, False, "a room nobody uses has people in it: not mod_muc_size?")
+    return CheckResult(
+        name, True, f"mod_muc_size's empty 404 for a room nobody is in, Host {domain} ({took})"
+    )

@@ -73,6 +73,13 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.room_size_errors = Counter(
+            "jitsi_auth_room_size_errors",
+            "Answers of the room-size API that were neither open nor closed, by reason "
+            "(unreachable, unknown-host, other-404, refused, status, unreadable).",
+            ["reason"],
+            registry=registry,
+        )
         self.state_errors = Counter(
             "jitsi_auth_state_errors",
             "Redis commands that failed ([state] redis_url), by operation.",

@@ -155,10 +155,15 @@ def _waiting_page(request: web.Request, room_path: str) -> web.Response:
     room opened leads in with a fresh token."""
     refresh, set_cookie = request.app[WAITING].next_check(request.cookies, room_path)
     try:
-        room = parse_room_uri(room_path, _tenants(request)).room
+        asked = parse_room_uri(request.headers.get("X-Original-URI", ""), _tenants(request))
+        # The refresh names its address: without one, Chromium treats it on an
+        # address with a fragment (Jitsi's "Rejoin") as a same-page jump, never asking.
+        room, again = asked.room, asked.location_without_token()
     except NotARoom:
-        room = None
-    response = render(request, "waiting.html", refresh=refresh, room=room, room_path=room_path)
+        room, again = None, room_path
+    response = render(
+        request, "waiting.html", refresh=refresh, room=room, room_path=room_path, again=again
+    )
     if set_cookie is not None:
         response.headers.add("Set-Cookie", set_cookie)
     return response

@@ -22,6 +22,8 @@ from urllib.parse import quote, unquote, unquote_plus
 
 MAX_URI_LENGTH = 4096
 MAX_ROOM_LENGTH = 200
+# Prosody's nodeprep refuses a room node (the backend-safe name) this long or longer.
+MAX_BACKEND_NAME_BYTES = 1023
 MAX_QUERY_PARAMETERS = 64
 TOKEN_PARAMETER = "jwt"  # noqa: S105 (a parameter name, not a secret)
 # Room names Prosody gives a meaning of its own: "*" is "every room" in a token's
@@ -118,10 +120,14 @@ def _acceptable_room(room: str) -> bool:
         # Characters an XMPP room address (nodeprep) or a single path segment cannot hold.
         if any(ch in "/\\?#&:'\"<>@" for ch in name):
             return False
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in room):
+    # Cn: unassigned in this server's Unicode tables, which the browser's may
+    # know and normalise otherwise: the token would name another room.
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp") for ch in room):
         return False
     # Judged on the name Prosody sees: "%2A" and a fullwidth asterisk are "*" too.
     backend = backend_safe_room_name(room)
+    if len(backend) > MAX_BACKEND_NAME_BYTES:  # ASCII: characters are bytes
+        return False
     return WILDCARD not in backend and not backend.startswith(RESERVED_ROOM_PREFIXES)
 
 

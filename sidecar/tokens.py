@@ -4,10 +4,12 @@ The rules (see DESIGN.md, "The token"): header ``typ`` exactly ``JWT`` and the
 configured algorithm (HMAC with the app secret, or RSA with a ``kid``);
 ``iss`` the app id, ``aud`` one string, ``sub`` always; ``room`` the
 backend-safe room name; integer ``exp``/``nbf`` with ``nbf`` a little in the
-past because Prosody allows no clock skew; every ``context.user`` value a
-string, moderator rights both as ``affiliation`` and ``moderator`` there, and
-as a top-level boolean for older plugins; ``context.features`` as each role
-allows (the name locked by default).
+past because Prosody allows no clock skew; ``context.user`` values strings
+(moderator rights both as ``affiliation`` and ``moderator`` there, and as a
+top-level boolean for older plugins) but for ``lobby_bypass``, the boolean
+``true`` that jitsi-contrib's ``token_lobby_bypass`` compares with;
+``context.features`` as each role allows (the name locked by default), and
+only what Jitsi reads there.
 """
 
 from __future__ import annotations
@@ -180,7 +182,7 @@ class RoomTokens:
 
     @staticmethod
     def _context(person: Person, rule: RoleRule) -> dict[str, Any]:
-        user: dict[str, str] = {
+        user: dict[str, str | bool] = {
             "id": person.user_id,
             "name": person.display_name,
             # Prosody's presence_identity shows it to the whole room.
@@ -190,6 +192,10 @@ class RoomTokens:
         }
         if person.avatar:
             user["avatar"] = person.avatar
+        if rule.bypasses_lobby:
+            # jitsi-contrib's token_lobby_bypass compares exactly this with the
+            # boolean true; nothing reads a lobby bypass in context.features.
+            user["lobby_bypass"] = True
         context: dict[str, Any] = {"user": user, "features": rule.token_features}
         if person.group:
             context["group"] = person.group

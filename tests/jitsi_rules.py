@@ -108,8 +108,9 @@ class Admission:
 
     @property
     def passes_the_lobby(self) -> bool:
-        """The token lobby bypass compares ``context.features.lobby_bypass`` with true."""
-        return self.features.get("lobby_bypass") is True
+        """jitsi-contrib's token_lobby_bypass compares ``context.user.lobby_bypass`` with
+        the boolean true (since 2022; nothing reads ``context.features.lobby_bypass``)."""
+        return self.claims["context"]["user"].get("lobby_bypass") is True
 
     @property
     def email(self) -> str:
@@ -303,6 +304,18 @@ def _checked_user(claims: dict[str, Any]) -> dict[str, Any]:
             raise TokenRefused(
                 f"context.user.{key}", f"context.user.{key} is {user[key]!r}, not a string"
             )
+    # token_lobby_bypass compares with true: "true" would look set and do nothing.
+    if "lobby_bypass" in user and not isinstance(user["lobby_bypass"], bool):
+        bypass = user["lobby_bypass"]
+        raise TokenRefused(
+            "context.user.lobby_bypass", f"context.user.lobby_bypass is {bypass!r}, not a boolean"
+        )
+    # Stricter than Prosody (which ignores it): a bypass there is a bypass that does nothing.
+    if isinstance(features, dict) and "lobby_bypass" in features:
+        raise TokenRefused(
+            "context.features.lobby_bypass",
+            "nothing reads it there: token_lobby_bypass reads context.user.lobby_bypass",
+        )
     return user
 
 

@@ -326,7 +326,7 @@ def test_redis_check_pings(
 @pytest.mark.parametrize(
     ("fault", "exit_code", "detail"),
     [
-        ("none", 0, "404 for a room nobody is in"),
+        ("none", 0, "mod_muc_size's empty 404 for a room nobody is in"),
         ("server-error", 1, "status 500"),
         ("garbage", 1, "no usable answer"),
     ],
@@ -341,15 +341,40 @@ def test_room_size_check(
     result = cli("check-config", "--quiet", "--config", config)
     assert result.returncode == exit_code, result.stdout
     assert f"room-size API {jitsi.room_size_url}: {detail}" in result.stdout
-    # Asked as the daemon asks: the site's XMPP domain, a room nobody uses.
-    (asked,) = jitsi.requests
-    assert asked.domain == SUBJECT
-    assert asked.room.startswith("jitsi-auth-sidecar-check-")
+    # Asked as the daemon asks: the occupants, the site's XMPP domain (as Host too), a
+    # room nobody uses, whose node has a "%" so that both spellings of room= are tried.
+    assert len(jitsi.requests) == (2 if fault == "none" else 1)
+    for asked in jitsi.requests:
+        assert (asked.domain, asked.host, asked.path) == (SUBJECT, SUBJECT, "/room")
+        assert asked.room.startswith("jitsi-auth-sidecar-check-")
+    assert "%20" in jitsi.requests[0].room
+
+
+@pytest.mark.parametrize(
+    ("served_host", "path", "detail"),
+    [
+        ("meet.other.example", "/room-size", "404 'Unknown host' from Prosody itself"),
+        (SUBJECT, "/elsewhere/room-size", "a 404 page that is not mod_muc_size's"),
+    ],
+    ids=["Prosody serves another host", "no mod_muc_size there"],
+)
+def test_room_size_check_tells_prosodys_404_page_from_mod_muc_size(
+    tmp_path: Path, slapd: Slapd, jitsi: JitsiHttp, served_host: str, path: str, detail: str
+) -> None:
+    jitsi.domain = served_host
+    url = f"http://127.0.0.1:{jitsi.port}{path}"
+    config = school_config(tmp_path, slapd, extra=f'\n[classroom]\nroom_size_url = "{url}"\n')
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 1, result.stdout
+    assert f"FAILED  room-size API {url}: {detail}" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("send_token", "exit_code", "detail"),
-    [(True, 0, "404 for a room nobody is in"), (False, 1, "status 403: wants a token")],
+    [
+        (True, 0, "mod_muc_size's empty 404 for a room nobody is in"),
+        (False, 1, "status 403: wants a token"),
+    ],
     ids=["with a token", "without"],
 )
 def test_room_size_check_with_token_verification(

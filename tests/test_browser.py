@@ -7,7 +7,13 @@ in ``docs/`` and the README are copies of them.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,11 +22,13 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from demo.jitsi_http import JitsiHttp
+from demo.nginx import free_port
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from tests.conftest import LENIENT_REGULATION
 from tests.stack import Stack, basic_auth
+from tests.test_demo import REPOSITORY, wait_for_banner
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -230,3 +238,100 @@ def test_a_guest_link_from_creation_to_the_room_on_a_phone(
     finally:
         desk.close()
         phone.close()
+
+
+def test_a_hang_up_lands_on_the_start_page_without_the_token(stack: Stack, page_in: PageIn) -> None:
+    """Jitsi's hang-up (and cancelling the lobby or a room password) calls
+    redirectWithStoredParams('/'): the root with the room's token in query and
+    fragment. It lands on the start page, and the token leaves the address bar."""
+    teacher = SCHOOL.teachers[0]
+    page = page_in("de-DE")
+    page.goto(f"{stack.nginx.url}/Mathe7b")
+    log_in(page, "Benutzername", "Passwort", "Anmelden", teacher.uid, teacher.password)
+    expect(page.locator("#moderator")).to_have_text("yes")
+    token = parse_qs(urlsplit(page.url).query)["jwt"][0]
+    for hung_up in (f"/?jwt={token}#jwt=%22{token}%22", f"/?jwt={token}"):
+        page.goto(f"{stack.nginx.url}{hung_up}")
+        expect(page).to_have_url(re.compile(r"/auth/#?$"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Unterricht")
+        assert token not in page.url
+        assert "jwt" not in page.url
+
+
+def test_a_waiting_page_with_a_fragment_still_checks_again(
+    classroom_stack: Stack, jitsi: JitsiHttp, page_in: PageIn
+) -> None:
+    """Jitsi's "Rejoin" and its automatic reload add a fragment
+    (#jwt=...&config.startWithAudioMuted=...): a refresh without an address would
+    be a jump within the page there, and the pupil would never be let in."""
+    pupil = SCHOOL.pupils[1]
+    page = page_in("de-DE")
+    page.goto(f"{classroom_stack.nginx.url}/Mathe%207b")
+    log_in(page, "Benutzername", "Passwort", "Anmelden", pupil.uid, pupil.password)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Der Unterricht hat noch nicht begonnen"
+    )
+    rejoin = "/Mathe%207b?lang=de#jwt=%22a.b.c%22&config.startWithAudioMuted=true"
+    page.goto(f"{classroom_stack.nginx.url}{rejoin}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Der Unterricht hat noch nicht begonnen"
+    )
+    assert urlsplit(page.url).fragment
+    jitsi.open("mathe%207b")
+    expect(page.locator("#user")).to_have_text(pupil.uid, timeout=20_000)
+    expect(page.locator("#moderator")).to_have_text("no")
+    assert "lang=de" in page.url
+    assert "a.b.c" not in page.url
+
+
+@pytest.fixture
+def demo_url() -> Iterator[str]:
+    """``python -m demo`` as ``make demo`` runs it: its own slapd, nginx, stand-ins."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo", "--port", str(port)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    # Its log keeps coming after the banner: read it, or the demo blocks on a full pipe.
+    drain = threading.Thread(target=process.stdout.read, daemon=True)
+    try:
+        wait_for_banner(process, time.monotonic() + 60)
+        drain.start()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        if drain.ident is not None:  # started
+            drain.join(timeout=30)
+        process.stdout.close()
+
+
+def test_in_the_demo_a_teacher_opens_mathe_7b_and_a_pupil_gets_in(
+    demo_url: str, chromium: Browser
+) -> None:
+    """The demo's meet page opens its room while the teacher has it loaded; a room whose
+    name needs percent-encoding must open for the pupils too."""
+    teacher, pupil = SCHOOL.teachers[0], SCHOOL.pupils[0]
+    desk = chromium.new_context(locale="de-DE")
+    bench = chromium.new_context(locale="de-DE")
+    try:
+        teaching = desk.new_page()
+        teaching.goto(f"{demo_url}/Mathe%207b")
+        log_in(teaching, "Benutzername", "Passwort", "Anmelden", teacher.uid, teacher.password)
+        expect(teaching.locator("#moderator")).to_have_text("yes")
+        expect(teaching.locator("#lesson-state")).to_have_text(
+            "The room is open: pupils and guests get in."
+        )
+        learning = bench.new_page()
+        learning.goto(f"{demo_url}/Mathe%207b")
+        log_in(learning, "Benutzername", "Passwort", "Anmelden", pupil.uid, pupil.password)
+        expect(learning.locator("#user")).to_have_text(pupil.uid, timeout=20_000)
+        expect(learning.locator("#room")).to_have_text("Mathe 7b")
+    finally:
+        desk.close()
+        bench.close()

@@ -346,7 +346,8 @@ def test_an_unreadable_state_file_stops_the_start(tmp_path: Path, state: str) ->
 
 async def test_long_non_ascii_rooms_and_names_make_links_that_open() -> None:
     links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)))
-    room = room_named("Ü" * 100 + "😀" * 100)
+    # The longest such rooms Prosody holds: a node of 900 bytes (under 1024).
+    room = room_named("Ü" * 50 + "😀" * 50)
     path = await links.create(room, 1, "t", "Ö" * 200)
     assert (await links.open(path.removeprefix("/auth/guest/"))).room == room.room
 

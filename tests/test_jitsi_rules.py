@@ -290,6 +290,15 @@ def test_minimal_token_is_admitted() -> None:
     assert admit(sign(claims), SITE, ROOM_SEGMENT, now=NOW).moderator is False
 
 
+def test_the_lobby_bypass_is_read_from_context_user() -> None:
+    claims = teacher_claims()
+    assert not admit(sign(claims), SITE, ROOM_SEGMENT, now=NOW).passes_the_lobby
+    claims["context"]["user"]["lobby_bypass"] = True
+    assert admit(sign(claims), SITE, ROOM_SEGMENT, now=NOW).passes_the_lobby
+    claims["context"]["user"]["lobby_bypass"] = False
+    assert not admit(sign(claims), SITE, ROOM_SEGMENT, now=NOW).passes_the_lobby
+
+
 def test_avatar_is_allowed() -> None:
     claims = teacher_claims()
     claims["context"]["user"]["avatar"] = "https://meet.school.example/a.png"
@@ -420,6 +429,16 @@ USER = ("context", "user")
             put(True, *USER, "affiliation"), "context.user.affiliation", id="affiliation-bool"
         ),
         pytest.param(put(True, *USER, "moderator"), "context.user.moderator", id="user-mod-bool"),
+        # token_lobby_bypass compares with the boolean true: "true" would do nothing.
+        pytest.param(
+            put("true", *USER, "lobby_bypass"), "context.user.lobby_bypass", id="bypass-string"
+        ),
+        # Nothing reads it there since 2022: a bypass that never bypasses.
+        pytest.param(
+            put(True, "context", "features", "lobby_bypass"),
+            "context.features.lobby_bypass",
+            id="bypass-in-features",
+        ),
         pytest.param(put("true", "moderator"), "moderator", id="moderator-string"),
         pytest.param(put(1, "moderator"), "moderator", id="moderator-number"),
     ],

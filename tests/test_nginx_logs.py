@@ -52,9 +52,6 @@ def raw_request(nginx: Nginx, data: bytes) -> bytes:
 @pytest.mark.parametrize(
     "path",
     [
-        f"/?jwt={TOKEN}",
-        f"/?lang=de&jwt={TOKEN}",
-        f"/?JWT={TOKEN}",
         f"/Mathe7b/?jwt={TOKEN}",
         f"/tenant/Mathe7b?jwt={TOKEN}",
         f"/libs/app.bundle.min.js?jwt={TOKEN}",
@@ -107,7 +104,7 @@ def test_requests_nginx_refuses_early_are_logged_without_their_query(
     assert raw_request(nginx, oversized).startswith(b"HTTP/1.1 400")
     long_line = f"GET /Mathe7b?x={'a' * 9000}&jwt={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     assert raw_request(nginx, long_line).startswith(b"HTTP/1.1 414")
-    assert get(nginx, f"/?jwt={TOKEN}") == 404
+    assert get(nginx, f"/?jwt={TOKEN}") == 302  # a hang-up: to the start page
     referer = {"Referer": f"http://127.0.0.1/Mathe7b?jwt={TOKEN}"}
     assert get(nginx, "/libs/app.bundle.min.js", referer) == 200
     # What stays is still a useful log: method, path, status, referer's path.

@@ -21,6 +21,7 @@ from demo.nginx import Nginx
 from demo.school import SCHOOL
 from tests.stack import Stack, followed, nginx_in_front, request
 
+TOKEN = "eyJoYW5nLXVwLXRva2Vu.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"
 DOCKER_HTTP = """
     map $http_upgrade $connection_upgrade {
         default upgrade;
@@ -150,3 +151,29 @@ def test_files_and_xmpp_unchanged(docker_nginx: Nginx, path: str, expected: str)
     status, _, body = get(docker_nginx, path)
     assert status == 200
     assert expected in body
+
+
+HUNG_UP = [
+    f"/?jwt={TOKEN}",
+    f"/?jwt={TOKEN}&lang=de",
+    f"/?lang=de&jwt={TOKEN}",
+    f"/?JWT={TOKEN}",
+]
+
+
+@pytest.mark.parametrize("path", HUNG_UP)
+def test_a_hang_up_lands_on_the_start_page_without_its_token(stack: Stack, path: str) -> None:
+    """Jitsi's hang-up goes to redirectWithStoredParams('/'): the root with the room's
+    token. That is the start page (its own fragment replaces the token's), not a 404."""
+    reply = stack.get(path)
+    assert reply.status == 302
+    assert reply.header("Location") == "/auth/#"
+    assert reply.header("Cache-Control") == "no-store"
+    assert TOKEN not in stack.nginx.access_log.read_text()
+    assert TOKEN not in stack.sidecar.log()
+
+
+@pytest.mark.parametrize("path", HUNG_UP)
+def test_a_hang_up_in_the_docker_site_too(docker_nginx: Nginx, path: str) -> None:
+    status, location, _ = get(docker_nginx, path)
+    assert (status, location) == (302, "/auth/#")

@@ -395,13 +395,14 @@ def assert_acceptable_room(request: RoomRequest, tenants: frozenset[str]) -> Non
     assert ".." not in folded, room
     assert not folded.startswith("."), room
     categories = {unicodedata.category(ch) for ch in room}
-    assert not categories & {"Cc", "Cf", "Cs", "Zl", "Zp"}, room
+    assert not categories & {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}, room
     # The name Prosody sees: never the wildcard, never jicofo's, and already
     # lower-case ASCII (Prosody lowercases ASCII only).
     backend = request.backend_name
     assert WILDCARD not in backend, (room, backend)
     assert not backend.startswith(RESERVED_ROOM_PREFIXES), (room, backend)
     assert set(backend) <= BACKEND_ALPHABET, (room, backend)
+    assert len(backend) < 1024, room  # Prosody's nodeprep holds no longer node
     assert request.tenant == "" or request.tenant in tenants
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import quote
+
 import pytest
 
+from demo.school import SCHOOL
 from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri, room_named
+from tests.stack import Stack, basic_auth
 
 
 @pytest.mark.parametrize(
@@ -152,3 +157,42 @@ def test_every_accepted_room_redirects_to_a_single_slash_path() -> None:
 def test_a_typed_room_name_that_is_no_text_is_not_a_room() -> None:
     with pytest.raises(NotARoom):
         room_named("Mathe\udcff")
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        "Mathe\U0001ccf7",  # unassigned in this server's tables, known to newer browsers
+        "\ua7cb7b",
+        "\U000e0080",  # never assigned
+    ],
+)
+def test_characters_this_server_does_not_know_are_not_a_room(room: str) -> None:
+    """Unassigned here (category Cn), the browser may know and normalise them:
+    the token would name one room and the browser join another."""
+    assert any(unicodedata.category(character) == "Cn" for character in room)
+    with pytest.raises(NotARoom):
+        parse_room_uri("/" + quote(room))
+    with pytest.raises(NotARoom):
+        room_named(room)
+
+
+def test_names_prosody_cannot_hold_are_not_a_room() -> None:
+    """Prosody's nodeprep refuses a node of 1024 bytes or more (200 x ü is 1200)."""
+    with pytest.raises(NotARoom):
+        room_named("ü" * 200)
+    with pytest.raises(NotARoom):
+        room_named("ü" * 170 + "a" * 4)  # 1024 bytes
+    longest = room_named("ü" * 170 + "a" * 3)
+    assert len(longest.backend_name) == 1023
+    assert len(room_named("a" * 200).backend_name) == 200
+
+
+@pytest.mark.parametrize(
+    "room", ["Mathe\U0001ccf7", "\ua7cb7b", "ü" * 200], ids=["U+1CCF7", "U+A7CB", "200 x ü"]
+)
+def test_rooms_prosody_cannot_hold_get_the_not_a_room_page(stack: Stack, room: str) -> None:
+    teacher = SCHOOL.teachers[0]
+    reply = stack.get("/" + quote(room), basic_auth(teacher.uid, teacher.password))
+    assert reply.status == 404
+    assert "nennt keinen Besprechungsraum" in reply.body

@@ -92,6 +92,12 @@ def test_a_token_on_a_tenant_room_reaches_the_sidecar(tenant_stack: Stack) -> No
         assert (reply.header("Location") or "").startswith("/schule-a/Mathe7b?jwt=eyJ")
 
 
+def test_a_hang_up_in_a_tenant_lands_on_the_start_page(tenant_stack: Stack) -> None:
+    for path in ("/schule-a/?jwt=a.b.c", "/Schule-A/?lang=de&jwt=a.b.c", "/?jwt=a.b.c"):
+        reply = tenant_stack.get(path)
+        assert (reply.status, reply.header("Location")) == (302, "/auth/#"), path
+
+
 def test_guests_stay_out_of_tenant_rooms(tenant_stack: Stack) -> None:
     from tests.test_guests import create_link, enter_as_guest, teacher_browser
 

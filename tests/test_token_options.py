@@ -103,6 +103,8 @@ def test_new_role_options_take_effect_for_new_tokens_after_a_restart(
         ('features = { "name-readonly" = "true" }', "roles[0].features"),
         ("token_ttl = 60", "roles[0].token_ttl"),
         ('lobby_bypass = "yes"', "roles[0].lobby_bypass"),
+        # Nothing reads it in context.features: it is a role option of its own.
+        ("features = { lobby_bypass = true }", "roles[0].features"),
         ('email = "no"', "roles[0].email"),
     ],
 )

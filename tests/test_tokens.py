@@ -61,6 +61,8 @@ def test_minted_tokens_pass_jitsis_rules(segment: str) -> None:
         "email": "anna@school.example",
         "affiliation": "owner",
         "moderator": "true",
+        # A JSON boolean: jitsi-contrib's token_lobby_bypass compares it with true.
+        "lobby_bypass": True,
     }
     assert admission.claims["moderator"] is True
 
@@ -195,7 +197,7 @@ def test_moderators_keep_what_jitsi_gave_them_without_features() -> None:
     teacher = admit(tokens().mint(ANNA, TEACHER_RULE, "m"), SITE, "m", now=NOW).features
     assert all(teacher[name] is True for name in MODERATOR_FEATURES)
     # A teacher reloading must not land in her own lobby.
-    assert teacher["lobby_bypass"] is True
+    assert admit(tokens().mint(ANNA, TEACHER_RULE, "m"), SITE, "m", now=NOW).passes_the_lobby
     kept_out = dataclasses.replace(TEACHER_RULE, lobby_bypass=False)
     assert not admit(tokens().mint(ANNA, kept_out, "m"), SITE, "m", now=NOW).passes_the_lobby
     pupil = admit(tokens().mint(LEA, PUPIL_RULE, "m"), SITE, "m", now=NOW).features
@@ -217,8 +219,10 @@ def test_features_and_lobby_bypass_are_what_jitsi_reads() -> None:
         "name-readonly": True,
         "recording": True,
         "livestreaming": False,
-        "lobby_bypass": True,
     }
+    # jitsi-contrib's token_lobby_bypass: context.user.lobby_bypass == true, a JSON boolean.
+    assert admission.claims["context"]["user"]["lobby_bypass"] is True
+    assert "lobby_bypass" not in admission.features
     assert admission.passes_the_lobby
     assert not admit(
         tokens().mint(LEA, PUPIL_RULE, "mathe7b"), SITE, "Mathe7b", now=NOW

@@ -22,7 +22,8 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config import ClassroomSettings
 from sidecar.cookies import CookiePolicy
-from sidecar.room_size import MAX_REQUESTS_PER_SECOND, RoomSize
+from sidecar.metrics import Metrics
+from sidecar.room_size import MAX_REQUESTS_PER_SECOND, SPELLING_SECONDS, RoomSize
 from sidecar.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
@@ -68,21 +69,40 @@ def until_let_in(get: Callable[[], Reply], seconds: float = 10.0) -> Reply:
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("decodes_query", [False, True], ids=["mod_muc_size 2026", "older"])
 @pytest.mark.parametrize(
     ("segment", "backend"),
-    [("Mathe7b", "mathe7b"), ("Mathe%207b", "mathe%207b"), ("%C3%9Cbung", "%c3%bcbung")],
+    [
+        ("Mathe7b", "mathe7b"),
+        ("Mathe%207b", "mathe%207b"),
+        ("%C3%9Cbung", "%c3%bcbung"),
+        ("Bio%2B", "bio%2b"),
+        ("100%25", "100%25"),
+    ],
 )
 def test_pupils_wait_teachers_pass_and_pupils_follow_once_open(
-    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp, segment: str, backend: str
+    slapd: Slapd,
+    make_stack: Callable[..., Stack],
+    fake: JitsiHttp,
+    segment: str,
+    backend: str,
+    decodes_query: bool,
 ) -> None:
+    """Every spelling of a room opens, with today's mod_muc_size (which reads
+    ``room=`` as it stands) and with the older one (which decoded it once)."""
+    fake.decodes_query = decodes_query
     stack = make_stack(slapd, extra=classroom(fake))
     pupil = basic_auth(PUPIL.uid, PUPIL.password)
     waiting = stack.get(f"/{segment}", pupil)
     assert waits(waiting), waiting
     assert "jwt" not in waiting.body
-    # The API was asked about the name Prosody knows the room by, on the meet domain.
-    assert fake.requests[-1].room == backend
-    assert fake.requests[-1].domain == DOMAIN
+    # Asked on the meet domain, by Host too (Prosody routes HTTP by it), and
+    # today's module was asked for the room's node exactly, first.
+    assert {(asked.domain, asked.host, asked.path) for asked in fake.requests} == {
+        (DOMAIN, DOMAIN, "/room")
+    }
+    if not decodes_query:
+        assert fake.requests[0].room == backend
     teacher = stack.get(f"/{segment}", basic_auth(TEACHER.uid, TEACHER.password))
     assert teacher.status == 302
     assert (teacher.header("Location") or "").startswith(f"/{segment}?jwt=")
@@ -90,6 +110,22 @@ def test_pupils_wait_teachers_pass_and_pupils_follow_once_open(
     let_in = until_let_in(lambda: stack.get(f"/{segment}", pupil))
     assert let_in.status == 302
     assert (let_in.header("Location") or "").startswith(f"/{segment}?jwt=")
+    assert fake.requests[-1].room == backend
+
+
+@pytest.mark.parametrize("lists_focus", [False, True], ids=["focus not listed", "listed"])
+def test_a_room_with_only_the_focus_in_it_is_not_open(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp, lists_focus: bool
+) -> None:
+    """The teacher left and jicofo's focus stayed: /room-size says one participant,
+    but nobody is there to teach."""
+    fake.lists_focus = lists_focus
+    fake.focus_only("mathe7b")
+    stack = make_stack(slapd, extra=classroom(fake))
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    assert waits(stack.get("/Mathe7b", pupil))
+    fake.open("mathe7b", participants=1)
+    assert until_let_in(lambda: stack.get("/Mathe7b", pupil)).status == 302
 
 
 def test_a_session_pupil_waits_and_is_let_in(
@@ -121,9 +157,13 @@ def test_a_token_from_earlier_does_not_open_a_closed_room(
     assert waits(reply)
 
 
+@pytest.mark.parametrize("decodes_query", [False, True], ids=["mod_muc_size 2026", "older"])
 def test_the_room_size_request_carries_a_token_prosody_accepts(
-    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp, decodes_query: bool
 ) -> None:
+    """With enable_roomsize_token_verification, a spelling the module reads as another
+    room gets a 403: not an error while the other spelling answers."""
+    fake.decodes_query = decodes_query
     stack = make_stack(slapd, extra=classroom(fake, token=True))
     site = JitsiSite(
         app_id="school-meet",
@@ -141,6 +181,7 @@ def test_the_room_size_request_carries_a_token_prosody_accepts(
     fake.token_check = valid_for_room
     pupil = basic_auth(PUPIL.uid, PUPIL.password)
     assert waits(stack.get("/Mathe%207b", pupil))
+    assert "room-size API" not in stack.sidecar.log()
     asked = fake.requests[-1]
     assert asked.token is not None
     claims = admit(asked.token, site, "mathe%207b").claims
@@ -201,7 +242,7 @@ def test_a_waiting_class_costs_one_request(
 
 
 def refresh_of(reply: Reply) -> int:
-    match = re.search(r'http-equiv="refresh" content="(\d+)"', reply.body)
+    match = re.search(r'http-equiv="refresh" content="(\d+); url=/Mathe7b"', reply.body)
     assert match is not None, reply.body
     return int(match.group(1))
 
@@ -218,6 +259,18 @@ def test_the_waiting_page_checks_often_at_first_with_jitter(
     low, high = OFTEN_SECONDS * (1 - JITTER), OFTEN_SECONDS * (1 + JITTER)
     assert all(round(low) <= delay <= round(high) for delay in [refresh_of(first), *delays])
     assert "The lesson has not started yet" in first.body
+
+
+def test_the_refresh_names_the_room_with_its_parameters_but_no_token(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    """A refresh with its own address asks the server again even where the page's
+    address has a fragment (Chromium drives that case in test_browser)."""
+    stack = make_stack(slapd, extra=classroom(fake))
+    reply = stack.get("/Mathe%207b?lang=de&jwt=a.b.c", basic_auth(PUPIL.uid, PUPIL.password))
+    assert waits(reply)
+    assert re.search(r'content="\d+; url=/Mathe%207b\?lang=de"', reply.body), reply.body
+    assert "a.b.c" not in reply.body
 
 
 def test_the_pace_slows_after_the_first_minutes() -> None:
@@ -261,3 +314,97 @@ async def test_asking_about_many_rooms_is_bounded(fake: JitsiHttp) -> None:
         answers = [await room_size.is_open(f"room{number}") for number in range(200)]
     assert not any(answers)
     assert len(fake.requests) <= MAX_REQUESTS_PER_SECOND * 3
+
+
+def classroom_settings(url: str, *, on_error: str = "wait") -> ClassroomSettings:
+    return ClassroomSettings(
+        wait_for_teacher=True,
+        room_size_url=url,
+        on_room_size_error=on_error,  # type: ignore[arg-type]
+    )
+
+
+async def test_the_spelling_a_site_answers_to_is_remembered(fake: JitsiHttp) -> None:
+    fake.decodes_query = True  # the older module
+    fake.open("mathe%207b")
+    now = [1000.0]
+    async with aiohttp.ClientSession() as client:
+        room_size = RoomSize(
+            classroom_settings(fake.room_size_url),
+            domain=DOMAIN,
+            client=client,
+            token_for=None,
+            clock=lambda: now[0],
+        )
+        assert await room_size.is_open("mathe%207b")
+        # Today's spelling first (which this module decodes into another name), then the older.
+        assert [asked.room for asked in fake.requests] == ["mathe 7b", "mathe%207b"]
+        assert room_size.spelling == "encoded"
+        fake.close("mathe%207b")
+        now[0] += 3
+        asked_before = len(fake.requests)
+        assert not await room_size.is_open("mathe%207b")
+        assert not await room_size.is_open("physik%209a")
+        # One request per room now: the spelling that answered.
+        assert [asked.room for asked in fake.requests[asked_before:]] == [
+            "mathe%207b",
+            "physik%209a",
+        ]
+        # Learnt again after a while (Prosody may have been upgraded).
+        now[0] += SPELLING_SECONDS
+        assert room_size.spelling is None
+
+
+@pytest.mark.parametrize(
+    ("path", "domain", "reason", "logged"),
+    [
+        ("/room-size", "meet.other.example", "unknown-host", "Unknown host"),
+        ("/elsewhere/room-size", DOMAIN, "other-404", "not mod_muc_size"),
+    ],
+    ids=["Prosody serves no such host", "no mod_muc_size there"],
+)
+@pytest.mark.parametrize("on_error", ["wait", "admit"])
+async def test_a_404_page_is_an_error_not_a_closed_room(
+    fake: JitsiHttp,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    domain: str,
+    reason: str,
+    logged: str,
+    on_error: str,
+) -> None:
+    """Prosody's own HTML 404 ("Unknown host", or no such path) is no answer about the
+    room: logged, counted, and the error policy decides (never a silent "closed")."""
+    fake.domain = domain  # the stand-in serves this host only; the sidecar asks for DOMAIN
+    fake.open("mathe7b")
+    metrics = Metrics()
+    async with aiohttp.ClientSession() as client:
+        room_size = RoomSize(
+            classroom_settings(f"http://127.0.0.1:{fake.port}{path}", on_error=on_error),
+            domain=DOMAIN,
+            client=client,
+            token_for=None,
+            metrics=metrics,
+        )
+        assert await room_size.is_open("mathe7b") is (on_error == "admit")
+    assert logged in caplog.text
+    errors = metrics.registry.get_sample_value(
+        "jitsi_auth_room_size_errors_total", {"reason": reason}
+    )
+    assert errors == 1
+    checks = metrics.registry.get_sample_value(
+        "jitsi_auth_room_size_checks_total", {"result": "error"}
+    )
+    assert checks == 1
+
+
+def test_prosodys_unknown_host_page_never_keeps_a_class_waiting_silently(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    """A room_size_url whose Prosody serves no such host (Host: 127.0.0.1 once was):
+    with "admit", pupils get in rather than waiting for ever on a 404 page."""
+    fake.domain = "meet.other.example"
+    stack = make_stack(slapd, extra=classroom(fake, on_error="admit"))
+    reply = stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password))
+    assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
+    assert "Unknown host" in stack.sidecar.log()
