@@ -19,6 +19,8 @@ from realjitsi import stanzas
 from realjitsi.stanzas import ForgedIdentity, Presence
 
 TIMEOUT = 10.0
+# How long the room must be quiet after a join before the affiliation counts.
+AFFILIATION_SETTLE_SECONDS = 0.5
 
 
 class XmppError(Exception):
@@ -134,8 +136,30 @@ class XmppClient:
                 presence = stanzas.read_presence(element)
                 if presence.sender.lower() != occupant.lower():
                     continue
-                if presence.error or presence.is_self:
+                if presence.error:
                     return presence
+                if presence.is_self:
+                    return await self._settled(occupant, presence)
+
+    async def _settled(self, occupant: str, joined: Presence) -> Presence:
+        """The last presence about oneself once the room is quiet for a moment.
+
+        jitsi-meet's token_affiliation sets the affiliation before the join
+        completes; jitsi-contrib's token_affiliation_legacy sets it just after,
+        in a second presence: the affiliation a person ends up with is the last.
+        """
+        latest = joined
+        while True:
+            try:
+                async with asyncio.timeout(AFFILIATION_SETTLE_SECONDS):
+                    element = await self.receive()
+            except TimeoutError:
+                return latest
+            if stanzas.local_name(element) != "presence":
+                continue
+            presence = stanzas.read_presence(element)
+            if presence.sender.lower() == occupant.lower() and presence.is_self:
+                latest = presence
 
     async def presence_of(self, occupant_nick: str) -> Presence:
         """The next presence the room sends about another occupant, by nick."""
