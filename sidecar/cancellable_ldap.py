@@ -24,8 +24,9 @@ at every pending operation (an answer read for another is kept by libldap).
 
 Giving up (bonsai's own timeout, or the login's deadline cancelling the
 wait): the pending operation is abandoned (else libldap keeps its socket
-open, one more for every probe of a hung server) and the connection closed,
-since its state is unknown after that.
+open, one more for every probe of a hung server); a connection given up while
+it opens is closed, an open one is left to its owner (other operations may be
+pending on it).
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class CancellableConnection(AIOLDAPConnection):
             return outcome.take()
         except (asyncio.CancelledError, TimeoutError):
             self._end(wait)
-            self._give_up(msg_id)
+            self._give_up(msg_id, opening=not self._opened)
             raise
         except Exception:
             if not self._opened:
@@ -234,8 +235,11 @@ class CancellableConnection(AIOLDAPConnection):
         with contextlib.suppress(bonsai.LDAPError, ValueError, OSError):
             super().close()
 
-    def _give_up(self, msg_id: int) -> None:
+    def _give_up(self, msg_id: int, *, opening: bool) -> None:
         # abandon() is what frees a pending open: close() alone leaves its socket.
         with contextlib.suppress(bonsai.LDAPError, ValueError, OSError):
             self.abandon(msg_id)
-        self.close()
+        # A connection given up while opening is of no use. An open one may
+        # carry others' operations: its owner closes it when it thinks it dead.
+        if opening:
+            self.close()
