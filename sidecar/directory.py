@@ -206,8 +206,9 @@ class _HedgedConnect:
         del self._attempts[task]
         return task.result()
 
-    async def end(self) -> None:
-        """Give up the attempts still running: another answered, or the deadline came.
+    async def end(self, *, given_up: bool) -> None:
+        """Give up the attempts still running: another answered, or (``given_up``)
+        the deadline came before any answer.
 
         Waited for (they end at once when cancelled), so that no socket of
         theirs outlives the login.
@@ -216,8 +217,8 @@ class _HedgedConnect:
         attempts, self._attempts = self._attempts, {}
         for task, (url, started) in attempts.items():
             task.cancel()
-            # Not blamed for an answer still due within the hedge delay.
-            if now - started >= self._directory.hedge_delay:
+            # Beaten by another: not blamed for an answer still due within the hedge delay.
+            if given_up or now - started >= self._directory.hedge_delay:
                 self._directory._servers.failed(url, "no answer in time")
         if attempts:
             await asyncio.wait(attempts)
@@ -263,10 +264,16 @@ class Directory:
         into a success. Servers still silent at the end are counted as failed.
         """
         hedged = _HedgedConnect(self, dn, password)
+        given_up = True  # until run() ends by itself: the deadline came first
         try:
-            return await hedged.run(self._servers.ordered())
+            result = await hedged.run(self._servers.ordered())
+            given_up = False
+            return result
+        except (bonsai.AuthenticationError, DirectoryUnavailable):
+            given_up = False
+            raise
         finally:
-            await hedged.end()
+            await hedged.end(given_up=given_up)
 
     async def _attempt(self, url: str, dn: str | None, password: Secret | str | None) -> _Outcome:
         """One server asked for a connection: how it answered, never an error it raised.
