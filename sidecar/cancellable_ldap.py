@@ -18,9 +18,10 @@ it later would fail because a transport now owns the number. A duplicate
 cannot be closed under the connection's feet, and its registration ends with
 the wait that made it.
 
-Several operations may be pending on one connection at once: a socket event
-or a look at one of them reads whatever libldap finds, so each event looks
-at every pending operation (an answer read for another is kept by libldap).
+The watch belongs to the connection, and every socket event looks at each
+operation pending on it. Still, one operation at a time per connection: of
+three searches sent at once on one connection, bonsai handed over only one
+answer (the others never came), so the directory's pool never shares one.
 
 Giving up (bonsai's own timeout, or the login's deadline cancelling the
 wait): the pending operation is abandoned (else libldap keeps its socket
