@@ -379,7 +379,7 @@ class LdapSettings:
     avatar_attribute: str = option("")  # context.user.avatar, when it holds an https URL
     timeout: float = option(5.0, minimum=0.1, maximum=60.0)  # every LDAP operation
     # Searches at once; libldap through bonsai answers one operation per connection at a time.
-    pool_size: int = option(32, minimum=1, maximum=256)
+    pool_size: int = option(128, minimum=1, maximum=512)
     # One login or role refresh in all, every server and step included. nginx
     # gives up after proxy_read_timeout (15 s in the include) with a 500.
     deadline: float = option(10.0, minimum=0.5, maximum=MAX_DEADLINE_SECONDS)
