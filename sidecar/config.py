@@ -378,12 +378,15 @@ class LdapSettings:
     group_attribute: str = option("")  # context.group (the class, say); empty: none
     avatar_attribute: str = option("")  # context.user.avatar, when it holds an https URL
     timeout: float = option(5.0, minimum=0.1, maximum=60.0)  # every LDAP operation
-    pool_size: int = option(4, minimum=1, maximum=64)
+    # Searches at once; libldap through bonsai answers one operation per connection at a time.
+    pool_size: int = option(128, minimum=1, maximum=512)
     # One login or role refresh in all, every server and step included. nginx
     # gives up after proxy_read_timeout (15 s in the include) with a 500.
     deadline: float = option(10.0, minimum=0.5, maximum=MAX_DEADLINE_SECONDS)
     # A failed server is asked last and probed this often.
     retry_interval: float = option(30.0, minimum=1.0, maximum=3600.0)
+    # A server that has not answered a connection in this long: the next is asked too.
+    hedge_delay: float = option(0.5, minimum=0.05, maximum=10.0)
 
     def __post_init__(self) -> None:
         if self.bind_dn is not None and self.bind_password is None:

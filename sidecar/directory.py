@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,10 +140,103 @@ class _ConnectionPool:
             self._idle.pop()[1].close()
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """How one server answered an attempt: a connection, a refusal, or a failure's kind."""
+
+    url: str
+    conn: Any = None
+    refused: bool = False
+    failure: str = ""
+
+
+class _HedgedConnect:
+    """One connection wanted, asked of several servers in turn, overlapping when one is slow."""
+
+    def __init__(self, directory: Directory, dn: str | None, password: Secret | str | None) -> None:
+        self._directory = directory
+        self._dn = dn
+        self._password = password
+        self._attempts: dict[asyncio.Task[_Outcome], tuple[str, float]] = {}
+        # Only the kind of the last error is kept: the error itself would hold
+        # its frames, and with them a given-up connection and its socket, until
+        # the garbage collector's next full run.
+        self.last_error = "no server configured"
+
+    def _start(self, url: str) -> None:
+        task = asyncio.ensure_future(self._directory._attempt(url, self._dn, self._password))
+        self._attempts[task] = (url, time.monotonic())
+        self._directory.attempts_started.append(url)
+
+    async def run(self, urls: list[str]) -> tuple[str, Any]:
+        servers = self._directory._servers
+        waiting = list(urls)
+        hedge_delay = self._directory.hedge_delay
+        while waiting or self._attempts:
+            if waiting and not self._attempts:
+                self._start(waiting.pop(0))
+            done, _ = await asyncio.wait(
+                self._attempts,
+                timeout=hedge_delay if waiting else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                self._start(waiting.pop(0))  # the ones asked are slow: ask the next too
+                continue
+            outcomes = [self._outcome(task) for task in done]
+            # A refusal first: if one server said no, no other's yes counts.
+            refused = any(outcome.refused for outcome in outcomes)
+            won = None if refused else next((o for o in outcomes if o.conn is not None), None)
+            for outcome in outcomes:
+                if outcome.refused or outcome is won:
+                    servers.answered(outcome.url)
+                elif outcome.conn is not None:
+                    servers.answered(outcome.url)
+                    outcome.conn.close()  # answered as well, but later than the winner
+                else:
+                    self.last_error = outcome.failure
+                    servers.failed(outcome.url, outcome.failure)
+            if refused:
+                raise bonsai.AuthenticationError("the directory refused the bind")
+            if won is not None:
+                return won.url, won.conn
+        raise DirectoryUnavailable(f"no LDAP server answered (last: {self.last_error})")
+
+    def _outcome(self, task: asyncio.Task[_Outcome]) -> _Outcome:
+        del self._attempts[task]
+        return task.result()
+
+    async def end(self, *, given_up: bool) -> None:
+        """Give up the attempts still running: another answered, or (``given_up``)
+        the deadline came before any answer.
+
+        Waited for (they end at once when cancelled), so that no socket of
+        theirs outlives the login.
+        """
+        now = time.monotonic()
+        attempts, self._attempts = self._attempts, {}
+        for task, (url, started) in attempts.items():
+            task.cancel()
+            # Beaten by another: not blamed for an answer still due within the hedge delay.
+            if given_up or now - started >= self._directory.hedge_delay:
+                self._directory._servers.failed(url, "no answer in time")
+        if attempts:
+            await asyncio.wait(attempts)
+        for task in attempts:
+            # Connected all the same, just before it was cancelled: nobody's connection.
+            if not task.cancelled() and task.exception() is None:
+                late = task.result().conn
+                if late is not None:
+                    late.close()
+
+
 class Directory:
     def __init__(self, settings: LdapSettings, *, metrics: Metrics | None = None) -> None:
         self._settings = settings
         self.timeout = settings.timeout
+        self.hedge_delay = settings.hedge_delay
+        # The servers asked for a connection, in order (the latest few): what hedging did.
+        self.attempts_started: deque[str] = deque(maxlen=64)
         self._pool = _ConnectionPool(self, settings.pool_size)
         self._metrics = metrics or Metrics()
         self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
@@ -162,27 +257,40 @@ class Directory:
     async def _connect(self, dn: str | None, password: Secret | str | None) -> tuple[str, Any]:
         """Connect (and bind) to the first server that answers: its URL and the connection.
 
-        Servers that failed lately are asked last (see ldap_servers).
+        Servers that failed lately are asked last (see ldap_servers). A server
+        that has not answered within ``ldap.hedge_delay`` does not hold up the
+        next: it is asked too, and the first answer wins. A refused bind is an
+        answer: it ends every attempt, and no other server is asked to turn it
+        into a success. Servers still silent at the end are counted as failed.
         """
-        # Only the kind of the last error is kept: the error itself would hold
-        # its frames, and with them a given-up connection and its socket, until
-        # the garbage collector's next full run.
-        last_error = "no server configured"
-        for url in self._servers.ordered():
-            client = self._client(url, dn, password)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    conn = await client.connect(is_async=True, timeout=self.timeout)
-            except bonsai.AuthenticationError:
-                self._servers.answered(url)
-                raise
-            except (bonsai.LDAPError, TimeoutError, OSError) as error:
-                last_error = type(error).__name__
-                self._servers.failed(url, last_error)
-                continue
-            self._servers.answered(url)
-            return url, conn
-        raise DirectoryUnavailable(f"no LDAP server answered (last: {last_error})")
+        hedged = _HedgedConnect(self, dn, password)
+        given_up = True  # until run() ends by itself: the deadline came first
+        try:
+            result = await hedged.run(self._servers.ordered())
+            given_up = False
+            return result
+        except (bonsai.AuthenticationError, DirectoryUnavailable):
+            given_up = False
+            raise
+        finally:
+            await hedged.end(given_up=given_up)
+
+    async def _attempt(self, url: str, dn: str | None, password: Secret | str | None) -> _Outcome:
+        """One server asked for a connection: how it answered, never an error it raised.
+
+        The error would stay in the attempt's task and hold its frames, among
+        them the timeout that refers to the task: a cycle that keeps the
+        given-up connection and its socket until the collector's next full run.
+        """
+        client = self._client(url, dn, password)
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await client.connect(is_async=True, timeout=self.timeout)
+        except bonsai.AuthenticationError:
+            return _Outcome(url, refused=True)
+        except (bonsai.LDAPError, TimeoutError, OSError) as error:
+            return _Outcome(url, failure=type(error).__name__)
+        return _Outcome(url, conn=conn)
 
     async def reachable(self) -> bool:
         """Whether a directory server answers a bind now (the readiness check)."""

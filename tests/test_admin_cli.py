@@ -172,7 +172,7 @@ def test_check_config_shows_defaults_overrides_and_no_secret(tmp_path: Path, sla
     assert "timeout = 2.5  # from $JITSI_AUTH_SIDECAR_LDAP_TIMEOUT\n" in shown
     assert "token_ttl = 7200  # from $JITSI_AUTH_SIDECAR_JITSI_TOKEN_TTL\n" in shown
     # Defaults, of keys the file leaves out and of sections it does not have.
-    assert "pool_size = 4  # default\n" in shown
+    assert "pool_size = 128  # default\n" in shown
     assert 'socket_mode = "0660"  # default\n' in shown
     assert "[regulation]\n" in shown
     assert "ban_time = 900  # default\n" in shown

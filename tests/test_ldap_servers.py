@@ -4,22 +4,27 @@ login has one deadline, so nginx always gets its answer in time."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import bonsai
 import pytest
 
 from demo.nginx import default_include, free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import MAX_DEADLINE_SECONDS
+from sidecar.config import MAX_DEADLINE_SECONDS, LdapSettings
 from sidecar.credentials import Credentials
-from sidecar.directory import Directory
+from sidecar.directory import Directory, _Outcome
 from sidecar.ldap_servers import ServerHealth
-from sidecar.refusals import DirectoryUnavailable
+from sidecar.people import Person
+from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 from tests.stack import SilentServer, Stack, basic_auth
 from tests.test_directory import ldap_settings
 
@@ -253,3 +258,187 @@ async def test_a_busy_pool_is_no_failed_server(slapd: Slapd) -> None:
         assert (await directory.look_up(TEACHER.uid)) is not None
     finally:
         directory.close()
+
+
+# -- hedged attempts ---------------------------------------------------------------
+
+# Longer than any deadline: a server asked in turn, not in parallel, would end every login.
+NEVER = 60.0
+
+
+async def test_silent_servers_first_hold_up_no_login(
+    slapd: Slapd, silent: Callable[[], SilentServer]
+) -> None:
+    """Each silent server would wait its whole timeout, longer than the deadline; the
+    next is asked after the hedge delay instead, and the first answer wins."""
+    first, second = silent(), silent()
+    urls = (first.url, second.url, slapd.ldap_url)
+    settings = ldap_settings(
+        slapd, urls=urls, timeout=NEVER, deadline=10.0, hedge_delay=0.1, retry_interval=3600
+    )
+    directory = Directory(settings)
+    try:
+        person = await directory.authenticate(Credentials(TEACHER.uid, TEACHER.password))
+        assert person.user_id == TEACHER.uid
+        # The service connection asked all three, in order, each while the others waited.
+        assert list(directory.attempts_started)[:3] == list(urls)
+        # Given up while another answered: both count as failed, and go last.
+        assert directory._servers.ordered() == [slapd.ldap_url, first.url, second.url]
+        asked = (first.connections, second.connections)
+        directory.attempts_started.clear()
+        for pupil in PUPILS:
+            await directory.authenticate(Credentials(pupil.uid, pupil.password))
+        assert set(directory.attempts_started) == {slapd.ldap_url}
+        assert (first.connections, second.connections) == asked
+    finally:
+        directory.close()
+
+
+async def test_a_wrong_password_is_an_answer_even_behind_silent_servers(
+    slapd: Slapd, silent: Callable[[], SilentServer]
+) -> None:
+    """Refused by the one live server: a wrong password, not an outage, and never a login."""
+    urls = (silent().url, slapd.ldap_url)
+    settings = ldap_settings(slapd, urls=urls, timeout=NEVER, deadline=10.0, hedge_delay=0.1)
+    directory = Directory(settings)
+    try:
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(Credentials(TEACHER.uid, TEACHER.password + "x"))
+        # Right after: the right password works, the wrong one still does not.
+        assert (await directory.authenticate(Credentials(TEACHER.uid, TEACHER.password))).user_id
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(Credentials(TEACHER.uid, "wrong"))
+    finally:
+        directory.close()
+
+
+async def test_a_server_given_up_at_the_deadline_counts_as_failed(
+    slapd: Slapd, silent: Callable[[], SilentServer]
+) -> None:
+    first, second = silent(), silent()
+    settings = ldap_settings(
+        slapd,
+        urls=(first.url, second.url),
+        timeout=NEVER,
+        deadline=0.5,
+        hedge_delay=10.0,  # only the first is asked before the deadline
+        retry_interval=3600,
+    )
+    directory = Directory(settings)
+    try:
+        with pytest.raises(DirectoryUnavailable):
+            await directory.authenticate(Credentials(TEACHER.uid, TEACHER.password))
+        assert second.connections == 0
+        assert directory._servers.ordered() == [second.url, first.url]
+    finally:
+        directory.close()
+
+
+@pytest.mark.parametrize("refusal_first", [True, False])
+async def test_a_refusal_is_never_outvoted(refusal_first: bool) -> None:
+    """Two servers answer at the same moment, one "wrong password", one "welcome" (a
+    replica with an old password, say): the refusal wins, whichever was asked first."""
+    settings = LdapSettings(
+        urls=("ldap://one", "ldap://two"), user_base="ou=people", hedge_delay=0.05
+    )
+    directory = Directory(settings)
+    both_asked = asyncio.Event()
+    welcomed: list[FakeConnection] = []
+
+    async def attempt(url: str, dn: str | None, password: object) -> _Outcome:
+        if url == "ldap://two":
+            both_asked.set()
+        await both_asked.wait()
+        refuses = (url == "ldap://one") is refusal_first
+        if refuses:
+            return _Outcome(url, refused=True)
+        welcomed.append(FakeConnection())
+        return _Outcome(url, conn=welcomed[-1])
+
+    directory._attempt = attempt  # type: ignore[method-assign]
+    try:
+        with pytest.raises(bonsai.AuthenticationError):
+            await directory._connect("uid=anna", "password")
+        assert all(connection.closed for connection in welcomed)
+    finally:
+        directory.close()
+
+
+class FakeConnection:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# -- a slow directory ------------------------------------------------------------------
+
+
+class LateDirectory:
+    """A TCP proxy in front of slapd that hands on every answer ``delay`` seconds late."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self._target_port = target_port
+        self._delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(("127.0.0.1", self._target_port))
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, self._delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, delay: float) -> None:
+        try:
+            while chunk := source.recv(65536):
+                time.sleep(delay)  # the latency this stand-in is for
+                sink.sendall(chunk)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for connection in self._sockets:
+                connection.close()
+
+
+async def test_a_slow_directory_makes_logins_wait_for_it_not_for_each_other(
+    slapd: Slapd,
+) -> None:
+    """Every answer 1 s late: logins at one moment each take their own few round
+    trips, instead of queueing for a few pooled connections until ldap.timeout
+    (with the 4 there were, most of these got "directory unavailable")."""
+    proxy = LateDirectory(slapd.port, delay=1.0)
+    settings = ldap_settings(slapd, urls=(proxy.url,), timeout=3.0, deadline=10.0)
+    default_pool = LdapSettings(user_base="ou=people").pool_size
+    directory = Directory(dataclasses.replace(settings, pool_size=default_pool))
+    people = [*PUPILS, *SCHOOL.teachers] * 4
+    try:
+        results = await asyncio.gather(
+            *(directory.authenticate(Credentials(p.uid, p.password)) for p in people),
+            return_exceptions=True,
+        )
+        failures = [repr(result) for result in results if not isinstance(result, Person)]
+        assert not failures, failures
+        assert len(people) > 16
+    finally:
+        directory.close()
+        proxy.close()
