@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlencode
 
@@ -139,16 +140,19 @@ class XmppClient:
                 if presence.error:
                     return presence
                 if presence.is_self:
-                    return await self._settled(occupant, presence)
+                    return await self._settled(
+                        lambda later: later.sender.lower() == occupant.lower() and later.is_self,
+                        presence,
+                    )
 
-    async def _settled(self, occupant: str, joined: Presence) -> Presence:
-        """The last presence about oneself once the room is quiet for a moment.
+    async def _settled(self, about: Callable[[Presence], bool], first: Presence) -> Presence:
+        """The last presence ``about`` someone once the room is quiet for a moment.
 
         jitsi-meet's token_affiliation sets the affiliation before the join
         completes; jitsi-contrib's token_affiliation_legacy sets it just after,
         in a second presence: the affiliation a person ends up with is the last.
         """
-        latest = joined
+        latest = first
         while True:
             try:
                 async with asyncio.timeout(AFFILIATION_SETTLE_SECONDS):
@@ -158,11 +162,11 @@ class XmppClient:
             if stanzas.local_name(element) != "presence":
                 continue
             presence = stanzas.read_presence(element)
-            if presence.sender.lower() == occupant.lower() and presence.is_self:
+            if about(presence):
                 latest = presence
 
     async def presence_of(self, occupant_nick: str) -> Presence:
-        """The next presence the room sends about another occupant, by nick."""
+        """What the room says about another occupant, by nick, once it is quiet."""
         async with asyncio.timeout(TIMEOUT):
             while True:
                 element = await self.receive()
@@ -170,7 +174,8 @@ class XmppClient:
                     continue
                 presence = stanzas.read_presence(element)
                 if presence.occupant_nick == occupant_nick:
-                    return presence
+                    break
+        return await self._settled(lambda later: later.occupant_nick == occupant_nick, presence)
 
     async def turn_lobby(self, room_jid: str, *, on: bool) -> bool:
         """As a moderator does in the web app; whether the room accepted the change."""
