@@ -2,7 +2,8 @@
 
 The parent opens the socket (or takes the one systemd passed), starts the
 workers, which all accept on it, says READY=1 to systemd once every worker
-serves, and supervises. A worker that dies is started again, for ever, after a pause that doubles with each death within a minute (from
+serves, and supervises. A worker that dies is started again, for ever,
+after a pause that doubles with each death within a minute (from
 :data:`RESTART_PAUSE_SECONDS` to :data:`LONGEST_RESTART_PAUSE_SECONDS`): a
 crash must never leave the socket without a process behind it, and a worker
 that crashes at once again must not spin. The parent gives up, stopping
