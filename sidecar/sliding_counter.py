@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 # Keys counted, and keys banned, per counter at most: a spray of made-up names
-# or addresses costs about 80 bytes per key, a few MB per counter.
+# or addresses costs about 150 bytes per key: a few MB per counter at most.
 MAX_TRACKED_KEYS = 40_000
 # Keys pushed out at once when a table is full (a dict's oldest entry is found
 # by a scan, so they are found in batches).
