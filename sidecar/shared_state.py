@@ -10,7 +10,8 @@ is found by its first command, which fails at once: that command is sent
 once more on a new connection, so that after a restart every process
 shares bans again with its first command, not after one failure per pooled
 connection. A timeout is never sent again (the command may have been
-carried out). After a timeout Redis is not asked at all for
+carried out), except while connecting: a hung Redis may cost one request
+twice the timeout. After a timeout Redis is not asked at all for
 :data:`PAUSE_SECONDS`, so that a hung Redis costs one request the timeout,
 not every request; after a refused connection (Redis not running) for
 :data:`REFUSED_PAUSE_SECONDS` only, since asking costs no wait.
@@ -44,6 +45,8 @@ T = TypeVar("T")
 PAUSE_SECONDS = 5.0
 # ... and after it refused the connection (quick to find out again, but not for every request).
 REFUSED_PAUSE_SECONDS = 1.0
+# A failure that took this share of the timeout was a wait for an answer, not a refusal.
+SLOW_FAILURE_SHARE = 0.8
 # Connections to Redis at once; more requests wait (state.timeout at most) for one.
 MAX_CONNECTIONS = 64
 # Marks kept for writing later, at most (the oldest are dropped first).
@@ -102,6 +105,8 @@ class SharedState:
         self._clock = clock
         self._wall_clock = wall_clock
         self._paused_until = 0.0
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout") or 0.05
+        self._slow_failure_seconds = SLOW_FAILURE_SHARE * float(timeout)
         self._failing: set[str] = set()  # operations whose last try failed (logged once)
         self._unwritten: dict[tuple[str, str], int] = {}  # (kind, id) -> until
         from redis import exceptions
@@ -121,11 +126,17 @@ class SharedState:
                 command.close()  # never awaited: nothing is sent
             self._metrics.state_errors.labels(operation).inc()
             return None
+        started = time.monotonic()
         try:
             answer = await command
         except self._unreachable as error:
-            pause = PAUSE_SECONDS if isinstance(error, self._timeouts) else REFUSED_PAUSE_SECONDS
-            self._paused_until = self._clock() + pause
+            # A timeout while connecting comes as a connection error: told apart by
+            # the time it took, not by its type.
+            waited = time.monotonic() - started >= self._slow_failure_seconds
+            timed_out = waited or isinstance(error, self._timeouts)
+            self._paused_until = self._clock() + (
+                PAUSE_SECONDS if timed_out else REFUSED_PAUSE_SECONDS
+            )
             self._failed(operation, f"Redis unreachable: {error}")
             return None
         except self._refused as error:

@@ -119,7 +119,7 @@ class SlidingCounter:
         return max(0.0, until - self._clock())
 
     def fail(self, key: str) -> None:
-        now = self._clock()
+        now = float(self._clock())  # one event is kept as a float, told apart by its type
         slot = hash(key)
         number, events = self._find(slot)
         if events is not None:
@@ -147,7 +147,7 @@ class SlidingCounter:
         if len(self._banned_until) >= self._max_keys:
             # In the order banned is in the order they end: the ended ones come first.
             bans = self._banned_until
-            ended = list(itertools.takewhile(lambda slot: bans[slot] <= now, bans))
+            ended = list(itertools.takewhile(lambda banned: bans[banned] <= now, bans))
             for old in ended or list(itertools.islice(bans, self._batch)):
                 del bans[old]
         self._banned_until[slot] = now + self._ban_time
