@@ -29,6 +29,7 @@ from sidecar.config import (
 )
 from sidecar.guest_links import StateFileError
 from sidecar.logs import configure as configure_logging
+from sidecar.memory import settle_after_start
 from sidecar.metrics_server import start_metrics_listener
 from sidecar.systemd import inherited_socket, notify
 from sidecar.web import PathOnlyAccessLogger, create_app
@@ -71,6 +72,7 @@ async def serve(
         max_line_size=MAX_HEADER_BYTES,
     )
     await runner.setup()
+    settle_after_start()
     listen = settings.server.listen
     passed = listener or inherited_socket()
     site: web.BaseSite

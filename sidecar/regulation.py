@@ -46,6 +46,7 @@ from sidecar.regulation_store import (
     RegulationStore,
 )
 from sidecar.shared_state import SharedState
+from sidecar.sliding_counter import MAX_TRACKED_KEYS
 
 # "Try again in a minute" while the checks already under way would reach the limit.
 BUSY_RETRY_SECONDS = 60.0
@@ -107,6 +108,7 @@ class Regulator:
         clock: Callable[[], float] = time.monotonic,
         shared: SharedState | None = None,
         metrics: Metrics | None = None,
+        max_tracked_keys: int = MAX_TRACKED_KEYS,
     ) -> None:
         self._limits: dict[CountName, int] = {
             "person_at_place": settings.max_failures_per_user,
@@ -115,10 +117,15 @@ class Regulator:
             "place_for_everybody": settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR,
         }
         self._metrics = metrics or Metrics()
-        local = MemoryStore(settings, self._limits, clock=clock)
+        self._local = MemoryStore(settings, self._limits, clock=clock, max_keys=max_tracked_keys)
+        local = self._local
         self._store: RegulationStore = (
             local if shared is None else RedisStore(shared, settings, local)
         )
+
+    def tracked(self) -> dict[str, int]:
+        """Keys this process holds per table; each stays at most ``max_tracked_keys``."""
+        return self._local.sizes()
 
     @staticmethod
     def _counts(who: str, place: str) -> list[Count]:

@@ -15,17 +15,16 @@ on (:mod:`sidecar.shared_state`).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from cachetools import TTLCache
-
 from sidecar.config import RegulationSettings
 from sidecar.shared_state import SharedState
-from sidecar.sliding_counter import MAX_TRACKED_KEYS, SlidingCounter
+from sidecar.sliding_counter import EVICTION_SHARE, MAX_TRACKED_KEYS, SlidingCounter
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
@@ -35,6 +34,10 @@ CountName = Literal["person_at_place", "person", "place", "place_for_everybody"]
 Count = tuple[CountName, str]
 # The longest a check can be under way (ldap.deadline is at most 12 s), with room to spare.
 UNDER_WAY_SECONDS = 30
+# Pairs of person and place known from a successful login, at most (each costs a login).
+MAX_KNOWN_PLACES = 50_000
+# Names whose directory entry a search found, at most (each is a name the directory has).
+MAX_ENTRIES_REMEMBERED = 20_000
 T = TypeVar("T", int, float)
 
 
@@ -101,8 +104,42 @@ class RegulationStore(Protocol):
     async def learn_entry(self, name: str, entry: str) -> None: ...
 
 
+class Remembered:
+    """A value per key for ``lifetime`` seconds after it was last set, for at most
+    ``max_keys`` keys: when full, those past their lifetime go first, then the ones
+    set longest ago. Keys are kept as their hash (as in :mod:`sidecar.sliding_counter`)."""
+
+    def __init__(self, lifetime: int, *, clock: Callable[[], float], max_keys: int) -> None:
+        self._lifetime = lifetime
+        self._clock = clock
+        self._max_keys = max_keys
+        self._batch = max(1, max_keys // EVICTION_SHARE)
+        # (until, value), in the order set: every entry lives as long, so also the order they end.
+        self._items: dict[int, tuple[float, str]] = {}
+
+    def get(self, key: str) -> str | None:
+        item = self._items.get(hash(key))
+        if item is None or item[0] <= self._clock():
+            return None
+        return item[1]
+
+    def set(self, key: str, value: str) -> None:
+        now = self._clock()
+        slot = hash(key)
+        self._items.pop(slot, None)
+        if len(self._items) >= self._max_keys:
+            items = self._items
+            ended = list(itertools.takewhile(lambda slot: items[slot][0] <= now, items))
+            for old in ended or list(itertools.islice(items, self._batch)):
+                del items[old]
+        self._items[slot] = (now + self._lifetime, value)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class MemoryStore:
-    """Counts in this process: bounded caches that forget at their window's end."""
+    """Counts in this process: bounded tables that forget at their window's end."""
 
     def __init__(
         self,
@@ -110,20 +147,35 @@ class MemoryStore:
         limits: Mapping[CountName, int],
         *,
         clock: Callable[[], float],
+        max_keys: int = MAX_TRACKED_KEYS,
     ) -> None:
         self._counters = {
             name: SlidingCounter(
-                limit, window=settings.window, ban_time=settings.ban_time, clock=clock
+                limit,
+                window=settings.window,
+                ban_time=settings.ban_time,
+                clock=clock,
+                max_keys=max_keys,
             )
             for name, limit in limits.items()
         }
         self._under_way: dict[Count, int] = {}
-        self._known: TTLCache[str, bool] = TTLCache(
-            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
+        self._known = Remembered(
+            settings.known_address_lifetime, clock=clock, max_keys=min(max_keys, MAX_KNOWN_PLACES)
         )
-        self._entries: TTLCache[str, str] = TTLCache(
-            MAX_TRACKED_KEYS, settings.known_address_lifetime, timer=clock
+        self._entries = Remembered(
+            settings.known_address_lifetime,
+            clock=clock,
+            max_keys=min(max_keys, MAX_ENTRIES_REMEMBERED),
         )
+
+    def sizes(self) -> dict[str, int]:
+        """Keys held per table (what a spray of made-up names fills)."""
+        sizes = {
+            f"{name} counted": counter.counted_keys for name, counter in self._counters.items()
+        }
+        sizes |= {f"{name} banned": counter.banned_keys for name, counter in self._counters.items()}
+        return sizes | {"known places": len(self._known), "entries": len(self._entries)}
 
     def hold(self, charged: Sequence[Count]) -> Hold:
         for count in charged:
@@ -143,7 +195,7 @@ class MemoryStore:
             bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
             failures={count: self._counters[count[0]].recent(count[1]) for count in consulted},
             under_way={count: self._under_way.get(count, 0) for count in consulted},
-            known=known in self._known,
+            known=self._known.get(known) is not None,
         )
 
     async def begin(
@@ -164,13 +216,13 @@ class MemoryStore:
 
     async def succeed(self, count: Count, known: str) -> None:
         self._counters[count[0]].forget(count[1])
-        self._known[known] = True
+        self._known.set(known, "")
 
     async def entry_of(self, name: str) -> str | None:
         return self._entries.get(name)
 
     async def learn_entry(self, name: str, entry: str) -> None:
-        self._entries[name] = entry
+        self._entries.set(name, entry)
 
 
 class RedisStore:

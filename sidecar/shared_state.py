@@ -1,13 +1,23 @@
 """The Redis that several sidecars share (``[state] redis_url``), and what an
 unanswered command means.
 
-Every command gets ``state.timeout`` and no retry. A command that gets no
-answer answers None: the caller goes on with what this process knows itself
-(bans it counted, logouts and withdrawals made here), and nobody sees a 500.
-After a connection failure or a timeout Redis is not asked at all for
+Every command gets ``state.timeout``. A command that gets no answer
+answers None: the caller goes on with what this process knows itself (bans
+it counted, logouts and withdrawals made here), and nobody sees a 500.
+
+A pooled connection that Redis closed (a restart of Redis, a killed client)
+is found by its first command, which fails at once: that command is sent
+once more on a new connection, so that after a restart every process
+shares bans again with its first command, not after one failure per pooled
+connection. A timeout is never sent again (the command may have been
+carried out), except while connecting: a hung Redis may cost one request
+twice the timeout. After a timeout Redis is not asked at all for
 :data:`PAUSE_SECONDS`, so that a hung Redis costs one request the timeout,
-not every request. Marks that could not be written (a logout, a withdrawn
-link) are written once Redis answers again. Each kind of failure is logged
+not every request; after a refused connection (Redis not running) for
+:data:`REFUSED_PAUSE_SECONDS` only, since asking costs no wait.
+
+Marks that could not be written (a logout, a withdrawn link) are written
+once Redis answers again. Each kind of failure is logged
 when it starts and when it ends, and counted in ``jitsi_auth_state_errors``.
 """
 
@@ -31,8 +41,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# How long Redis is left alone after it did not answer.
+# How long Redis is left alone after it did not answer in time.
 PAUSE_SECONDS = 5.0
+# ... and after it refused the connection (quick to find out again, but not for every request).
+REFUSED_PAUSE_SECONDS = 1.0
+# A failure that took this share of the timeout was a wait for an answer, not a refusal.
+SLOW_FAILURE_SHARE = 0.8
 # Connections to Redis at once; more requests wait (state.timeout at most) for one.
 MAX_CONNECTIONS = 64
 # Marks kept for writing later, at most (the oldest are dropped first).
@@ -49,6 +63,7 @@ def open_redis(settings: StateSettings) -> Redis | None:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as ConnectionLost
 
     secret = settings.redis_password
     password = secret.reveal().decode().strip() if secret is not None else None
@@ -59,7 +74,9 @@ def open_redis(settings: StateSettings) -> Redis | None:
         timeout=settings.timeout,
         socket_timeout=settings.timeout,
         socket_connect_timeout=settings.timeout,
-        retry=Retry(NoBackoff(), 0),
+        # Once more on a fresh connection after a connection error (a stale pooled
+        # connection), never after a timeout.
+        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionLost,)),
         health_check_interval=0,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
@@ -88,11 +105,15 @@ class SharedState:
         self._clock = clock
         self._wall_clock = wall_clock
         self._paused_until = 0.0
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout") or 0.05
+        self._slow_failure_seconds = SLOW_FAILURE_SHARE * float(timeout)
         self._failing: set[str] = set()  # operations whose last try failed (logged once)
         self._unwritten: dict[tuple[str, str], int] = {}  # (kind, id) -> until
         from redis import exceptions
 
-        # Not answering (paused after) and answering with a refusal (not paused).
+        # Not answering in time (paused long after), not reachable (paused briefly),
+        # and answering with a refusal (not paused).
+        self._timeouts = (exceptions.TimeoutError, TimeoutError)
         self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
         self._refused = exceptions.RedisError
 
@@ -105,10 +126,17 @@ class SharedState:
                 command.close()  # never awaited: nothing is sent
             self._metrics.state_errors.labels(operation).inc()
             return None
+        started = time.monotonic()
         try:
             answer = await command
         except self._unreachable as error:
-            self._paused_until = self._clock() + PAUSE_SECONDS
+            # A timeout while connecting comes as a connection error: told apart by
+            # the time it took, not by its type.
+            waited = time.monotonic() - started >= self._slow_failure_seconds
+            timed_out = waited or isinstance(error, self._timeouts)
+            self._paused_until = self._clock() + (
+                PAUSE_SECONDS if timed_out else REFUSED_PAUSE_SECONDS
+            )
             self._failed(operation, f"Redis unreachable: {error}")
             return None
         except self._refused as error:

@@ -2,9 +2,15 @@
 
 The parent opens the socket (or takes the one systemd passed), starts the
 workers, which all accept on it, says READY=1 to systemd once every worker
-serves, and supervises: a worker that dies is started again (one that ends
-with code 2, a configuration or state problem, or too many deaths within a
-minute stop them all, with a failure for systemd to see); SIGTERM or
+serves, and supervises. A worker that dies is started again, for ever,
+after a pause that doubles with each death within a minute (from
+:data:`RESTART_PAUSE_SECONDS` to :data:`LONGEST_RESTART_PAUSE_SECONDS`): a
+crash must never leave the socket without a process behind it, and a worker
+that crashes at once again must not spin. The parent gives up, stopping
+them all with a failure for systemd to see, only when workers cannot start:
+one ends with code 2 (a configuration or state problem),
+:data:`MAX_START_FAILURES` in a row end before they serve, or they do not
+all serve within :data:`START_SECONDS` of the start. SIGTERM or
 SIGINT goes on to every worker, each of which drains as a single process
 would, and the parent ends when they have. What the workers must agree on
 (bans, logouts, guest links) lives in Redis, which the configuration
@@ -30,13 +36,23 @@ from sidecar.systemd import inherited_socket, notify
 
 log = logging.getLogger(__name__)
 
-# A worker that dies is started again after this pause (it may die at once again),
-# unless more than MAX_RESTARTS died within RESTART_WINDOW seconds: then all stop.
-RESTART_PAUSE_SECONDS = 1.0
-MAX_RESTARTS = 5
+# A worker that died after it served is started again after this pause, doubled
+# for each other death within RESTART_WINDOW seconds, up to the longest pause.
+RESTART_PAUSE_SECONDS = 0.5
+LONGEST_RESTART_PAUSE_SECONDS = 30.0
 RESTART_WINDOW = 60.0
-# How long the workers may take to start before the parent says READY anyway.
+# Workers that end before they serve, one after the other, before the parent gives up.
+MAX_START_FAILURES = 3
+# How long the workers may take to start (all of them serving) before the parent gives up.
 START_SECONDS = 30.0
+# How often the parent looks for workers that ended (and for a SIGTERM) while it waits.
+POLL_SECONDS = 0.2
+
+
+def restart_pause(recent_deaths: int, *, first: float, longest: float) -> float:
+    """The pause before a worker is started again, the ``recent_deaths``-th death lately."""
+    return min(longest, first * (1 << max(0, min(recent_deaths - 1, 30))))
+
 
 # Runs one worker on the socket; calls the second argument once it serves.
 Worker = Callable[[socket.socket, int, Callable[[], None]], int]
@@ -64,18 +80,32 @@ def listening_socket(settings: Settings, backlog: int) -> socket.socket:
 
 
 def _say_ready(ready_write: int) -> None:
-    os.write(ready_write, b".")
+    # One short write: it reaches the pipe whole, whatever the other workers write.
+    os.write(ready_write, f"{os.getpid()}\n".encode())
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, worker: Worker, *, backlog: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        worker: Worker,
+        *,
+        backlog: int,
+        first_pause: float = RESTART_PAUSE_SECONDS,
+        longest_pause: float = LONGEST_RESTART_PAUSE_SECONDS,
+    ) -> None:
         self._settings = settings
         self._worker = worker
         self._backlog = backlog
+        self._first_pause = first_pause
+        self._longest_pause = longest_pause
         self._children: dict[int, int] = {}  # pid -> worker number
+        self._serving: set[int] = set()  # pids that said they serve
+        self._unread = b""  # the start of a pid not read whole yet
+        self._due: dict[int, float] = {}  # worker number -> when to start it again
         self._stopping = False
-        self._restarts: list[float] = []
-        self._start_failure = 0  # the highest exit code of a worker that ended starting
+        self._deaths: list[float] = []
+        self._start_failures = 0  # workers that ended before serving, one after the other
 
     def run(self) -> int:
         """0 when stopped by a signal; otherwise what made it give up (1 or 2)."""
@@ -87,16 +117,9 @@ class Supervisor:
         ready_read, ready_write = os.pipe()
         for number in range(self._settings.server.workers):
             self._start(number, listener, ready_write)
-        code = 0
-        if self._all_ready(ready_read):
-            notify("READY=1")
-            log.info("%d workers serving", len(self._children))
-            code = self._supervise(listener)
-        elif not self._stopping:
-            log.error("the workers did not all start")
+        code = self._supervise(listener, ready_read, ready_write)
+        if code:
             self._stop_all()
-            # Code 2 (configuration, state file) is the one systemd should see.
-            code = 2 if self._start_failure == 2 else 1
         self._reap()
         for end in (ready_read, ready_write):
             os.close(end)
@@ -106,13 +129,58 @@ class Supervisor:
         log.info("stopped")
         return code
 
-    def _supervise(self, listener: socket.socket) -> int:
-        while self._children and not self._stopping:
+    def _supervise(self, listener: socket.socket, ready_read: int, ready_write: int) -> int:
+        """Until a signal (0) or until it gives up (the code to end with)."""
+        workers = self._settings.server.workers
+        starting_until: float | None = time.monotonic() + START_SECONDS
+        while not self._stopping:
+            if starting_until is not None:
+                if len(self._serving) >= workers:
+                    starting_until = None
+                    notify("READY=1")
+                    log.info("%d workers serving", workers)
+                elif time.monotonic() > starting_until:
+                    log.error("the workers did not all start within %.0f s", START_SECONDS)
+                    return 1
+            wait = POLL_SECONDS
+            if self._due:
+                wait = max(0.0, min(wait, min(self._due.values()) - time.monotonic()))
+            readable, _, _ = select.select([ready_read], [], [], wait)
+            if readable:
+                self._read_ready(ready_read)
+            code = self._reap_ended()
+            if code is not None:
+                return code
+            now = time.monotonic()
+            for number, when in list(self._due.items()):
+                if when <= now and not self._stopping:
+                    del self._due[number]
+                    self._start(number, listener, ready_write)
+        return 0
+
+    def _read_ready(self, ready_read: int) -> None:
+        lines = (self._unread + os.read(ready_read, 4096)).split(b"\n")
+        self._unread = lines.pop()
+        for line in lines:
+            pid = int(line)
+            if pid in self._children:
+                if self._deaths:
+                    log.info("worker %d serves again", self._children[pid])
+                self._serving.add(pid)
+                self._start_failures = 0
+
+    def _reap_ended(self) -> int | None:
+        """Start again the workers that ended; the code to give up with, if it is time to."""
+        while self._children:
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                break
+                return None
+            if pid == 0:
+                return None
             number = self._children.pop(pid, -1)
+            served = pid in self._serving
+            self._serving.discard(pid)
             if number < 0 or self._stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -120,27 +188,31 @@ class Supervisor:
                 # A problem with the configuration or the state file: starting
                 # again would end the same way; systemd should see a failure.
                 log.error("worker %d ended with code 2; stopping", number)
-                self._stop_all()
                 return 2
-            if self._too_many_restarts():
-                log.error(
-                    "workers keep ending (%d in %.0f s); stopping", MAX_RESTARTS, RESTART_WINDOW
-                )
-                self._stop_all()
-                return 1
-            log.error("worker %d ended (code %d); starting it again", number, code)
-            time.sleep(RESTART_PAUSE_SECONDS)
-            if not self._stopping:
-                self._start(number, listener, None)
-        return 0
+            if not served:
+                self._start_failures += 1
+                if self._start_failures >= MAX_START_FAILURES:
+                    log.error(
+                        "worker %d ended before it served (code %d), %d times in a row; stopping",
+                        number,
+                        code,
+                        self._start_failures,
+                    )
+                    return 1
+            pause = self._pause()
+            log.error("worker %d ended (code %d); starting it again in %.1f s", number, code, pause)
+            self._due[number] = time.monotonic() + pause
+        return None
 
-    def _too_many_restarts(self) -> bool:
+    def _pause(self) -> float:
         now = time.monotonic()
-        self._restarts = [when for when in self._restarts if now - when < RESTART_WINDOW]
-        self._restarts.append(now)
-        return len(self._restarts) > MAX_RESTARTS
+        self._deaths = [when for when in self._deaths if now - when < RESTART_WINDOW]
+        self._deaths.append(now)
+        return restart_pause(
+            len(self._deaths), first=self._first_pause, longest=self._longest_pause
+        )
 
-    def _start(self, number: int, listener: socket.socket, ready_write: int | None) -> None:
+    def _start(self, number: int, listener: socket.socket, ready_write: int) -> None:
         # No signal between the fork and the bookkeeping: a worker the parent
         # does not know of would never be told to stop.
         signals = {signal.SIGTERM, signal.SIGINT}
@@ -157,7 +229,7 @@ class Supervisor:
         self,
         number: int,
         listener: socket.socket,
-        ready_write: int | None,
+        ready_write: int,
         signals: set[signal.Signals],
     ) -> NoReturn:
         code = 1
@@ -167,37 +239,11 @@ class Supervisor:
             for signum in signals:
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-            ready = (lambda: _say_ready(ready_write)) if ready_write is not None else _nothing
-            code = self._worker(listener, number, ready)
+            code = self._worker(listener, number, lambda: _say_ready(ready_write))
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
-
-    def _all_ready(self, ready_read: int) -> bool:
-        expected = len(self._children)
-        deadline = time.monotonic() + START_SECONDS
-        seen = 0
-        while seen < expected and not self._stopping:
-            if time.monotonic() > deadline or len(self._children) < expected:
-                return False
-            readable, _, _ = select.select([ready_read], [], [], 0.1)
-            if readable:
-                seen += len(os.read(ready_read, expected))
-            self._reap_nonblocking()
-        return seen >= expected and not self._stopping
-
-    def _reap_nonblocking(self) -> None:
-        """Workers that ended while starting (they count as not ready)."""
-        while self._children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self._children.pop(pid, None)
-            self._start_failure = max(self._start_failure, os.waitstatus_to_exitcode(status))
 
     def _reap(self) -> None:
         while self._children:
@@ -218,7 +264,3 @@ class Supervisor:
         self._stopping = True
         notify("STOPPING=1")
         self._stop_all()
-
-
-def _nothing() -> None:
-    """A restarted worker's ready: nobody waits for it."""

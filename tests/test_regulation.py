@@ -15,6 +15,7 @@ from sidecar.regulation import (
     fold_user_name,
     place_of,
 )
+from sidecar.sliding_counter import SlidingCounter
 
 PER_USER = 3
 OVERALL = 7
@@ -377,3 +378,107 @@ async def test_parallel_guesses_through_spellings_of_one_entry_are_bounded(
         with pytest.raises(Banned) as busy:
             await attempt.found_entry(entry)
         assert (busy.value.scope, busy.value.seconds) == ("user", BUSY_RETRY_SECONDS)
+
+
+# -- bounded memory: a spray of made-up names costs a fixed amount ----------------------
+
+CAP = 500
+
+
+def counter(clock: Clock, *, limit: int = 5) -> SlidingCounter:
+    return SlidingCounter(limit, window=WINDOW, ban_time=BAN_TIME, clock=clock, max_keys=CAP)
+
+
+def test_a_counter_holds_at_most_its_cap_of_keys(clock: Clock) -> None:
+    counting = counter(clock)
+    for number in range(20 * CAP):
+        counting.fail(f"sprayed-{number}")
+        assert counting.counted_keys <= CAP
+    assert counting.counted_keys > CAP // 2
+    assert counting.banned_keys == 0
+    # The newest are counted.
+    assert counting.recent(f"sprayed-{20 * CAP - 1}") == 1
+
+
+def test_a_spray_of_names_never_pushes_a_ban_out(clock: Clock) -> None:
+    counting = counter(clock)
+    for _ in range(5):
+        counting.fail("victim-at-attacker")
+    assert counting.banned_for("victim-at-attacker") == BAN_TIME
+    # Single failures, and failures just short of a ban, on ever new names.
+    for number in range(20 * CAP):
+        for _ in range(1 + number % 4):
+            counting.fail(f"sprayed-{number}")
+    assert counting.banned_for("victim-at-attacker") == BAN_TIME
+    # Only other bans push a ban out, the one that ends soonest first, once the
+    # bans are full: each of them cost the limit in failures.
+    clock.advance(1)
+    for number in range(CAP - 1):
+        for _ in range(5):
+            counting.fail(f"banned-{number}")
+    assert counting.banned_for("victim-at-attacker") == BAN_TIME - 1
+    for _ in range(5):
+        counting.fail("one-more-ban")
+    assert counting.banned_for("victim-at-attacker") == 0
+    assert counting.banned_for("one-more-ban") == BAN_TIME
+    assert counting.banned_keys <= CAP
+
+
+def test_a_count_near_its_limit_outlasts_a_spray_of_single_failures(clock: Clock) -> None:
+    counting = counter(clock)
+    for _ in range(4):
+        counting.fail("victim")
+    for number in range(20 * CAP):
+        counting.fail(f"sprayed-{number}")
+    assert counting.recent("victim") == 4
+    counting.fail("victim")
+    assert counting.banned_for("victim") == BAN_TIME
+
+
+def test_keys_past_the_window_go_before_fresh_ones(clock: Clock) -> None:
+    """Keys with more failures are kept before keys with fewer, unless their
+    failures are all past the window: then they are nothing worth keeping."""
+    counting = counter(clock)
+    for number in range(CAP // 2):
+        for _ in range(3):
+            counting.fail(f"old-{number}")
+    clock.advance(WINDOW + 1)
+    for number in range(CAP // 2):
+        counting.fail(f"fresh-{number}")
+    counting.fail("one-more")
+    assert all(counting.recent(f"fresh-{number}") == 1 for number in range(CAP // 2))
+    assert counting.recent("one-more") == 1
+    assert counting.counted_keys <= CAP // 2 + 1
+
+
+async def test_a_spray_from_many_places_fills_no_table_past_its_cap(clock: Clock) -> None:
+    """Ever new names from ever new /64s, as an attacker with an IPv6 prefix sends
+    them: every table of the regulator stays at its cap, and the ban and the count
+    that hold somebody back hold on."""
+    settings = RegulationSettings(
+        max_failures_per_user=PER_USER, max_failures_per_address=PER_ADDRESS
+    )
+    regulator = Regulator(settings, clock=clock, max_tracked_keys=CAP)
+    for _ in range(PER_USER):
+        await fail(regulator, "anna", "2001:db8:1::1")
+    for _ in range(PER_USER - 1):
+        await fail(regulator, "berta", "2001:db8:2::1")
+    for number in range(10 * CAP):
+        await fail(
+            regulator, f"sprayed-{number}", f"2001:db8:{number >> 16:x}:{number & 0xFFFF:x}::1"
+        )
+        clock.advance(0.01)
+    sizes = regulator.tracked()
+    assert max(sizes.values()) <= CAP, sizes
+    assert sizes["person counted"] > CAP // 2  # the spray did reach the cap
+    assert await regulator.banned_for("anna", "2001:db8:1::1") > 0
+    assert await regulator.banned_for("berta", "2001:db8:2::1") == 0
+    await fail(regulator, "berta", "2001:db8:2::1")
+    assert await regulator.banned_for("berta", "2001:db8:2::1") > 0
+
+
+async def test_known_places_stay_at_their_cap(clock: Clock) -> None:
+    regulator = Regulator(RegulationSettings(), clock=clock, max_tracked_keys=CAP)
+    for number in range(3 * CAP):
+        await succeed(regulator, f"person-{number}", f"192.0.2.{number % 250}")
+    assert regulator.tracked()["known places"] <= CAP

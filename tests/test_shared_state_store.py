@@ -5,6 +5,7 @@ once it answers again."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -16,7 +17,7 @@ from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, InvalidCredentials
 from sidecar.regulation import Regulator
 from sidecar.rooms import room_named
-from sidecar.shared_state import PAUSE_SECONDS, SharedState, open_redis
+from sidecar.shared_state import PAUSE_SECONDS, REFUSED_PAUSE_SECONDS, SharedState, open_redis
 from tests.redis_server import RedisServer
 
 LIMIT = 3
@@ -97,7 +98,7 @@ async def test_a_redis_that_refuses_writes_still_bans(
     assert await regulator.banned_for("anna", "192.0.2.1") > 0
 
 
-async def test_an_unanswering_redis_is_left_alone_for_a_while() -> None:
+async def test_a_redis_that_refuses_connections_is_left_alone_for_a_moment() -> None:
     clock = Clock()
     client = open_redis(StateSettings(redis_url="unix:///nonexistent/redis.sock"))
     assert client is not None
@@ -110,13 +111,99 @@ async def test_an_unanswering_redis_is_left_alone_for_a_while() -> None:
 
     assert await state.run("first", command("first")) is None
     assert sent == ["first"]
-    clock.now += PAUSE_SECONDS - 0.1
+    clock.now += REFUSED_PAUSE_SECONDS - 0.1
     assert await state.run("paused", command("paused")) is None
-    assert sent == ["first"]  # never sent: no wait for a timeout
+    assert sent == ["first"]  # never sent
     clock.now += 0.2
     assert await state.run("again", command("again")) is None
     assert sent == ["first", "again"]
     await client.aclose()
+
+
+async def test_a_redis_that_does_not_answer_is_left_alone_for_a_while(
+    redis_server: RedisServer,
+) -> None:
+    """A hung Redis (stopped, not ended): one command waits the timeout, the next
+    ones for PAUSE_SECONDS are not sent at all."""
+    clock = Clock()
+    client = open_redis(StateSettings(redis_url=redis_server.url, timeout=0.1))
+    assert client is not None
+    state = shared(client, clock)
+    sent: list[str] = []
+
+    async def command(name: str) -> object:
+        sent.append(name)
+        return await client.get("x")
+
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        assert await state.run("first", command("first")) is None
+        clock.now += REFUSED_PAUSE_SECONDS + 0.1  # longer than after a refusal
+        assert await state.run("paused", command("paused")) is None
+        clock.now = 1000.0 + PAUSE_SECONDS - 0.1
+        assert await state.run("paused", command("paused")) is None
+        assert sent == ["first"]
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    clock.now += 0.2
+    await state.run("again", command("again"))
+    assert sent == ["first", "again"]
+    await client.aclose()
+
+
+async def probe_bans(nodes: list[Regulator], probes: int, tag: str) -> int:
+    """A ban made through the first node, looked for through the second, ``probes``
+    times (a new name each); how many the second node saw."""
+    seen = 0
+    for number in range(probes):
+        name = f"{tag}-{number}"
+        await guesses_for(nodes[0], name, LIMIT)
+        seen += await nodes[1].banned_for(name, "192.0.2.1") > 0
+    return seen
+
+
+async def guesses_for(regulator: Regulator, name: str, count: int) -> None:
+    for _ in range(count):
+        try:
+            async with regulator.attempt(name, "192.0.2.1"):
+                raise InvalidCredentials
+        except (Banned, InvalidCredentials):
+            pass
+
+
+async def test_bans_are_shared_again_at_once_after_a_redis_restart(
+    redis_server: RedisServer,
+) -> None:
+    """Every pooled connection is stale after a restart of Redis; each is replaced by
+    its first command, which goes through: no probe after the restart misses a ban."""
+    clock = Clock()
+    # A timeout no busy machine reaches: this is about closed connections, not slow ones.
+    settings = StateSettings(redis_url=redis_server.url, timeout=5.0)
+    clients = [open_redis(settings), open_redis(settings)]
+    try:
+        nodes = [Regulator(SETTINGS, shared=shared(client, clock)) for client in clients if client]
+        # Many connections in each pool, as under load.
+        await asyncio.gather(
+            *(guesses_for(nodes[number % 2], f"warm-{number}", 1) for number in range(40))
+        )
+        assert clients[0] is not None
+        assert len(await clients[0].client_list()) >= 10
+        assert await probe_bans(nodes, 5, "before") == 5
+        redis_server.stop()
+        redis_server.start()
+        assert await probe_bans(nodes, 20, "after") == 20
+        # A probe while Redis is down: refused, left alone a moment only.
+        redis_server.stop()
+        await guesses_for(nodes[0], "while-down", LIMIT)
+        assert await nodes[1].banned_for("while-down", "192.0.2.1") == 0
+        redis_server.start()
+        clock.now += REFUSED_PAUSE_SECONDS
+        assert await probe_bans(nodes, 20, "back") == 20
+    finally:
+        for client in clients:
+            if client is not None:
+                await client.aclose()
 
 
 async def test_a_logout_made_while_redis_is_away_is_written_once_it_answers(

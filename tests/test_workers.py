@@ -4,7 +4,10 @@ logout holds in every one, a worker that dies comes back, SIGTERM ends them all.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -17,6 +20,7 @@ import pytest
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config import ConfigError, load_settings
+from sidecar.workers import MAX_START_FAILURES, Supervisor, Worker, restart_pause
 from tests.redis_server import RedisServer
 from tests.stack import Browser, Stack, UnixHTTPConnection, basic_auth
 from tests.test_config import MINIMAL, write_config
@@ -144,3 +148,114 @@ def test_a_worker_that_cannot_start_stops_them_all_with_a_failure(
         assert "metrics_listen" in log
     finally:
         taken.close()
+
+
+# -- the supervisor itself, with workers small enough to be killed often ----------------
+
+
+def tiny_worker(directory: Path) -> Worker:
+    """A worker that answers each connection with its pid; worker 1, once ``broken``
+    is in ``directory``, ends before it serves, as a worker that cannot start would."""
+
+    def run(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
+        if number == 1 and (directory / "broken").exists():
+            return 1
+        (directory / f"worker{number}.pid").write_text(str(os.getpid()))
+        ready()
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(f"{os.getpid()}\n".encode())
+
+    return run
+
+
+def supervised(tmp_path: Path, *, first: float, longest: float) -> tuple[int, Path]:
+    """A Supervisor of two tiny workers, in a process of its own: its pid, its socket."""
+    listen = tmp_path / "supervised.sock"
+    body = (
+        MINIMAL.replace("[server]\n", f'[server]\nworkers = 2\nlisten = "unix:{listen}"\n', 1)
+        + '\n[state]\nredis_url = "redis://127.0.0.1:6379/0"\n'
+    )
+    settings = load_settings(write_config(tmp_path, body), environ={})
+    log = tmp_path / "supervisor.log"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the supervisor's own process)
+        code = 1
+        try:
+            handler = logging.FileHandler(log)
+            logging.getLogger().handlers = [handler]
+            logging.getLogger().setLevel(logging.INFO)
+            supervisor = Supervisor(
+                settings,
+                tiny_worker(tmp_path),
+                backlog=16,
+                first_pause=first,
+                longest_pause=longest,
+            )
+            code = supervisor.run()
+        finally:
+            os._exit(code)
+    wait_for(lambda: len(children(pid)) == 2 and answering(listen) is not None)
+    return pid, listen
+
+
+def answering(listen: Path) -> int | None:
+    """The pid of the worker that answered, or None."""
+    try:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(5)
+            client.connect(str(listen))
+            return int(client.recv(64))
+    except (OSError, ValueError):
+        return None
+
+
+def replaced(supervisor: int, gone: set[int]) -> bool:
+    """Two workers again, none of them one of ``gone``."""
+    now = set(children(supervisor))
+    return len(now) == 2 and not now & gone
+
+
+def test_the_pause_before_a_restart_doubles_up_to_the_longest() -> None:
+    pauses = [restart_pause(deaths, first=0.5, longest=30) for deaths in range(1, 9)]
+    assert pauses == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_workers_that_keep_crashing_are_started_again_for_ever(tmp_path: Path) -> None:
+    """Twenty deaths within seconds (the daemon used to give up at the sixth): the
+    supervisor starts each worker again, later each time, and the socket keeps answering."""
+    supervisor, listen = supervised(tmp_path, first=0.1, longest=0.4)
+    try:
+        for _ in range(10):
+            workers = children(supervisor)
+            for worker in workers:
+                os.kill(worker, signal.SIGKILL)
+            wait_for(functools.partial(replaced, supervisor, set(workers)))
+            assert answering(listen) in children(supervisor)
+        assert os.waitpid(supervisor, os.WNOHANG) == (0, 0)  # still running
+        log = (tmp_path / "supervisor.log").read_text()
+        pauses = re.findall(r"starting it again in ([0-9.]+) s", log)
+        assert len(pauses) == 20
+        assert pauses[:3] == ["0.1", "0.2", "0.4"]  # doubled, up to the longest
+        assert set(pauses[3:]) == {"0.4"}
+    finally:
+        os.kill(supervisor, signal.SIGTERM)
+        _, status = os.waitpid(supervisor, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not listen.exists()
+
+
+def test_a_worker_that_cannot_start_again_stops_them_all_with_a_failure(tmp_path: Path) -> None:
+    supervisor, listen = supervised(tmp_path, first=0.01, longest=0.05)
+    try:
+        (tmp_path / "broken").touch()  # from now on, worker 1 ends before it serves
+        os.kill(int((tmp_path / "worker1.pid").read_text()), signal.SIGKILL)
+        _, status = os.waitpid(supervisor, 0)
+    except BaseException:
+        os.kill(supervisor, signal.SIGKILL)
+        raise
+    assert os.waitstatus_to_exitcode(status) == 1
+    log = (tmp_path / "supervisor.log").read_text()
+    assert f"ended before it served (code 1), {MAX_START_FAILURES} times in a row" in log
+    assert not listen.exists()
