@@ -43,7 +43,7 @@ CLOSED_ROOM = "/Geschlossen"  # never open: pupils wait
 SOURCES = tuple(f"127.0.1.{number}" for number in range(1, 17))
 # Scheduled requests waiting for a connection, at most, per connection: beyond
 # that the client would only pile up; what it did not send is counted.
-BACKLOG_PER_CONNECTION = 8
+BACKLOG_PER_CONNECTION = 20
 LATENCY_STEPS_PER_E = 50  # histogram buckets 2 % apart
 EXAMPLES = 20
 
@@ -163,7 +163,12 @@ class Load:
         self.job = job
         self.record = Recorder()
         self.random = random.Random(job.seed)  # noqa: S311 - a load mix, not a secret
+        # Two sets of connections, as two crowds of browsers: people whose
+        # answer needs the directory, and the rest. When the directory hangs,
+        # the first crowd waits; the second must not queue behind it here in
+        # the client, or its latency would be the client's.
         self.pool = Pool(job.host, job.port, job.connections, SOURCES)
+        self.directory_pool = Pool(job.host, job.port, job.connections, SOURCES)
         self.fresh = asyncio.Semaphore(job.connections)
         self.teacher_sessions: list[tuple[dict[str, str], str]] = []  # cookies, room with token
         self.pupil_sessions: list[dict[str, str]] = []
@@ -186,8 +191,11 @@ class Load:
 
     # -- requests --------------------------------------------------------------
 
-    async def get(self, path: str, headers: dict[str, str]) -> Answer:
-        return await self.pool.send(request_bytes("GET", path, headers))
+    def pool_for(self, kind: str) -> Pool:
+        return self.directory_pool if kind in DIRECTORY_KINDS else self.pool
+
+    async def get(self, kind: str, path: str, headers: dict[str, str]) -> Answer:
+        return await self.pool_for(kind).send(request_bytes("GET", path, headers))
 
     async def timed(self, kind: str, send: Callable[[], Awaitable[Answer]]) -> Answer | None:
         started = time.monotonic()
@@ -209,7 +217,7 @@ class Load:
         """The login form, then its POST: the cookies a browser keeps (empty if refused)."""
         jar: dict[str, str] = {}
         form_path = f"/auth/login?next={quote(room, safe='')}"
-        form = await self.timed(kind, lambda: self.get(form_path, {"Accept-Language": "en"}))
+        form = await self.timed(kind, lambda: self.get(kind, form_path, {"Accept-Language": "en"}))
         if form is None or form.status != 200:
             return {}
         cookies_from(form, jar)
@@ -230,7 +238,7 @@ class Load:
             **cookie_header(jar),
         }
         raw = request_bytes("POST", "/auth/login", headers, body)
-        posted = await self.timed(kind, lambda: self.pool.send(raw))
+        posted = await self.timed(kind, lambda: self.pool_for(kind).send(raw))
         if posted is None or posted.status != 302:
             return {}
         cookies_from(posted, jar)
@@ -238,19 +246,19 @@ class Load:
 
     async def session_with_token(self) -> None:
         jar, room = self.random.choice(self.teacher_sessions)
-        await self.timed(SESSION_TOKEN, lambda: self.get(room, cookie_header(jar)))
+        await self.timed(SESSION_TOKEN, lambda: self.get(SESSION_TOKEN, room, cookie_header(jar)))
 
     async def session(self) -> None:
         jar, _ = self.random.choice(self.teacher_sessions)
-        await self.timed(SESSION, lambda: self.get(TEACHER_ROOM, cookie_header(jar)))
+        await self.timed(SESSION, lambda: self.get(SESSION, TEACHER_ROOM, cookie_header(jar)))
 
     async def waiting(self) -> None:
         jar = self.random.choice(self.pupil_sessions)
-        await self.timed(WAITING, lambda: self.get(CLOSED_ROOM, cookie_header(jar)))
+        await self.timed(WAITING, lambda: self.get(WAITING, CLOSED_ROOM, cookie_header(jar)))
 
     async def cached_basic(self) -> None:
         header = {"Authorization": self.random.choice(self.cached)}
-        await self.timed(CACHED_BASIC, lambda: self.get(TEACHER_ROOM, header))
+        await self.timed(CACHED_BASIC, lambda: self.get(CACHED_BASIC, TEACHER_ROOM, header))
 
     def _next_person(self) -> tuple[str, str, bool]:
         """The person whose last login is longest ago, and whether it is a new one."""
@@ -264,7 +272,8 @@ class Load:
     async def new_basic(self) -> None:
         uid, password, new = self._next_person()
         header = {"Authorization": basic(uid, password)}
-        await self.timed(NEW_BASIC if new else CACHED_BASIC, lambda: self.get(TEACHER_ROOM, header))
+        kind = NEW_BASIC if new else CACHED_BASIC
+        await self.timed(kind, lambda: self.get(kind, TEACHER_ROOM, header))
 
     async def form_login(self) -> None:
         uid, password = self.random.choice(self.job.rotating)
@@ -273,7 +282,7 @@ class Load:
     async def wrong_password(self) -> None:
         uid, _ = self.random.choice(self.job.rotating)
         header = {"Authorization": basic(uid, secrets.token_urlsafe(9))}
-        await self.timed(WRONG_PASSWORD, lambda: self.get(TEACHER_ROOM, header))
+        await self.timed(WRONG_PASSWORD, lambda: self.get(WRONG_PASSWORD, TEACHER_ROOM, header))
 
     async def unknown_name(self) -> None:
         # From an address of its own, as people all over town would come.
@@ -302,7 +311,7 @@ class Load:
         self.teacher_sessions, self.pupil_sessions = [], []
         for uid, password in self.job.teachers[:4]:
             jar = await self.log_in(uid, password, TEACHER_ROOM, "setup")
-            entered = await self.get(TEACHER_ROOM, cookie_header(jar)) if jar else None
+            entered = await self.get(SESSION, TEACHER_ROOM, cookie_header(jar)) if jar else None
             location = entered.header("location") if entered else ""
             if "jwt=" not in location:
                 raise SetupError(f"teacher {uid}: no token ({entered and entered.status})")
@@ -313,7 +322,7 @@ class Load:
                 raise SetupError(f"pupil {uid}: login refused")
             self.pupil_sessions.append(jar)
         for header in self.cached:
-            await self.get(TEACHER_ROOM, {"Authorization": header})
+            await self.get(CACHED_BASIC, TEACHER_ROOM, {"Authorization": header})
         self.record = Recorder()  # the setup's answers are not the load's
 
     async def one(self) -> None:
@@ -367,6 +376,7 @@ async def run(job: LoadJob) -> dict[str, Any]:
         await load.open_loop(stop)
     ended = time.monotonic()
     load.pool.close()
+    load.directory_pool.close()
     return {"started": started, "ended": ended, **load.record.as_json()}
 
 

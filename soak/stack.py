@@ -138,6 +138,7 @@ class SoakStack:
         self.rate = options.rate or 0.0
         self._exit = ExitStack()
         self._config_name = ""
+        self.loaded = False  # the sidecar has had load since it started
         self.configs: dict[str, Path] = {}
 
     # -- start and stop ------------------------------------------------------------
@@ -219,13 +220,16 @@ class SoakStack:
     # -- the sidecar ------------------------------------------------------------------
 
     def use(self, config_name: str) -> None:
-        """A sidecar started with that configuration, anew: each phase has a process of its own."""
-        self.service.config = self.configs[config_name]
+        """A sidecar with that configuration that has had no load yet: each phase has a
+        process of its own (started as systemd restarts a service)."""
         if self.service.current is None:
+            self.service.config = self.configs[config_name]
             self.service.start()
-        else:
+        elif self.loaded or config_name != self._config_name:
+            self.service.config = self.configs[config_name]
             self.service.restart(self.options.restart_order)
         self._config_name = config_name
+        self.loaded = False
 
     def descriptors(self) -> int | None:
         return open_descriptors(self.service.pid) if self.service.current else None
@@ -269,6 +273,7 @@ class SoakStack:
     @contextmanager
     def load(self, name: str, seconds: float) -> Iterator[LoadRun]:
         """Load at the soak's rate for at most ``seconds`` (stopped earlier on leaving)."""
+        self.loaded = True
         run = LoadRun(self.workdir, self.job("open", seconds), name).start()
         try:
             yield run
@@ -290,6 +295,7 @@ class SoakStack:
 
     def calibrate(self, seconds: float) -> dict[str, Any]:
         """The closed loop's rate with ``connections`` clients; the soak runs at half of it."""
+        self.loaded = True
         run = LoadRun(self.workdir, self.job("closed", seconds), "calibration").start()
         time.sleep(seconds)
         result = run.stop()
