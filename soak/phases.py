@@ -23,7 +23,7 @@ from typing import Any
 
 from soak import guests, tally
 from soak.browser import Browser
-from soak.service import ServiceError, descriptor_limit
+from soak.service import ServiceError, descriptor_kinds, descriptor_limit
 from soak.stack import OPEN_ROOM, SoakStack
 from soak.watch import Sample
 
@@ -110,6 +110,7 @@ def _outage(
     pid = stack.service.pid
     stack.warm_up(min(durations.calm, WARM_UP_SECONDS))
     stack.watch.sample()
+    kinds_before = descriptor_kinds(pid)
     descriptors: dict[str, Any] = {
         "limit": descriptor_limit(pid),
         "idle before": stack.descriptors(),
@@ -134,6 +135,12 @@ def _outage(
     stack.watch.sample()
     before, later = descriptors["idle before"], descriptors["idle after"]
     descriptors["left open"] = None if before is None or later is None else later - before
+    kinds_after = descriptor_kinds(pid)
+    descriptors["left open, by kind"] = {
+        stack.name_ports(kind): count - kinds_before.get(kind, 0)
+        for kind, count in kinds_after.items()
+        if count != kinds_before.get(kind, 0)
+    }
     return {
         "pid": pid,
         "descriptors": descriptors,

@@ -50,9 +50,11 @@ def _descriptors(phase: dict[str, Any]) -> str:
     found = phase.get("descriptors")
     if not found:
         return "-"
+    left = "; ".join(f"{kind}: {count:+}" for kind, count in found["left open, by kind"].items())
     return (
         f"{found['idle before']} → {found['idle after']} "
         f"({found['under load before']} / {found['end of outage']} / {found['under load after']})"
+        + (f"; {left}" if left else "")
     )
 
 

@@ -204,3 +204,55 @@ def resident_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+TCP_STATES = {"01": "established", "06": "time-wait", "08": "close-wait", "0A": "listening"}
+
+
+def _sockets(pid: int) -> dict[str, str]:
+    """Socket inode -> what it is: a TCP peer (port and state) or a unix socket's path."""
+    found: dict[str, str] = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text("ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rpartition(":")[2], 16)
+            state = TCP_STATES.get(fields[3], fields[3])
+            found[fields[9]] = f"tcp to port {remote_port}, {state}"
+    try:
+        lines = Path(f"/proc/{pid}/net/unix").read_text("ascii").splitlines()[1:]
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split()
+        path = Path(fields[7]).name if len(fields) > 7 else "no path"
+        found[fields[6]] = f"unix ({path})"
+    return found
+
+
+def descriptor_kinds(pid: int) -> dict[str, int]:
+    """The process's open descriptors by what they are: sockets by peer, pipes, files."""
+    kinds: dict[str, int] = {}
+    targets = []
+    try:
+        listed = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return kinds
+    for fd in listed:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor, for one)
+    sockets = _sockets(pid) if any(t.startswith("socket:") for t in targets) else {}
+    for target in targets:
+        if target.startswith("socket:["):
+            kind = sockets.get(target[8:-1], "socket (gone or other)")
+        elif target.startswith(("pipe:", "anon_inode:")):
+            kind = target.split("[")[0].rstrip(":")
+        else:
+            kind = "file " + Path(target).name
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))

@@ -51,7 +51,7 @@ BASIC_TTL = 60.0
 BELOW_EPHEMERAL = (20000, 32000)
 REDIS_CLI = "/usr/bin/redis-cli"
 LOAD_READY_TIMEOUT = 120.0
-SETTLE_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 20.0  # above ldap.timeout and Redis's pause: work still under way ends
 SETTLE_STEP = 0.5
 POLL_SECONDS = 0.1
 OPEN_ROOM = "gastraum"  # the room guests and the logged-out pupil try: open, so a token means in
@@ -331,6 +331,13 @@ class SoakStack:
         except subprocess.TimeoutExpired:
             return None
         return int(counted.stdout) if counted.stdout.strip().isdigit() else None
+
+    def name_ports(self, text: str) -> str:
+        """``tcp to port 20389`` -> ``tcp to slapd``: the soak's own ports by name."""
+        names = {self.slapd.port: "slapd", self.proxy.port: "the delaying proxy"}
+        for port, name in names.items():
+            text = text.replace(f"port {port},", f"{name},")
+        return text
 
     def slapd_pid(self) -> int:
         return int((self.slapd.workdir / "slapd.pid").read_text().split()[0])

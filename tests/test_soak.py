@@ -25,7 +25,7 @@ def test_a_tiny_soak_goes_through_its_faults(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "soak",
             f"--phases={','.join(PHASES)}",
-            "--outage-seconds=2", "--calm-seconds=2", "--restarts=2", "--restart-interval=1",
+            "--outage-seconds=2", "--calm-seconds=1", "--restarts=2", "--restart-interval=1",
             "--rate=20", "--people=20", "--connections=8", "--sample-seconds=1",
             f"--out={tmp_path}",
         ],
