@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--nofile", type=int, default=1024, help="the sidecar's descriptor limit (soft = hard)")
     add("--sample-seconds", type=float, default=10.0, help="memory and descriptors, how often")
     add("--window-seconds", type=float, default=10.0, help="the mixed load's time series")
+    # Above ldap.timeout and Redis's pause: work still under way has ended by then.
+    add("--settle-seconds", type=float, default=20.0, help="descriptors may close until then")
     add("--out", type=Path, default=RESULTS)
     add("--keep", action="store_true", help="keep the working directory (logs) and say where")
     return parser
@@ -107,6 +109,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         nofile=args.nofile,
         sample_seconds=args.sample_seconds,
         restart_order=args.restart_order,
+        settle_seconds=args.settle_seconds,
     )
     durations = Durations(
         minutes=args.minutes,

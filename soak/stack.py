@@ -51,7 +51,6 @@ BASIC_TTL = 60.0
 BELOW_EPHEMERAL = (20000, 32000)
 REDIS_CLI = "/usr/bin/redis-cli"
 LOAD_READY_TIMEOUT = 120.0
-SETTLE_TIMEOUT = 20.0  # above ldap.timeout and Redis's pause: work still under way ends
 SETTLE_STEP = 0.5
 POLL_SECONDS = 0.1
 OPEN_ROOM = "gastraum"  # the room guests and the logged-out pupil try: open, so a token means in
@@ -82,6 +81,7 @@ class Options:
     nofile: int
     sample_seconds: float
     restart_order: str
+    settle_seconds: float  # after the load, how long descriptors may take to close
 
 
 class LoadRun:
@@ -236,8 +236,8 @@ class SoakStack:
 
     def settled_descriptors(self, target: int | None) -> int | None:
         """The sidecar's descriptors once the load's connections are gone: polled
-        until back at ``target`` or for SETTLE_TIMEOUT, whichever comes first."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT
+        until back at ``target`` or for ``settle_seconds``, whichever comes first."""
+        deadline = time.monotonic() + self.options.settle_seconds
         count = self.descriptors()
         while count is not None and target is not None and count > target:
             if time.monotonic() > deadline:
@@ -284,7 +284,7 @@ class SoakStack:
         """Load for ``seconds``, then wait until the sidecar's descriptors stop changing."""
         with self.load("warm-up", seconds + 60):
             time.sleep(seconds)
-        deadline = time.monotonic() + SETTLE_TIMEOUT
+        deadline = time.monotonic() + self.options.settle_seconds
         last = self.descriptors()
         while time.monotonic() < deadline:
             time.sleep(SETTLE_STEP)

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-PHASES = ["kill", "disk", "restarts"] if os.geteuid() == 0 else ["kill", "restarts"]
+# The restarts first: they can use the sidecar the soak starts, which saves a restart.
+PHASES = ["restarts", "kill", "disk"] if os.geteuid() == 0 else ["restarts", "kill"]
 
 
 def test_a_tiny_soak_goes_through_its_faults(tmp_path: Path) -> None:
@@ -25,8 +26,9 @@ def test_a_tiny_soak_goes_through_its_faults(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "soak",
             f"--phases={','.join(PHASES)}",
-            "--outage-seconds=2", "--calm-seconds=1", "--restarts=2", "--restart-interval=1",
+            "--outage-seconds=2", "--calm-seconds=1", "--restarts=1", "--restart-interval=1",
             "--rate=20", "--people=20", "--connections=8", "--sample-seconds=1",
+            "--settle-seconds=1",
             f"--out={tmp_path}",
         ],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=240, check=False,
@@ -49,8 +51,10 @@ def test_a_tiny_soak_goes_through_its_faults(tmp_path: Path) -> None:
     assert killed["segments"]["outage"]["by status"].get("503", 0) > 0
     assert killed["login works again after s"] is not None
     restarts = phases["restarts"]
-    assert restarts["restarts"] == 2
-    assert len({item["started"] for item in restarts["each restart"]}) == 2
+    (restart,) = restarts["each restart"]
+    # The old process ended by itself after SIGTERM, once the new one was ready.
+    assert restart["old process killed"] is False
+    assert restart["answers"] > 0
     if "disk" in phases:
         steps = phases["disk"]["steps"]
         assert steps["bytes it took to fill"] > 0
