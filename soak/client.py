@@ -12,6 +12,14 @@ import asyncio
 from dataclasses import dataclass, field
 
 HEADER_LIMIT = 1 << 17  # a room redirect's Location holds a whole token twice
+ANSWER_TIMEOUT = 30.0  # above nginx's proxy_read_timeout (15 s): nginx answers first
+# How long a request may wait for one of the pool's connections. One that
+# waited longer was never sent: the client's backlog, not the server's failure.
+QUEUE_TIMEOUT = 30.0
+
+
+class NoConnection(Exception):
+    """Every connection of the pool stayed busy for QUEUE_TIMEOUT: the request was not sent."""
 
 
 class ProtocolError(Exception):
@@ -103,19 +111,27 @@ class Pool:
         )
         return Connection(reader, writer)
 
-    async def _take(self) -> Connection:
+    async def _slot(self) -> Connection | None:
+        """An idle connection, or None for room to open a new one."""
         try:
-            idle = self._idle.get_nowait()
+            return self._idle.get_nowait()
         except asyncio.QueueEmpty:
-            if self._open >= self.limit:
-                idle = await self._idle.get()
-            else:
+            if self._open < self.limit:
                 self._open += 1
-                idle = None
+                return None
+        try:
+            async with asyncio.timeout(QUEUE_TIMEOUT):
+                return await self._idle.get()
+        except TimeoutError:
+            raise NoConnection from None
+
+    async def _take(self) -> Connection:
+        idle = await self._slot()
         if idle is not None:
             return idle
         try:
-            return await self._new()
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                return await self._new()
         except BaseException:
             self._idle.put_nowait(None)
             raise
@@ -129,8 +145,12 @@ class Pool:
             connection = await self._take()
             reused = connection.used
             try:
-                connection.writer.write(raw)
-                answer = await read_answer(connection.reader)
+                async with asyncio.timeout(ANSWER_TIMEOUT):
+                    connection.writer.write(raw)
+                    answer = await read_answer(connection.reader)
+            except TimeoutError:
+                self._drop(connection)
+                raise
             except (OSError, asyncio.IncompleteReadError) as error:
                 self._drop(connection)
                 nothing_read = not isinstance(error, asyncio.IncompleteReadError) or (
@@ -159,11 +179,12 @@ class Pool:
 
 async def send_once(host: str, port: int, raw: bytes, source: str) -> Answer:
     """One request on a connection of its own, from ``source``."""
-    reader, writer = await asyncio.open_connection(
-        host, port, limit=HEADER_LIMIT, local_addr=(source, 0)
-    )
-    try:
-        writer.write(raw)
-        return await read_answer(reader)
-    finally:
-        writer.close()
+    async with asyncio.timeout(ANSWER_TIMEOUT):
+        reader, writer = await asyncio.open_connection(
+            host, port, limit=HEADER_LIMIT, local_addr=(source, 0)
+        )
+        try:
+            writer.write(raw)
+            return await read_answer(reader)
+        finally:
+            writer.close()

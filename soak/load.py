@@ -34,9 +34,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from soak.client import Answer, Pool, ProtocolError, request_bytes, send_once
+from soak.client import (
+    ANSWER_TIMEOUT,
+    QUEUE_TIMEOUT,
+    Answer,
+    NoConnection,
+    Pool,
+    ProtocolError,
+    request_bytes,
+    send_once,
+)
 
-ANSWER_TIMEOUT = 30.0  # above nginx's proxy_read_timeout (15 s): nginx answers first
 SETUP_SECONDS = 60.0
 TEACHER_ROOM = "/Mathe7b"
 CLOSED_ROOM = "/Geschlossen"  # never open: pupils wait
@@ -200,8 +208,10 @@ class Load:
     async def timed(self, kind: str, send: Callable[[], Awaitable[Answer]]) -> Answer | None:
         started = time.monotonic()
         try:
-            async with asyncio.timeout(ANSWER_TIMEOUT):
-                answer = await send()
+            answer = await send()
+        except NoConnection:
+            self.record.not_sent[int(time.monotonic())] += 1
+            return None
         except TimeoutError:
             self.record.count(kind, "timeout", time.monotonic() - started)
             return None
@@ -349,7 +359,7 @@ class Load:
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         if in_flight:
-            await asyncio.wait(in_flight, timeout=ANSWER_TIMEOUT + 5)
+            await asyncio.wait(in_flight, timeout=QUEUE_TIMEOUT + ANSWER_TIMEOUT + 5)
 
     async def closed_loop(self, stop: asyncio.Event) -> None:
         deadline = time.monotonic() + self.job.seconds

@@ -223,59 +223,66 @@ def state_disk_full(stack: SoakStack, durations: Durations) -> dict[str, Any]:
     room = OPEN_ROOM.capitalize()
     steps: dict[str, Any] = {}
     timeline = Timeline()
-    with stack.load("disk", 2 * durations.calm + SLACK_SECONDS * 2) as run:
-        timeline.mark("before")
-        teacher = Browser(stack.port)
-        teacher.log_in(teacher_person.uid, teacher_person.password, "/Mathe7b")
-        _, first_link = guests.create(teacher, room)
-        if first_link is None:
-            raise RuntimeError("the teacher could not create a guest link")
-        steps["guest gets in before"] = guests.guest_gets_in(stack.port, first_link, room)
-        pupil = Browser(stack.port)
-        pupil.log_in(pupil_person.uid, pupil_person.password, f"/{room}")
-        logged_out_cookies = dict(pupil.cookies)
-        steps["pupil gets in before"] = pupil.get(f"/{room}").admits
-        time.sleep(durations.calm)
+    try:
+        with stack.load("disk", 2 * durations.calm + SLACK_SECONDS * 2) as run:
+            timeline.mark("before")
+            teacher = Browser(stack.port)
+            teacher.log_in(teacher_person.uid, teacher_person.password, "/Mathe7b")
+            _, first_link = guests.create(teacher, room)
+            if first_link is None:
+                raise RuntimeError("the teacher could not create a guest link")
+            steps["guest gets in before"] = guests.guest_gets_in(stack.port, first_link, room)
+            pupil = Browser(stack.port)
+            pupil.log_in(pupil_person.uid, pupil_person.password, f"/{room}")
+            logged_out_cookies = dict(pupil.cookies)
+            steps["pupil gets in before"] = pupil.get(f"/{room}").admits
+            time.sleep(durations.calm)
 
-        timeline.mark("disk full")
-        steps["bytes it took to fill"] = state.fill()
-        withdrawn = guests.withdraw(teacher, room, first_link)
-        still_listed = first_link in guests.listed(teacher, room)
-        steps["withdraw: answer"] = withdrawn.status if withdrawn else None
-        steps["withdraw: teacher sees it gone"] = not still_listed
-        answer, second_link = guests.create(teacher, room)
-        steps["new link: answer"] = answer.status
-        steps["new link: listed"] = second_link is not None
-        logout_form = pupil.get("/auth/logout")
-        logout = pupil.post("/auth/logout", {"csrf_token": pupil.csrf_token(logout_form)})
-        steps["logout: answer"] = logout.status
-        steps["logout: pupil told logged out"] = logout.status == 200 and "logged out" in (
-            logout.body.lower()
-        )
-        steps["withdrawn link lets a guest in, before restart"] = guests.guest_gets_in(
-            stack.port, first_link, room
-        )
-        replayed = Browser(stack.port, cookies=dict(logged_out_cookies))
-        steps["logged-out cookie gets a token, before restart"] = replayed.get(f"/{room}").admits
+            timeline.mark("disk full")
+            steps["bytes it took to fill"] = state.fill()
+            withdrawn = guests.withdraw(teacher, room, first_link)
+            still_listed = first_link in guests.listed(teacher, room)
+            steps["withdraw: answer"] = withdrawn.status if withdrawn else None
+            steps["withdraw: teacher sees it gone"] = not still_listed
+            answer, second_link = guests.create(teacher, room)
+            steps["new link: answer"] = answer.status
+            steps["new link: listed"] = second_link is not None
+            logout_form = pupil.get("/auth/logout")
+            logout = pupil.post("/auth/logout", {"csrf_token": pupil.csrf_token(logout_form)})
+            steps["logout: answer"] = logout.status
+            # What the pupil is told: the page, and her session cookie cleared.
+            cleared = [name for name in logged_out_cookies if name not in pupil.cookies]
+            steps["logout: pupil told logged out"] = logout.status == 200 and bool(cleared)
+            steps["withdrawn link lets a guest in, before restart"] = guests.guest_gets_in(
+                stack.port, first_link, room
+            )
+            replayed = Browser(stack.port, cookies=dict(logged_out_cookies))
+            steps["logged-out cookie gets a token, before restart"] = replayed.get(
+                f"/{room}"
+            ).admits
 
-        timeline.mark("restarted, disk still full")
-        try:
-            restart = stack.service.restart(stack.options.restart_order)
-            steps["restart: ready after s"] = restart.ready_seconds
-        except ServiceError as error:
-            steps["restart: failed"] = str(error)[-300:]
+            timeline.mark("restarted, disk still full")
+            try:
+                restart = stack.service.restart(stack.options.restart_order)
+                steps["restart: ready after s"] = restart.ready_seconds
+            except ServiceError as error:
+                steps["restart: failed"] = str(error)[-300:]
+                state.free()
+                stack.service.start()
+            steps["withdrawn link lets a guest in, after restart"] = guests.guest_gets_in(
+                stack.port, first_link, room
+            )
+            replayed = Browser(stack.port, cookies=dict(logged_out_cookies))
+            steps["logged-out cookie gets a token, after restart"] = replayed.get(f"/{room}").admits
+            relisted = guests.listed(teacher, room)
+            steps["new link listed after restart"] = (
+                second_link in relisted if second_link else None
+            )
+            timeline.mark("disk freed")
             state.free()
-            stack.service.start()
-        steps["withdrawn link lets a guest in, after restart"] = guests.guest_gets_in(
-            stack.port, first_link, room
-        )
-        replayed = Browser(stack.port, cookies=dict(logged_out_cookies))
-        steps["logged-out cookie gets a token, after restart"] = replayed.get(f"/{room}").admits
-        relisted = guests.listed(teacher, room)
-        steps["new link listed after restart"] = second_link in relisted if second_link else None
-        timeline.mark("disk freed")
-        state.free()
-        time.sleep(durations.calm)
+            time.sleep(durations.calm)
+    finally:
+        state.free()  # whatever happened, the next phases have room
     ended = time.monotonic()
     undone = [
         steps["withdraw: teacher sees it gone"]

@@ -89,8 +89,13 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {title} | {phase.get('error') or phase.get('not run')} |||||||| ")
             continue
         lines.append(
-            f"| {title} | {phase['answers']:,} | {_statuses(phase['by status'])} "
-            f"| {phase['failures']:,} | {phase['wrong admits']} "
+            f"| {title} | {phase['answers']:,} | {_statuses(phase['by status'])}"
+            + (
+                f"; not sent (the load's backlog): {phase['not sent']:,} "
+                if phase["not sent"]
+                else " "
+            )
+            + f"| {phase['failures']:,} | {phase['wrong admits']} "
             f"| {_pause(phase['latency'], 'no directory')} "
             f"| {_pause(phase['latency'], 'directory')} "
             f"| {_descriptors(phase)} | {_memory(phase)} |"

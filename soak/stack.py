@@ -28,7 +28,8 @@ from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
 from soak.browser import Browser
-from soak.load import ANSWER_TIMEOUT, LoadJob
+from soak.client import ANSWER_TIMEOUT, QUEUE_TIMEOUT
+from soak.load import LoadJob
 from soak.proxy import DelayingProxy
 from soak.service import Service, open_descriptors
 from soak.statedisk import StateDirectory, state_directory
@@ -118,7 +119,7 @@ class LoadRun:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            process.wait(ANSWER_TIMEOUT + 60)
+            process.wait(QUEUE_TIMEOUT + ANSWER_TIMEOUT + 60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
