@@ -1,7 +1,7 @@
 # make test: install what is missing, then lint, type-check and run every test.
 # make demo: a throwaway school (slapd), nginx on 127.0.0.1:8080 and the sidecar.
 # make bench: the sidecar against its baselines, in one run (bench/results/).
-# make soak: minutes of mixed load while slapd dies, comes back and slows down.
+# make soak: mixed load while slapd, Redis, the state disk and the sidecar itself fail.
 # make test-jitsi JITSI_PLUGINS=<folder> [JITSI_CONTRIB=<folder>]: the tokens against a
 #   real Prosody with Jitsi's plugins (not part of make test).
 
@@ -25,8 +25,9 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench
 
+# SOAK_MINUTES: the mixed load's length (default 15); SOAK_ARGS: more, see python -m soak --help.
 soak: $(VENV)/.installed
-	$(BIN)/python -m soak
+	$(BIN)/python -m soak $(if $(SOAK_MINUTES),--minutes=$(SOAK_MINUTES)) $(SOAK_ARGS)
 
 # Debian's prosody and the Lua libraries Jitsi's plugins load (token/util.lib.lua,
 # luajwtjitsi.lib.lua); lua-unbound is prosody's DNS resolver (a warning at each start without).
