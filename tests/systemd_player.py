@@ -16,7 +16,9 @@ series of restarts loses (the README's figures come from it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
+import contextlib
 import http.client
 import os
 import signal
@@ -180,8 +182,9 @@ class Tally:
 
 
 class Load:
-    """``clients`` threads asking nginx without a pause: cached Basic room
-    requests, the login page, and (uncached, a bind each) wrong passwords."""
+    """``clients`` threads asking nginx without a pause, each always the same:
+    in turn cached Basic room requests of a teacher and of a pupil, the login
+    page, and a wrong password (never cached: a search and a bind each)."""
 
     def __init__(self, nginx: Nginx, clients: int, *, seconds_limit: float = 600.0) -> None:
         self._nginx = nginx
@@ -218,16 +221,86 @@ class Load:
 
     def _ask(self, number: int) -> None:
         deadline = time.monotonic() + self._seconds_limit
-        turn = number
+        path, headers = self._asks[number % len(self._asks)]
         while not self._stopping.is_set() and time.monotonic() < deadline:
-            path, headers = self._asks[turn % len(self._asks)]
-            turn += 1
             connection = http.client.HTTPConnection("127.0.0.1", self._nginx.port, timeout=30)
             try:
                 status = request(connection, path, headers).status
             except OSError:
                 status = 0
             self.tally.count(status)
+
+
+class SlowDirectory:
+    """A TCP proxy in front of slapd: answers ``delay`` seconds late, or (with
+    ``forwarding`` off) no directory at all. Its own event loop runs in a thread."""
+
+    def __init__(self, ldap_url: str) -> None:
+        self._target_port = int(ldap_url.rsplit(":", 1)[1])
+        self.port = free_port()
+        self.delay = 0.0
+        self.forwarding = True
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def start(self) -> SlowDirectory:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0))
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if not self.forwarding:
+                raise ConnectionRefusedError
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        except OSError:
+            writer.close()
+            return
+        pipes = {
+            asyncio.ensure_future(self._pipe(reader, up_writer, late=False)),
+            asyncio.ensure_future(self._pipe(up_reader, writer, late=True)),
+        }
+        with contextlib.suppress(asyncio.CancelledError):
+            _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            for pipe in pending:
+                pipe.cancel()
+        writer.close()
+        up_writer.close()
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, late: bool
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while (chunk := await source.read(65536)) and self.forwarding:
+                if late and self.delay:
+                    await asyncio.sleep(self.delay)
+                sink.write(chunk)
+                await sink.drain()
 
 
 @contextmanager
@@ -278,12 +351,10 @@ def main() -> int:
     parser.add_argument("--slow", type=float, default=0.0, help="seconds each LDAP answer is late")
     parser.add_argument("--keep", type=Path, help="an empty directory to keep the logs in")
     args = parser.parse_args()
-    from soak.proxy import DelayingProxy
-
     with tempfile.TemporaryDirectory() as temporary:
         workdir = args.keep or Path(temporary)
         with Slapd(workdir / "slapd") as slapd:
-            proxy = DelayingProxy(int(slapd.ldap_url.rsplit(":", 1)[1])).start()
+            proxy = SlowDirectory(slapd.ldap_url).start()
             proxy.delay = args.slow
             try:
                 with restartable_stack(workdir, proxy.url) as (player, nginx):
