@@ -88,7 +88,8 @@ async def serve(
     listen = settings.server.listen
     # systemd's socket, when it passed one: it owns address, mode and group,
     # and keeps requests waiting in its backlog while this process restarts.
-    passed = listener or inherited_socket()
+    inherited = None if listener is not None else inherited_socket()
+    passed = listener or inherited
     own = passed is None
     try:
         if passed is None:
@@ -101,7 +102,7 @@ async def serve(
     paced = PacedListener.wrap(passed, app[ACCEPT_FAILURES])
     site = web.SockSite(runner, paced, backlog=LISTEN_BACKLOG)
     await site.start()
-    log.info("listening on %s", listen if own else f"the socket systemd passed ({listen})")
+    log.info("listening on %s%s", listen, " (the socket systemd passed)" if inherited else "")
     try:
         metrics_runner = await _metrics_listener(app, settings, worker)
     except ListenError:
