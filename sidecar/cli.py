@@ -20,6 +20,7 @@ from sidecar.appkeys import METRICS
 from sidecar.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
+    ListenAddress,
     Settings,
     TcpAddress,
     UnixAddress,
@@ -96,13 +97,17 @@ async def serve(
             passed = listening_socket(settings, LISTEN_BACKLOG)
     except OSError as error:
         await runner.cleanup()
-        raise ListenError(f"server.listen: cannot listen on {listen}: {error.strerror}") from None
+        raise ListenError(
+            f"server.listen: cannot listen on {_spelled(listen)}: {error.strerror}"
+        ) from None
     # The backlog is given again: asyncio calls listen() with it on this socket
     # (aiohttp's default, 128, would shrink systemd's queue).
     paced = PacedListener.wrap(passed, app[ACCEPT_FAILURES])
     site = web.SockSite(runner, paced, backlog=LISTEN_BACKLOG)
     await site.start()
-    log.info("listening on %s%s", listen, " (the socket systemd passed)" if inherited else "")
+    log.info(
+        "listening on %s%s", _spelled(listen), " (the socket systemd passed)" if inherited else ""
+    )
     try:
         metrics_runner = await _metrics_listener(app, settings, worker)
     except ListenError:
@@ -135,6 +140,13 @@ async def serve(
         if own and isinstance(listen, UnixAddress):
             listen.path.unlink(missing_ok=True)
         log.info("stopped")
+
+
+def _spelled(listen: ListenAddress) -> str:
+    """An address as server.listen spells it."""
+    if isinstance(listen, UnixAddress):
+        return f"unix:{listen.path}"
+    return f"{listen.host}:{listen.port}"
 
 
 async def _metrics_listener(
