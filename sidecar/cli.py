@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import shutil
 import signal
 import socket
 import sys
@@ -22,18 +20,25 @@ from sidecar.appkeys import METRICS
 from sidecar.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
+    ListenAddress,
     Settings,
     TcpAddress,
     UnixAddress,
     load_settings,
 )
+from sidecar.descriptors import (
+    PacedListener,
+    quiet_accept_failures,
+    raise_descriptor_limit,
+)
+from sidecar.draining import drain
 from sidecar.guest_links import StateFileError
 from sidecar.logs import configure as configure_logging
 from sidecar.memory import settle_after_start
 from sidecar.metrics_server import start_metrics_listener
 from sidecar.systemd import inherited_socket, notify
-from sidecar.web import PathOnlyAccessLogger, create_app
-from sidecar.workers import Supervisor, Worker
+from sidecar.web import ACCEPT_FAILURES, DIRECTORY, PathOnlyAccessLogger, create_app
+from sidecar.workers import Supervisor, Worker, listening_socket
 
 log = logging.getLogger("sidecar")
 
@@ -41,9 +46,14 @@ MAX_HEADER_BYTES = 65536
 # nginx opens a connection per verify; under a burst the default 128 overflows
 # and nginx answers 500 for the rest.
 LISTEN_BACKLOG = 4096
-# How long a stopping daemon lets requests it already took in finish.
-SHUTDOWN_GRACE_SECONDS = 5.0
-DRAIN_POLL_SECONDS = 0.02
+# A stop is bounded, so that requests waiting in the listen queue meanwhile
+# (systemd's socket keeps them for the next process) still get their answer
+# within nginx's proxy_read_timeout (15 s): stopping, the next start (about two
+# seconds here) and their own directory work must fit into it.
+STOP_SECONDS = 5.0
+# The directory work of requests in hand ends this soon after the stop begins
+# (sidecar.deadlines): a slow directory must not hold the stop up.
+STOP_DIRECTORY_SECONDS = 3.0
 
 
 class ListenError(RuntimeError):
@@ -61,7 +71,10 @@ async def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); as worker ``worker`` on
     ``listener`` when a supervisor runs several (sidecar.workers)."""
-    app = create_app(settings)
+    raise_descriptor_limit()
+    loop = asyncio.get_running_loop()
+    quiet_accept_failures(loop)
+    app = create_app(settings, worker=worker)
     runner = web.AppRunner(
         app,
         access_log_class=PathOnlyAccessLogger,
@@ -70,40 +83,39 @@ async def serve(
         # a 400 from the verify endpoint would become a 500 in nginx.
         max_field_size=MAX_HEADER_BYTES,
         max_line_size=MAX_HEADER_BYTES,
+        # What the drain (below) left busy is cut at once: the stop is bounded.
+        shutdown_timeout=0.1,
     )
     await runner.setup()
     settle_after_start()
     listen = settings.server.listen
-    passed = listener or inherited_socket()
-    site: web.BaseSite
-    if passed is not None:
-        # systemd's socket: it owns address, mode and group, and keeps
-        # requests waiting in its backlog while this process restarts.
-        site = web.SockSite(runner, passed)
-    elif isinstance(listen, UnixAddress):
-        site = web.UnixSite(runner, str(listen.path), backlog=LISTEN_BACKLOG)
-    else:
-        site = web.TCPSite(runner, listen.host, listen.port, backlog=LISTEN_BACKLOG)
+    # systemd's socket, when it passed one: it owns address, mode and group,
+    # and keeps requests waiting in its backlog while this process restarts.
+    inherited = None if listener is not None else inherited_socket()
+    passed = listener or inherited
+    own = passed is None
     try:
-        await site.start()
+        if passed is None:
+            passed = listening_socket(settings, LISTEN_BACKLOG)
     except OSError as error:
         await runner.cleanup()
         raise ListenError(
-            f"server.listen: cannot listen on {site.name}: {error.strerror}"
+            f"server.listen: cannot listen on {_spelled(listen)}: {error.strerror}"
         ) from None
-    if passed is None and isinstance(listen, UnixAddress):
-        # Only nginx (the socket's group) may talk to the sidecar.
-        if settings.server.socket_group is not None:
-            shutil.chown(listen.path, group=settings.server.socket_group)
-        os.chmod(listen.path, settings.server.socket_mode)
-    log.info("listening on %s", site.name)
+    # The backlog is given again: asyncio calls listen() with it on this socket
+    # (aiohttp's default, 128, would shrink systemd's queue).
+    paced = PacedListener.wrap(passed, app[ACCEPT_FAILURES])
+    site = web.SockSite(runner, paced, backlog=LISTEN_BACKLOG)
+    await site.start()
+    log.info(
+        "listening on %s%s", _spelled(listen), " (the socket systemd passed)" if inherited else ""
+    )
     try:
         metrics_runner = await _metrics_listener(app, settings, worker)
     except ListenError:
         await runner.cleanup()
         raise
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
@@ -116,16 +128,27 @@ async def serve(
     finally:
         notify("STOPPING=1")
         # Stop accepting first: what comes now waits in the socket's backlog for
-        # the next process. Then let the requests already taken in finish, or
-        # closing their connections would answer them with a reset (a 500).
-        await site.stop()
-        await _drained(runner)
+        # the next process. Then answer every request already taken in (closing
+        # a connection before would answer it with a reset: a 500 in nginx),
+        # with the directory's deadlines brought forward so that this is quick.
+        paced.stop_accepting()
+        app[DIRECTORY].deadlines.hurry(STOP_DIRECTORY_SECONDS)
+        await drain(runner.server, seconds=STOP_SECONDS)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
+        if own and isinstance(listen, UnixAddress):
+            listen.path.unlink(missing_ok=True)
         log.info("stopped")
+
+
+def _spelled(listen: ListenAddress) -> str:
+    """An address as server.listen spells it."""
+    if isinstance(listen, UnixAddress):
+        return f"unix:{listen.path}"
+    return f"{listen.host}:{listen.port}"
 
 
 async def _metrics_listener(
@@ -149,17 +172,6 @@ async def _metrics_listener(
         ) from None
     log.info("metrics on %s", listen)
     return metrics_runner
-
-
-async def _drained(runner: web.AppRunner) -> None:
-    """Wait (a little at most) until no connection is open any more."""
-    # Connections the loop accepted in its last round register a moment later.
-    await asyncio.sleep(DRAIN_POLL_SECONDS * 5)
-    server = runner.server
-    for _ in range(int(SHUTDOWN_GRACE_SECONDS / DRAIN_POLL_SECONDS)):
-        if server is None or not server.connections:
-            return
-        await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 def _load(path: Path) -> Settings:

@@ -500,6 +500,8 @@ class SessionSettings:
 class CacheSettings:
     basic_ttl: int = option(300, minimum=0, maximum=86400)
     basic_size: int = option(10000, minimum=1, maximum=1_000_000)
+    # Kept across restarts, sealed with the session keys (sidecar.credential_cache).
+    basic_state_file: Path | None = option(None, parse=_path_or_none)
 
 
 @dataclass(frozen=True)
@@ -635,6 +637,10 @@ class Settings:
             raise ConfigError("roles", "missing: at least one [[roles]] table")
         if "form" in self.login.methods and not self.sessions.keys:
             raise ConfigError("sessions.keys_file", "missing (a file holding the secret)")
+        if self.cache.basic_state_file is not None and not self.sessions.keys:
+            raise ConfigError(
+                "sessions.keys_file", "missing (cache.basic_state_file is sealed with it)"
+            )
         if self.guests.keys and not self.sessions.keys:
             raise ConfigError("sessions.keys_file", "missing (guest links need sessions)")
         key_ids = [key.key_id for key in self.previous_keys]

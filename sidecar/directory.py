@@ -26,6 +26,7 @@ from sidecar.bind_timing import BindTimings
 from sidecar.cancellable_ldap import CancellableConnection
 from sidecar.config import LdapSettings, Secret
 from sidecar.credentials import Credentials
+from sidecar.deadlines import Deadlines
 from sidecar.dn import canonical_dn
 from sidecar.ldap_servers import ServerHealth
 from sidecar.metrics import Metrics
@@ -237,6 +238,8 @@ class Directory:
         self.hedge_delay = settings.hedge_delay
         # The servers asked for a connection, in order (the latest few): what hedging did.
         self.attempts_started: deque[str] = deque(maxlen=64)
+        # ldap.deadline per login or lookup; a stopping daemon brings it forward.
+        self.deadlines = Deadlines(settings.deadline)
         self._pool = _ConnectionPool(self, settings.pool_size)
         self._metrics = metrics or Metrics()
         self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
@@ -402,7 +405,7 @@ class Directory:
         """
         try:
             # One deadline for all of it, well inside nginx's proxy_read_timeout.
-            async with asyncio.timeout(self._settings.deadline):
+            async with self.deadlines.within():
                 if self._settings.user_dn_template:
                     return await self._authenticate_direct(credentials)
                 return await self._authenticate_by_search(credentials, found)
@@ -432,7 +435,7 @@ class Directory:
             scope = bonsai.LDAPSearchScope.SUBTREE
             filter_exp = settings.user_filter.format(username=bonsai.escape_filter_exp(user_id))
         try:
-            async with asyncio.timeout(self._settings.deadline):
+            async with self.deadlines.within():
                 entries = await self._pooled_search(base, scope, filter_exp, self._attributes())
                 if len(entries) != 1:
                     return None

@@ -48,6 +48,7 @@ from sidecar.config import Settings
 from sidecar.cookies import CookiePolicy
 from sidecar.credential_cache import CredentialCache
 from sidecar.csrf import CsrfTokens
+from sidecar.descriptors import AcceptFailures
 from sidecar.directory import Directory
 from sidecar.guard import (
     LOGIN_PATH,
@@ -87,6 +88,10 @@ MAX_FORM_BYTES = 16 * 1024
 # How long one readiness answer is believed (load balancers poll every second or so).
 READINESS_SECONDS = 2.0
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+# The directory, for a stopping daemon to bring its deadlines forward (sidecar.cli).
+DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
+# Failed accepts (out of descriptors), for the liveness check (sidecar.descriptors).
+ACCEPT_FAILURES: web.AppKey[AcceptFailures] = web.AppKey("accept_failures")
 
 # The sidecar's pages load nothing from anywhere else and cannot be framed.
 SECURITY_HEADERS = {
@@ -198,7 +203,14 @@ def _public_key_handler(keys: PublicKeys) -> Callable[[web.Request], Awaitable[w
 
 
 async def health(request: web.Request) -> web.Response:
-    """The process answers (liveness)."""
+    """The process answers and takes connections in (liveness).
+
+    A daemon out of descriptors cannot take the probe's connection in at
+    all (the probe times out) or, when a descriptor came free for it, says
+    so here for a few seconds after the last refused connection.
+    """
+    if request.app[ACCEPT_FAILURES].failing():
+        return web.Response(status=503, text="failing: out of file descriptors\n")
     return web.Response(text="ok\n")
 
 
@@ -221,9 +233,17 @@ class Readiness:
     async def ready(self) -> bool:
         if self._last is not None and self._clock() - self._last[0] < READINESS_SECONDS:
             return self._last[1]
-        answer = await self._checks.run("ldap", self._directory.reachable)
+        answer = await self._checks.run("ldap", self._reachable)
         self._last = (self._clock(), answer)
         return answer
+
+    async def _reachable(self) -> bool:
+        try:
+            # Under the directory's deadline: a stopping daemon brings it forward.
+            async with self._directory.deadlines.within():
+                return await self._directory.reachable()
+        except TimeoutError:
+            return False
 
 
 @web.middleware
@@ -261,7 +281,7 @@ def make_templates() -> jinja2.Environment:
 
 
 def _resources(
-    settings: Settings, policy: CookiePolicy
+    settings: Settings, policy: CookiePolicy, worker: int | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         metrics = app[METRICS]
@@ -274,8 +294,14 @@ def _resources(
         directory = Directory(settings.ldap, metrics=metrics)
         regulator = Regulator(settings.regulation, shared=shared, metrics=metrics)
         roles = RoleRules(settings.roles)
+        credential_cache = CredentialCache(
+            settings.cache,
+            keys=settings.sessions.keys,
+            state_file=_per_worker(settings.cache.basic_state_file, worker),
+        )
+        credential_cache.load()
         authenticator = Authenticator(
-            directory, CredentialCache(settings.cache), regulator, roles, metrics=metrics
+            directory, credential_cache, regulator, roles, metrics=metrics
         )
         tokens = RoomTokens(settings.jitsi)
         guest_links = GuestLinks(settings.guests, shared=shared) if settings.guests.keys else None
@@ -304,6 +330,7 @@ def _resources(
         app[TOKENS] = tokens
         app[ROOM_SIZE] = room_size
         app[READINESS] = Readiness(directory)
+        app[DIRECTORY] = directory
         app[BRIDGE] = (
             BridgeStatistics(settings.classroom.bridge_stats_url, client=client)
             if settings.classroom.bridge_stats_url
@@ -322,6 +349,7 @@ def _resources(
             metrics=metrics,
         )
         yield
+        credential_cache.save()
         app[DECISION_LOG].flush()
         directory.close()
         await client.close()
@@ -331,7 +359,14 @@ def _resources(
     return resources
 
 
-def create_app(settings: Settings) -> web.Application:
+def _per_worker(path: Path | None, worker: int | None) -> Path | None:
+    """Each worker keeps its own file (they would overwrite each other's)."""
+    if path is None or worker is None:
+        return path
+    return path.with_name(f"{path.name}.{worker}")
+
+
+def create_app(settings: Settings, *, worker: int | None = None) -> web.Application:
     app = web.Application(middlewares=[page_headers], client_max_size=MAX_FORM_BYTES)
     policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
@@ -340,6 +375,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_templates()
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
+    app[ACCEPT_FAILURES] = AcceptFailures()
     for key in (GUEST_LIMIT, LINK_LIMIT):
         app[key] = SlidingCounter(
             settings.guests.max_per_address,
@@ -347,7 +383,7 @@ def create_app(settings: Settings) -> web.Application:
             ban_time=guest_pages.LIMIT_WINDOW_SECONDS,
             clock=time.monotonic,
         )
-    app.cleanup_ctx.append(_resources(settings, policy))
+    app.cleanup_ctx.append(_resources(settings, policy, worker))
     app.router.add_route("*", VERIFY_PATH, verify)
     # Any method: nginx fetches these with the method of the room request.
     app.router.add_route("*", "/auth/page/{name}", pages.page)

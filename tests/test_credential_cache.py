@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from sidecar.config import CacheSettings
+from sidecar.config import CacheSettings, Secret
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
 from sidecar.people import Person
@@ -248,3 +249,115 @@ async def test_concurrent_identical_checks_from_two_places_are_two_checks() -> N
     results = await asyncio.gather(*callers, open_gate())
     assert results[:4] == [ANNA] * 4
     assert directory.calls == [GOOD, GOOD]
+
+
+# -- kept across restarts (cache.basic_state_file) ------------------------------
+
+SESSION_KEY = Secret(b"k" * 40)
+OTHER_KEY = Secret(b"o" * 40)
+
+
+class WallClock(Clock):
+    pass
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def kept_cache(
+    state_file: Path,
+    *,
+    keys: tuple[Secret, ...] = (SESSION_KEY,),
+    clock: Clock | None = None,
+    wall: WallClock | None = None,
+) -> CredentialCache:
+    return CredentialCache(
+        CacheSettings(basic_ttl=TTL, basic_size=100),
+        keys=keys,
+        state_file=state_file,
+        clock=clock or Clock(),
+        wall_clock=wall or WallClock(1_000_000.0),
+    )
+
+
+async def test_a_kept_cache_lets_people_in_after_a_restart_without_a_check(
+    tmp_path: Path,
+) -> None:
+    state_file = tmp_path / "basic_cache"
+    before = kept_cache(state_file)
+    await before.get_or_check(GOOD, Directory().check)
+    before.save()
+    # Another process: another monotonic clock, the same session keys.
+    after = kept_cache(state_file, clock=Clock(10.0))
+    assert after.load() == 1
+    assert after.cached(GOOD) == ANNA
+    assert after.cached(Credentials(GOOD.username, "another password")) is None
+
+
+async def test_a_kept_entry_lives_only_what_was_left_of_its_ttl(tmp_path: Path) -> None:
+    state_file = tmp_path / "basic_cache"
+    clock = Clock()
+    before = kept_cache(state_file, clock=clock)
+    await before.get_or_check(GOOD, Directory().check)
+    clock.now += TTL - 100
+    before.save()
+    # The restart itself took 30 seconds.
+    after_clock = Clock(10.0)
+    after = kept_cache(state_file, clock=after_clock, wall=WallClock(1_000_030.0))
+    assert after.load() == 1
+    after_clock.now += 69
+    assert after.cached(GOOD) == ANNA
+    after_clock.now += 2
+    assert after.cached(GOOD) is None
+
+
+async def test_a_kept_file_holds_neither_name_nor_password(tmp_path: Path) -> None:
+    state_file = tmp_path / "basic_cache"
+    cache = kept_cache(state_file)
+    await cache.get_or_check(GOOD, Directory().check)
+    cache.save()
+    sealed = state_file.read_bytes()
+    for secret in (GOOD.password, GOOD.username, ANNA.display_name, ANNA.email):
+        assert secret.encode() not in sealed
+    assert state_file.stat().st_mode & 0o077 == 0
+    assert names_in(tmp_path) == ["basic_cache"]  # no temporary file left
+
+
+async def test_a_file_sealed_with_other_keys_is_ignored(tmp_path: Path) -> None:
+    state_file = tmp_path / "basic_cache"
+    cache = kept_cache(state_file, keys=(OTHER_KEY,))
+    await cache.get_or_check(GOOD, Directory().check)
+    cache.save()
+    assert kept_cache(state_file).load() == 0
+
+
+def test_a_damaged_or_missing_file_is_a_cold_cache(tmp_path: Path) -> None:
+    state_file = tmp_path / "basic_cache"
+    assert kept_cache(state_file).load() == 0
+    state_file.write_bytes(b"not a sealed file")
+    assert kept_cache(state_file).load() == 0
+
+
+async def test_the_kept_key_is_derived_from_the_session_key(tmp_path: Path) -> None:
+    # Two processes with the same session key agree on the cache key (that is
+    # what lets an entry survive), and another session key gives another one.
+    one = kept_cache(tmp_path / "one")
+    two = kept_cache(tmp_path / "two")
+    other = kept_cache(tmp_path / "three", keys=(OTHER_KEY,))
+    await one.get_or_check(GOOD, Directory().check)
+    one.save()
+    (tmp_path / "one").rename(tmp_path / "two")
+    assert two.load() == 1
+    assert two.cached(GOOD) == ANNA
+    assert other.load() == 0
+
+
+async def test_without_a_state_file_nothing_is_written(tmp_path: Path) -> None:
+    cache = CredentialCache(
+        CacheSettings(basic_ttl=TTL, basic_size=100), keys=(SESSION_KEY,), clock=Clock()
+    )
+    await cache.get_or_check(GOOD, Directory().check)
+    cache.save()
+    assert cache.load() == 0
+    assert names_in(tmp_path) == []

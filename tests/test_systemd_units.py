@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.cli import LISTEN_BACKLOG
+from sidecar.cli import LISTEN_BACKLOG, STOP_SECONDS
 from sidecar.config import ServerSettings, UnixAddress
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,3 +200,18 @@ def test_the_check_before_each_start_needs_no_directory() -> None:
     # check in front of it must not turn that into a service that never starts.
     (check,) = values(SERVICE, "Service", "ExecStartPre")
     assert check.split()[1:3] == ["check-config", "--offline"]
+
+
+def test_the_service_may_hold_many_descriptors() -> None:
+    # systemd's default soft limit is 1024: a directory outage under load used it up.
+    limit = value(SERVICE, "Service", "LimitNOFILE")
+    assert ":" not in limit, "one value: soft and hard limit alike"
+    assert int(limit) >= 65536
+
+
+def test_a_stop_has_time_to_drain() -> None:
+    # The daemon bounds its own stop (sidecar.cli.STOP_SECONDS); systemd must not
+    # kill it before, or the requests it took in are cut.
+    timeout = value(SERVICE, "Service", "TimeoutStopSec")
+    assert timeout.endswith("s")
+    assert float(timeout[:-1]) >= 2 * STOP_SECONDS
