@@ -160,7 +160,9 @@ def access_lines() -> Iterator[io.StringIO]:
     logger.removeHandler(handler)
 
 
-async def serve_pages(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> TestClient:
+async def serve_pages(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> TestClient[web.Request, None]:
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
