@@ -96,7 +96,9 @@ def render_plain(
     """``time level logger: message key=value ...``, all on one line."""
     # A message's arguments may come from a request (a path, a name): what is
     # unprintable escaped as in values, its quotes and backslashes left alone.
-    line = f"{_timestamp(moment)} {level} {logger}: {_escaped(message, keep=_MESSAGE_KEEPS)}"
+    if not message.isprintable():  # (the common case costs one C call)
+        message = _escaped(message, keep=_MESSAGE_KEEPS)
+    line = f"{_timestamp(moment)} {level} {logger}: {message}"
     for key, value in fields.items():
         line += f" {key}={_plain_value(_bounded(key, value))}"
     return line

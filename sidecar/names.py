@@ -63,19 +63,20 @@ class NameRefused(ValueError):
         self.reason = reason
 
 
+def _kind(character: str) -> str:
+    """``"invisible"``, ``"mark"``, ``"space"`` or ``"shown"``."""
+    category = unicodedata.category(character)
+    if category in _INVISIBLE_CATEGORIES:
+        return "invisible"
+    if category in _MARK_CATEGORIES:
+        return "mark"
+    if category == "Zs":
+        return "space"
+    return "shown"
+
+
 def _is_mark(character: str) -> bool:
     return unicodedata.category(character) in _MARK_CATEGORIES
-
-
-def _is_space(character: str) -> bool:
-    return unicodedata.category(character) == "Zs"
-
-
-def _is_invisible(character: str) -> bool:
-    return (
-        unicodedata.category(character) in _INVISIBLE_CATEGORIES
-        or _SHOWS_NOTHING.fullmatch(character) is not None
-    )
 
 
 def _has_letter_or_digit(name: str) -> bool:
@@ -102,27 +103,30 @@ def guest_name(typed: str) -> str:
         raise NameRefused("empty")
     if len(name) > MAX_GUEST_NAME:
         raise NameRefused("too long")
+    if _SHOWS_NOTHING.search(name):
+        raise NameRefused("invisible characters")
     spaces = marks = 0
-    previous = " "
+    previous = "space"
     # Marks counted apart from their letter (NFD): "ệ" is a letter and two marks.
     for character in unicodedata.normalize("NFD", name):
-        if _is_invisible(character):
+        kind = _kind(character)
+        if kind == "invisible":
             raise NameRefused("invisible characters")
-        if _is_mark(character):
+        if kind == "mark":
             marks += 1
-            if _is_space(previous):
+            if previous == "space":
                 raise NameRefused("a mark on no letter")
             if marks > MAX_MARKS_PER_LETTER:
                 raise NameRefused("too many marks on one letter")
             continue
         marks = 0
-        spaces = spaces + 1 if _is_space(character) else 0
+        spaces = spaces + 1 if kind == "space" else 0
         if spaces > MAX_SPACES_IN_A_ROW:
             raise NameRefused("too many spaces in a row")
-        previous = character
+        previous = kind
     if not _has_letter_or_digit(name):
         raise NameRefused("no letter or digit")
-    return "".join(" " if _is_space(character) else character for character in name)
+    return "".join(" " if _kind(character) == "space" else character for character in name)
 
 
 def with_suffix(name: str, suffix: str, *, limit: int = MAX_DISPLAY_NAME) -> str:
@@ -142,20 +146,21 @@ def display_name(value: str | None, fallback: str) -> str:
 def _cleaned(value: str) -> str:
     # Cut early: a directory may hold a name of any length, and the work below
     # should not grow with it (a little margin for what is removed).
-    text = _LINE_BREAKS.sub(" ", unicodedata.normalize("NFD", value[: MAX_DISPLAY_NAME * 4]))
+    text = unicodedata.normalize("NFD", value[: MAX_DISPLAY_NAME * 4])
+    text = _SHOWS_NOTHING.sub("", _LINE_BREAKS.sub(" ", text))
     kept: list[str] = []
     marks = 0
     for character in text:
-        if _is_invisible(character):
-            continue
-        if _is_mark(character):
+        kind = _kind(character)
+        if kind == "mark":
             marks += 1
-            if not kept or kept[-1] == " " or marks > MAX_MARKS_PER_LETTER:
-                continue
-            kept.append(character)
+            if kept and kept[-1] != " " and marks <= MAX_MARKS_PER_LETTER:
+                kept.append(character)
+            continue
+        if kind == "invisible":
             continue
         marks = 0
-        if not _is_space(character):
+        if kind == "shown":
             kept.append(character)
         elif kept and kept[-1] != " ":
             kept.append(" ")
