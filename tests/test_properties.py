@@ -45,6 +45,7 @@ from sidecar.guest_links import (
     InvalidLink,
     _signing_key,
 )
+from sidecar.logs import render_json, render_plain
 from sidecar.names import (
     MAX_DISPLAY_NAME,
     MAX_GUEST_NAME,
@@ -1164,3 +1165,23 @@ def test_the_suffix_outlasts_any_cut(name: str, suffix: str) -> None:
     shown = with_suffix(name, suffix, limit=40)
     assert shown.endswith(" " + suffix)
     assert len(shown) <= 40
+
+
+# -- log lines (sidecar.logs) --------------------------------------------------------------
+
+LOG_TEXT = st.text(st.one_of(st.sampled_from(UNSEEN + '"\\= '), st.characters()), max_size=200)
+
+
+@examples(300)
+@given(
+    message=LOG_TEXT,
+    fields=st.dictionaries(st.sampled_from(["user", "room", "path", "reason"]), LOG_TEXT),
+)
+def test_a_log_line_is_one_line_whatever_it_carries(message: str, fields: dict[str, str]) -> None:
+    plain = render_plain(1.7e9, "INFO", "sidecar.pages", message, fields)
+    assert plain.isprintable(), repr(plain)  # no line break, control or direction character
+    assert plain.startswith("2023-11-14T22:13:20.000Z INFO sidecar.pages: ")
+    document = render_json(1.7e9, "INFO", "sidecar.pages", message, fields)
+    assert document.isascii()
+    assert document.isprintable()
+    assert json.loads(document)["message"] == message
