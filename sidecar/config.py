@@ -220,18 +220,35 @@ def _session_keys(key: str, secret: Secret | None) -> tuple[Secret, ...]:
     return tuple(keys)
 
 
-# First path segments that are Jitsi's (or the sidecar's), never a tenant.
-RESERVED_TENANT_NAMES = frozenset(
-    {"libs", "css", "static", "images", "fonts", "lang", "sounds", "conference-request", "auth"}
+# Path segments that Jitsi's nginx sites (Debian's and docker-jitsi-meet's)
+# give a meaning of their own, at the top or under a tenant, and the sidecar's
+# "auth": none of them can be a tenant. The one list: the include's patterns
+# name a part of it (tests/test_config.py holds them to it).
+_JITSI_FOLDERS = ("libs", "css", "static", "images", "fonts", "lang", "sounds", ".well-known")
+_JITSI_DOCKER_FOLDERS = ("connection_optimization", "transcripts")
+# Prosody's BOSH and websocket, the videobridges' websockets, jicofo, the web app's API.
+_JITSI_ENDPOINTS = ("http-bind", "xmpp-websocket", "colibri-ws", "colibri-relay-ws")
+_JITSI_REQUESTS = ("conference-request", "_api", "_unlock")
+_JITSI_FILES = ("config.js", "interface_config.js", "external_api.js", "manifest.json")
+JITSI_PATH_NAMES = frozenset(
+    {
+        *_JITSI_FOLDERS,
+        *_JITSI_DOCKER_FOLDERS,
+        *_JITSI_ENDPOINTS,
+        *_JITSI_REQUESTS,
+        *_JITSI_FILES,
+        "pwa-worker.js",
+        "auth",  # the sidecar's own pages
+    }
 )
 
 
 def _tenant_names(key: str, names: tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
+        if name.lower() in JITSI_PATH_NAMES:
+            raise ConfigError(key, f"{name!r} is one of Jitsi's own paths, not a tenant")
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
             raise ConfigError(key, f"{name!r} is not a tenant name (lower case, a-z 0-9 _ -)")
-        if name in RESERVED_TENANT_NAMES:
-            raise ConfigError(key, f"{name!r} is one of Jitsi's own paths, not a tenant")
     return names
 
 

@@ -30,6 +30,7 @@ from sidecar.deadlines import Deadlines
 from sidecar.dn import canonical_dn
 from sidecar.ldap_servers import ServerHealth
 from sidecar.metrics import Metrics
+from sidecar.names import display_name
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
@@ -525,7 +526,7 @@ class Directory:
         group = _first(entry, settings.group_attribute) if settings.group_attribute else None
         return Person(
             user_id=user_id,
-            display_name=_first(entry, settings.name_attribute) or user_id,
+            display_name=display_name(_first(entry, settings.name_attribute), user_id),
             email=_first(entry, settings.mail_attribute) or "",
             groups=groups,
             group=(group or "")[:MAX_GROUP_NAME],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, LINK_LIMIT, S
 from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved
 from sidecar.i18n import Translator
+from sidecar.names import NameRefused, guest_name, with_suffix
 from sidecar.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.refusals import minutes_to_wait
 from sidecar.regulation import place_of
@@ -28,7 +28,6 @@ from sidecar.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
 
-MAX_GUEST_NAME = 64
 DEFAULT_DAYS = 7
 LIMIT_WINDOW_SECONDS = 3600
 
@@ -89,16 +88,6 @@ async def guest_page(request: web.Request) -> web.Response:
     return _guest_form(request, link)
 
 
-def acceptable_guest_name(raw: str) -> str | None:
-    """The name as shown, or None: required, trimmed, at most 64 characters, nothing invisible."""
-    name = unicodedata.normalize("NFC", raw).strip()
-    if not name or len(name) > MAX_GUEST_NAME:
-        return None
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in name):
-        return None
-    return name
-
-
 async def guest_enter(request: web.Request) -> web.StreamResponse:
     links = _links(request)
     form = await read_form(request)
@@ -123,11 +112,14 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
     limited = await _limited(request, request.app[GUEST_LIMIT], place)
     if limited is not None:
         return limited
-    name = acceptable_guest_name(form_field(form, "name") or "")
-    if name is None:
+    try:
+        name = guest_name(form_field(form, "name") or "")
+    except NameRefused as refused:
+        log.info("guest name refused: %s", refused.reason)
         return _guest_form(request, link, status=400, error=t("guest.name_wrong"))
     session = sessions.new_guest(
-        display_name=f"{name} {t('guest.suffix')}",
+        # The suffix whole at the end, whatever a display cuts: never pushed out.
+        display_name=with_suffix(name, t("guest.suffix")),
         room=link.room,
         link_id=link.link_id,
         link_expires_at=link.expires_at,

@@ -85,7 +85,10 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.name": "Your name",
         "guest.name_hint": "Shown to everybody in the lesson, marked as a guest.",
         "guest.enter": "Join as a guest",
-        "guest.name_wrong": "Please enter your name (at most 64 characters).",
+        "guest.name_wrong": (
+            "Please enter your name: at most 64 characters, with a letter or digit "
+            "and nothing invisible."
+        ),
         "guest.suffix": "(guest)",
         "guest.logged_in": "You are logged in as {name}. To join as a guest, log out first.",
         "guest.links_heading": "Guest links",
@@ -209,7 +212,10 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.name": "Dein Name",
         "guest.name_hint": "Alle im Unterricht sehen ihn, als Gast gekennzeichnet.",
         "guest.enter": "Als Gast teilnehmen",
-        "guest.name_wrong": "Bitte einen Namen eingeben (höchstens 64 Zeichen).",
+        "guest.name_wrong": (
+            "Bitte einen Namen eingeben: höchstens 64 Zeichen, mit einem Buchstaben "
+            "oder einer Ziffer und nichts Unsichtbarem."
+        ),
         "guest.suffix": "(Gast)",
         "guest.logged_in": "Du bist als {name} angemeldet. Um als Gast teilzunehmen, bitte "
         "zuerst abmelden.",

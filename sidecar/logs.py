@@ -1,9 +1,17 @@
 """Log lines for journald: to stderr, plain or JSON (``server.log_format``).
 
 Each room request and each login form submission is one line with the
-decision's fields (``decision`` and ``login`` lines); everything else is a
-message. Field values are what :class:`~sidecar.guard.Decision` holds: names,
-roles, rooms, reasons in a few words, never a password, cookie or token.
+decision's fields (``decision`` and ``login`` lines), each other request to
+the sidecar's pages an ``access`` line; everything else is a message. Field
+values are what :class:`~sidecar.guard.Decision` holds: names, roles, rooms,
+reasons in a few words, never a password, cookie or token.
+
+Nobody can write a line of their own through a request: in the plain format
+a value with anything but plain ASCII is quoted with its control, separator
+and direction characters escaped, and so is whatever a message or a traceback
+holds (a path, a user name, an exception's text); the JSON format escapes
+the same as JSON, in ASCII only. Every line the daemon writes starts with
+its time, level and logger.
 """
 
 from __future__ import annotations
@@ -18,10 +26,17 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
 from sidecar.config import LogFormat
+from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 
 # The logger name decision lines carry.
 DECISIONS = "sidecar.decisions"
+# nginx's auth_request endpoint (sidecar.web): its decision line is the record of it.
+VERIFY_PATH = "/auth/verify"
 # A plain value needs no quotes when it is one run of printable ASCII but these.
 _BARE = re.compile(r"[!#-&(-<>-\[\]-~]+")
 # What a pipe writes whole (PIPE_BUF on Linux).
@@ -29,6 +44,9 @@ ATOMIC_WRITE_BYTES = 4096
 # The longest a field value is written (a user name, a reason).
 MAX_VALUE = 128
 _FIELDS = "fields"
+# The field a traceback goes into: written whole, however long.
+EXCEPTION = "exception"
+_MESSAGE_KEEPS = '"\\'
 
 
 def _timestamp(moment: float) -> str:
@@ -37,18 +55,23 @@ def _timestamp(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{milliseconds:03d}Z"
 
 
-def _escaped(text: str) -> str:
+def _escaped(text: str, *, keep: str = "") -> str:
     """``text`` with every character that is not printable (control characters, line
-    and paragraph separators, terminal escapes) written as ``\\uXXXX``."""
+    and paragraph separators, direction overrides, terminal escapes), every
+    backslash and every double quote but those in ``keep`` written as JSON writes them."""
     return "".join(
-        ch if ch.isprintable() and ch not in '"\\' else json.dumps(ch, ensure_ascii=True)[1:-1]
+        ch if ch.isprintable() and (ch not in '"\\' or ch in keep) else _json_escape(ch)
         for ch in text
     )
 
 
-def _bounded(value: object) -> object:
+def _json_escape(character: str) -> str:
+    return json.dumps(character, ensure_ascii=True)[1:-1]
+
+
+def _bounded(key: str, value: object) -> object:
     """Field values as logged: a typed name of any length becomes at most MAX_VALUE."""
-    if isinstance(value, str) and len(value) > MAX_VALUE:
+    if isinstance(value, str) and len(value) > MAX_VALUE and key != EXCEPTION:
         return value[:MAX_VALUE] + "..."
     return value
 
@@ -70,10 +93,14 @@ def _fields(record: logging.LogRecord) -> Mapping[str, object]:
 def render_plain(
     moment: float, level: str, logger: str, message: str, fields: Mapping[str, object]
 ) -> str:
-    """``time level logger: message key=value ...``"""
+    """``time level logger: message key=value ...``, all on one line."""
+    # A message's arguments may come from a request (a path, a name): what is
+    # unprintable escaped as in values, its quotes and backslashes left alone.
+    if not message.isprintable():  # (the common case costs one C call)
+        message = _escaped(message, keep=_MESSAGE_KEEPS)
     line = f"{_timestamp(moment)} {level} {logger}: {message}"
     for key, value in fields.items():
-        line += f" {key}={_plain_value(_bounded(value))}"
+        line += f" {key}={_plain_value(_bounded(key, value))}"
     return line
 
 
@@ -86,7 +113,7 @@ def render_json(
         "level": level,
         "logger": logger,
         "message": message,
-        **{key: _bounded(value) for key, value in fields.items()},
+        **{key: _bounded(key, value) for key, value in fields.items()},
     }
     # ASCII only: no separator or escape character a log viewer would act on.
     return json.dumps(document, ensure_ascii=True)
@@ -94,19 +121,21 @@ def render_json(
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = render_plain(
-            record.created, record.levelname, record.name, record.getMessage(), _fields(record)
-        )
+        fields = dict(_fields(record))
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            # On the line, escaped: an exception's text may quote a request
+            # (aiohttp's own quote its bytes), and journald keeps one entry.
+            fields[EXCEPTION] = self.formatException(record.exc_info)
+        return render_plain(
+            record.created, record.levelname, record.name, record.getMessage(), fields
+        )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = dict(_fields(record))
         if record.exc_info:
-            fields["exception"] = self.formatException(record.exc_info)
+            fields[EXCEPTION] = self.formatException(record.exc_info)
         return render_json(
             record.created, record.levelname, record.name, record.getMessage(), fields
         )
@@ -176,3 +205,28 @@ class DecisionLog:
         with contextlib.suppress(OSError, ValueError):
             stream.write("\n".join(lines) + "\n")
             stream.flush()
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """An ``access`` line per request to the sidecar's pages: method, path (as
+    sent, still percent-encoded, without its query string), status and time.
+
+    Query strings carry ``jwt=`` and headers carry passwords and cookies, so
+    neither is ever written. The path is a field like any other: quoted and
+    escaped in the plain format, so ``%0a`` in it starts no line.
+    """
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if request.path == VERIFY_PATH:
+            return  # its decision line says more, at every room page load
+        path = request.rel_url.raw_path
+        if request.path.startswith(GUEST_LINK_PREFIX) or path.startswith(GUEST_LINK_PREFIX):
+            # The rest of the path is the signed invitation: a credential.
+            path = GUEST_LINK_PREFIX + "..."
+        fields = {
+            "method": request.method,
+            "path": path,
+            "status": response.status,
+            "ms": round(time * 1000, 1),
+        }
+        self.logger.info("access", extra={_FIELDS: fields})

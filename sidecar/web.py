@@ -18,9 +18,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import jinja2
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 
 from sidecar import guest_pages, pages, start
 from sidecar.appkeys import (
@@ -61,9 +58,9 @@ from sidecar.guard import (
     RoomAccessRequest,
     Verdict,
 )
-from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 from sidecar.guest_links import GuestLinks
-from sidecar.logs import DecisionLog
+from sidecar.logs import VERIFY_PATH, DecisionLog
+from sidecar.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what the server uses
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
@@ -83,7 +80,6 @@ REDIRECT_HEADER = "X-Jitsi-Auth-Redirect"
 PAGE_HEADER = "X-Jitsi-Auth-Page"
 USER_HEADER = "X-Jitsi-Auth-User"
 
-VERIFY_PATH = "/auth/verify"
 MAX_FORM_BYTES = 16 * 1024
 # How long one readiness answer is believed (load balancers poll every second or so).
 READINESS_SECONDS = 2.0
@@ -103,23 +99,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-class PathOnlyAccessLogger(AbstractAccessLogger):
-    """Method, path without query string, status and time.
-
-    Query strings carry ``jwt=`` and headers carry passwords and cookies, so
-    neither is ever written.
-    """
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        path = request.path
-        if path == VERIFY_PATH:
-            return  # its decision line says more (sidecar.logs), at every room page load
-        if path.startswith(GUEST_LINK_PREFIX):
-            # The rest of the path is the signed invitation: a credential.
-            path = GUEST_LINK_PREFIX + "..."
-        self.logger.info("%s %s %s %.1fms", request.method, path, response.status, time * 1000)
 
 
 def _session_cookie(request: web.Request, session: Session | None) -> str | None:

@@ -1,14 +1,20 @@
 """Attacks on the running stack (nginx with the include, the sidecar, slapd):
-special room names, token parameters Jitsi reads differently, other methods."""
+special room names, token parameters Jitsi reads differently, other methods,
+display names in the directory made to mislead."""
 
 from __future__ import annotations
 
+import base64
 import http.client
+import subprocess
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from demo.school import SCHOOL, Person
+from demo.slapd import Slapd
+from sidecar.names import MAX_DISPLAY_NAME
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
 
@@ -103,3 +109,66 @@ def test_other_methods_on_a_room_are_answered_as_get(
     assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
     cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
     assert send(stack, method, "/Mathe7b", {"Cookie": cookie}).status == 302
+
+
+def set_name(slapd: Slapd, person: Person, name: str) -> None:
+    """Give ``person`` the display name ``name`` (``cn``), as the directory's admin."""
+    value = base64.b64encode(name.encode("utf-8")).decode("ascii")
+    ldif = f"dn: {person.dn}\nchangetype: modify\nreplace: cn\ncn:: {value}\n"
+    subprocess.run(
+        [
+            "ldapmodify",
+            "-x",
+            "-H",
+            slapd.ldap_url,
+            "-D",
+            slapd.admin_dn,
+            "-y",
+            str(slapd.workdir / "admin.password"),
+        ],
+        input=ldif,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={"LDAPNOINIT": "1"},
+    )
+
+
+def names_in_tokens(stack: Stack, person: Person) -> list[str]:
+    """The name Jitsi is given for ``person``, by Basic and by a session."""
+    site = JitsiSite(
+        app_id="school-meet",
+        app_secret=(stack.sidecar.config.parent / "app_secret").read_bytes(),
+        subject="meet.school.example",
+    )
+    basic = stack.get("/Mathe7b", basic_auth(person.uid, person.password))
+    assert basic.status == 302, basic
+    browser = Browser(stack)
+    assert browser.log_in(person.uid, person.password).status == 302
+    form = browser.get("/Mathe7b")
+    assert form.status == 302, form
+    return [
+        admit(token_in(reply.header("Location") or ""), site, "Mathe7b").claims["context"]["user"][
+            "name"
+        ]
+        for reply in (basic, form)
+    ]
+
+
+def test_directory_names_are_cleaned_on_every_path(
+    own_slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """A directory name turned around (U+202E), broken over lines, padded with fillers,
+    piled with marks, or 13,000 characters long (once a 500 from nginx on a Basic
+    login: "upstream sent too big header") reaches Jitsi cleaned, by Basic and by form."""
+    turned, long, padded = SCHOOL.pupils[0], SCHOOL.pupils[1], SCHOOL.pupils[2]
+    set_name(own_slapd, turned, "Max\u202e Schmidt\nINFO forged\u200b\u2066")
+    set_name(own_slapd, long, "Lea " + "Wagner" * 2200)
+    set_name(own_slapd, padded, "\u3164\u2800 Z" + "\u0301" * 40 + "oe\u00a0\u00a0\u00a0\u00a0Ko")
+    stack = make_stack(own_slapd)
+    for name in names_in_tokens(stack, long):
+        assert name.startswith("Lea WagnerWagner")
+        assert len(name) <= MAX_DISPLAY_NAME
+    assert names_in_tokens(stack, turned) == ["Max Schmidt INFO forged"] * 2
+    # Three marks on a letter at most: the first composes with it (NFC).
+    assert names_in_tokens(stack, padded) == ["\u0179\u0301\u0301oe Ko"] * 2

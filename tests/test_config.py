@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.config import (
+    JITSI_PATH_NAMES,
     MIN_SECRET_BYTES,
     SECTIONS,
     AppLink,
@@ -513,3 +514,55 @@ def test_a_redis_password_is_utf8_text(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(write_config(tmp_path, body), environ={})
     assert raised.value.key == "state.redis_password_file"
+
+
+INCLUDE = Path(__file__).parent.parent / "nginx" / "jitsi-auth-sidecar.conf"
+
+
+def with_tenants(*names: str) -> str:
+    listed = ", ".join(f'"{name}"' for name in names)
+    return MINIMAL.replace("[jitsi]\n", f"[jitsi]\ntenants = true\ntenant_names = [{listed}]\n")
+
+
+def test_the_include_names_no_jitsi_path_the_config_would_take_as_a_tenant() -> None:
+    """One list: every name the include keeps for Jitsi (at the top, or under a tenant)."""
+    include = INCLUDE.read_text("utf-8")
+    kept = re.findall(r"\(\?!\(\?:([^)]+)\)(?:/|\$)\)", include)
+    assert len(kept) >= 2, kept
+    names = {name.replace("\\.", ".") for group in kept for name in group.split("|")}
+    assert names <= JITSI_PATH_NAMES, names - JITSI_PATH_NAMES
+    for name in ("http-bind", "xmpp-websocket", "colibri-ws", "config.js", "libs", "auth"):
+        assert name in JITSI_PATH_NAMES
+
+
+@pytest.mark.parametrize("name", [*sorted(JITSI_PATH_NAMES), "HTTP-Bind"])
+def test_jitsi_paths_are_not_tenants(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write_config(tmp_path, with_tenants("schule-a", name)), environ={})
+    assert raised.value.key == "jitsi.tenant_names"
+    assert raised.value.problem == f"{name!r} is one of Jitsi's own paths, not a tenant"
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_check_config_and_the_start_refuse_a_jitsi_path_as_tenant(
+    tmp_path: Path, command: str
+) -> None:
+    path = write_config(tmp_path, with_tenants("schule-a", "colibri-ws"))
+    extra = ["--offline"] if command == "check-config" else []
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", command, *extra, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "jitsi.tenant_names" in lines[0]
+    assert "'colibri-ws' is one of Jitsi's own paths" in lines[0]
+
+
+def test_real_tenant_names_still_load(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, with_tenants("schule-a", "bs_2")), environ={})
+    assert settings.jitsi.tenant_set == {"schule-a", "bs_2"}

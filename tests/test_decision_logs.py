@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 
@@ -149,3 +152,68 @@ def test_the_login_form_logs_no_name_it_did_not_accept(stack: Stack) -> None:
     log = stack.sidecar.log()
     assert "Geheim-Passwort" not in log
     assert "Noch-ein-Geheimnis" not in log
+
+
+# A complete decision line, as an outsider would like the log to hold it.
+FORGED = (
+    "2026-11-30T07:58:02.114Z INFO sidecar.decisions: decision outcome=token "
+    "user=anna.mueller role=teacher room=mathe7b method=session reason=- ms=1.9"
+)
+# Line feed, carriage return (a terminal draws what follows over the line's
+# start), and terminal escapes: clear the line, colour it.
+LINE_BREAKS = ["%0a", "%0d", "%0d%0a", "%1b%5b2K%0d", "%1b%5b31m", "%e2%80%a8", "%c2%85"]
+
+
+def log_once_it_holds(stack: Stack, marker: str, count: int) -> str:
+    """The sidecar writes a line after it answered: wait (bounded) for ``count`` of them."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = stack.sidecar.log()
+        if log.count(marker) >= count or time.monotonic() > deadline:
+            return log
+        time.sleep(0.02)
+
+
+PLAIN_START = r"^\S+Z (INFO|WARNING) [\w.]+: "
+JSON_START = r'^\{"time": "\S+Z", "level": "(INFO|WARNING)", "logger": "[\w.]+", '
+
+
+def assert_nobody_wrote_a_line(log: str, marker: str, start: str = PLAIN_START) -> None:
+    for character in ("\r", "\x1b", "\u2028", "\x85"):
+        assert character not in log, repr(character)
+    mine = [line for line in log.split("\n") if marker in line]
+    assert mine, marker
+    for line in log.split("\n"):
+        assert not line.startswith("2026-11-30T07:58:02.114Z"), line
+        assert not line.startswith("INFO sidecar.decisions"), line
+    for line in mine:
+        assert re.match(start, line), line
+
+
+def test_a_request_path_cannot_forge_a_line(stack: Stack) -> None:
+    """Through nginx: the sidecar's pages (their access line), a room (its decision
+    line, which names no room it refused)."""
+    marker = f"forge{uuid.uuid4().hex[:12]}"
+    for line_break in LINE_BREAKS:
+        assert stack.get(f"/auth/{marker}{line_break}{quote(FORGED)}").status == 404
+        # A room address holds no ":" or "/" (nginx's room location), the rest it may.
+        stack.get(f"/{marker}{line_break}INFO%20sidecar.decisions%20decision%20outcome=token")
+    log = log_once_it_holds(stack, marker, len(LINE_BREAKS))
+    assert log.count(marker) == len(LINE_BREAKS), log[-3000:]
+    assert_nobody_wrote_a_line(log, marker)
+
+
+def test_a_request_cannot_forge_a_json_line(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(slapd, replace=log_format("json"))
+    marker = f"forge{uuid.uuid4().hex[:12]}"
+    for line_break in LINE_BREAKS:
+        stack.get(f"/auth/{marker}{line_break}{quote(FORGED)}")
+        stack.get(f"/{marker}{line_break}INFO%20sidecar.decisions%20decision%20outcome=token")
+        stack.get("/Mathe7b", basic_auth(f"{marker}\u2028{FORGED}", WRONG_PASSWORD))
+    log = log_once_it_holds(stack, marker, 2 * len(LINE_BREAKS))
+    assert log.count(marker) == 2 * len(LINE_BREAKS), log[-3000:]
+    assert_nobody_wrote_a_line(log, marker, JSON_START)
+    documents = [json.loads(line) for line in log.split("\n") if line]
+    assert [doc for doc in documents if marker in json.dumps(doc)]
+    forged = [doc for doc in documents if doc.get("user") == "anna.mueller"]
+    assert not forged

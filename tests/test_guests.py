@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -231,6 +232,56 @@ def test_guest_names_are_checked(slapd: Slapd, make_stack: Callable[..., Stack],
     assert reply.status == 400
     assert "Please enter your name" in reply.body
     assert not any("jitsi_auth_session" in cookie for cookie in guest.cookies)
+
+
+# Names that show nothing, hide the "(Gast)" after them, or pile up over the
+# names around them in Jitsi's participant list.
+INVISIBLE_OR_HIDING_NAMES = {
+    "Hangul filler": "\u3164",
+    "halfwidth Hangul filler": "\uffa0\uffa0",
+    "Hangul choseong and jungseong fillers": "\u115f\u1160",
+    "Braille blank": "\u2800\u2800\u2800",
+    "variation selectors": "\ufe0f\ufe0e",
+    "zero-width space": "\u200b",
+    "zero-width joiner in a name": "Eve\u200dX",
+    "soft hyphen": "\u00ad",
+    "lone combining marks": "\u0301\u0302",
+    "a combining mark after a space": "Eve \u0301",
+    "Zalgo": "Z\u0351\u0352\u0353\u0354\u0355\u0356\u0357\u0358algo",
+    "no-break spaces then a letter": "Anna M\u00fcller" + "\u00a0" * 52 + "x",
+    "Hangul fillers then a letter": "Anna M\u00fcller " + "\u3164" * 40 + "x",
+    "ideographic spaces": "Anna\u3000\u3000\u3000Eve",
+    "punctuation only": "...",
+    "a blank between fillers": "\u3164 \u3164",
+}
+ACCEPTED_NAMES = [
+    "Nguy\u1ec5n V\u0103n Anh",  # Vietnamese
+    "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd",  # Hebrew with its points
+    "\u0905\u0928\u0941\u0937\u094d\u0915\u093e",  # Devanagari
+    "\u674e\u5c0f\u9f99",  # Chinese
+    "Zoe\u0308 O'Brien-M\u00fcller",  # a decomposed umlaut: composed, kept
+    "Anna  M\u00fcller",  # two spaces: a typo, allowed
+    "Oma\u00a0Erna",  # a no-break space becomes a plain one
+]
+
+
+def test_guest_names_must_show_a_letter_and_keep_their_suffix(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    stack = make_stack(slapd, replace={"[guests]\n": "[guests]\nmax_per_address = 1000\n"})
+    path = create_link(teacher_browser(stack), "Mathe7b")
+    for case, name in INVISIBLE_OR_HIDING_NAMES.items():
+        guest, reply = enter_as_guest(stack, path, name)
+        assert reply.status == 400, case
+        assert "Please enter your name" in reply.body, case
+        assert not any("jitsi_auth_session" in cookie for cookie in guest.cookies), case
+    for name in ACCEPTED_NAMES:
+        guest, reply = enter_as_guest(stack, path, name, "de")
+        assert reply.status == 302, name
+        token = token_in(guest.get("/Mathe7b").header("Location") or "")
+        shown = admit(token, site_of(stack), "Mathe7b").claims["context"]["user"]["name"]
+        expected = unicodedata.normalize("NFC", name).replace("\u00a0", " ")
+        assert shown == f"{expected} (Gast)", name
 
 
 def test_guest_forms_need_csrf_and_teachers(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:

@@ -45,6 +45,17 @@ from sidecar.guest_links import (
     InvalidLink,
     _signing_key,
 )
+from sidecar.logs import render_json, render_plain
+from sidecar.names import (
+    MAX_DISPLAY_NAME,
+    MAX_GUEST_NAME,
+    MAX_MARKS_PER_LETTER,
+    MAX_SPACES_IN_A_ROW,
+    NameRefused,
+    display_name,
+    guest_name,
+    with_suffix,
+)
 from sidecar.people import Person
 from sidecar.refusals import UnacceptableCredentials
 from sidecar.rooms import (
@@ -1079,3 +1090,99 @@ def test_a_changed_guest_link_never_opens(
     except InvalidLink:
         return
     raise AssertionError(f"a changed link opened: {changed!r} -> {opened}")
+
+
+# -- names shown in a meeting (sidecar.names) ---------------------------------------------
+
+# What a padded, turned-around or piled-up name is made of, beside any character.
+UNSEEN = (
+    "\u3164\uffa0\u115f\u1160\u2800\u034f\u17b4\ufe0f\U000e0101\u200b\u200d\u2060\ufeff\u00ad"
+    "\u202e\u2066\u061c\n\r\t\x1b\x85\u2028\u2029"
+)
+NAME_TRICKS = (
+    UNSEEN
+    + "\u00a0\u2000\u2007\u200a\u202f\u205f\u3000 "
+    + "\u0301\u0302\u0323\u0351\u05b8\u05c1\u094d\u20dd"
+    + "aZ\u00fc7\u674e\u05e9\u0915"
+)
+NAME_TEXT = st.text(st.one_of(st.sampled_from(NAME_TRICKS), st.characters()), max_size=300)
+
+
+def assert_shows_as_written(name: str, *, spaces_in_a_row: int) -> None:
+    """Every character of ``name`` can be seen, and nothing piles up or pads."""
+    assert name == unicodedata.normalize("NFC", name)
+    assert name == name.strip()
+    assert any(unicodedata.category(character)[0] in "LN" for character in name), name
+    spaces = marks = 0
+    previous = " "
+    for character in unicodedata.normalize("NFD", name):
+        category = unicodedata.category(character)
+        assert category not in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}, repr(name)
+        assert character not in UNSEEN, repr(name)
+        if category[0] == "M":
+            marks += 1
+            assert previous != " ", repr(name)
+            assert marks <= MAX_MARKS_PER_LETTER, repr(name)
+            continue
+        marks = 0
+        assert category != "Zs" or character == " ", repr(name)
+        spaces = spaces + 1 if character == " " else 0
+        assert spaces <= spaces_in_a_row, repr(name)
+        previous = character
+
+
+@examples(500)
+@given(value=st.one_of(st.none(), NAME_TEXT))
+@example(value="Anna M\u00fcller" + "\u00a0" * 52 + "x")
+@example(value="\u3164\u2800\ufe0f")
+@example(value="Max\u202e\nSchmidt")
+@example(value="Z" + "\u0301" * 60)
+@example(value="x" * 13_000)
+def test_a_directory_name_is_shown_cleaned(value: str | None) -> None:
+    shown = display_name(value, "max.schmidt")
+    assert len(shown) <= MAX_DISPLAY_NAME
+    assert_shows_as_written(shown, spaces_in_a_row=1)
+    assert display_name(shown, "max.schmidt") == shown  # clean already: left alone
+
+
+@examples(500)
+@given(typed=NAME_TEXT, suffix=st.sampled_from(["(Gast)", "(guest)"]))
+@example(typed="Anna M\u00fcller" + "\u00a0" * 52 + "x", suffix="(Gast)")
+@example(typed="Anna  M\u00fcller", suffix="(Gast)")
+@example(typed="Nguy\u1ec5n", suffix="(Gast)")
+def test_a_guest_name_is_refused_or_shown_with_its_suffix(typed: str, suffix: str) -> None:
+    try:
+        name = guest_name(typed)
+    except NameRefused:
+        return
+    assert len(name) <= MAX_GUEST_NAME
+    assert_shows_as_written(name, spaces_in_a_row=MAX_SPACES_IN_A_ROW)
+    assert with_suffix(name, suffix) == f"{name} {suffix}"
+
+
+@examples(300)
+@given(name=NAME_TEXT.filter(str.strip), suffix=st.sampled_from(["(Gast)", "(guest)"]))
+def test_the_suffix_outlasts_any_cut(name: str, suffix: str) -> None:
+    shown = with_suffix(name, suffix, limit=40)
+    assert shown.endswith(" " + suffix)
+    assert len(shown) <= 40
+
+
+# -- log lines (sidecar.logs) --------------------------------------------------------------
+
+LOG_TEXT = st.text(st.one_of(st.sampled_from(UNSEEN + '"\\= '), st.characters()), max_size=200)
+
+
+@examples(300)
+@given(
+    message=LOG_TEXT,
+    fields=st.dictionaries(st.sampled_from(["user", "room", "path", "reason"]), LOG_TEXT),
+)
+def test_a_log_line_is_one_line_whatever_it_carries(message: str, fields: dict[str, str]) -> None:
+    plain = render_plain(1.7e9, "INFO", "sidecar.pages", message, fields)
+    assert plain.isprintable(), repr(plain)  # no line break, control or direction character
+    assert plain.startswith("2023-11-14T22:13:20.000Z INFO sidecar.pages: ")
+    document = render_json(1.7e9, "INFO", "sidecar.pages", message, fields)
+    assert document.isascii()
+    assert document.isprintable()
+    assert json.loads(document)["message"] == message
