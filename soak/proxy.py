@@ -38,6 +38,8 @@ class DelayingProxy:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -49,6 +51,13 @@ class DelayingProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            # Connections still piped are ended here, in this loop: left to the
+            # collector their streams would warn (an error in the tests).
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.run_until_complete(server.wait_closed())
 
     async def _connection(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
@@ -66,17 +75,21 @@ class DelayingProxy:
         }
         # Either side closing closes both: a half-open connection to a stopped
         # slapd would keep its port from being listened on again.
-        _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pending:
-            pipe.cancel()
-        client_out.close()
-        server_out.close()
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+            client_out.close()
+            server_out.close()
 
     async def _pipe(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, slow: bool
     ) -> None:
         with contextlib.suppress(OSError):
-            while chunk := await source.read(CHUNK_BYTES):
+            # Forwarding off ends the connections already made too: the
+            # directory is down from then on, pooled connections included.
+            while (chunk := await source.read(CHUNK_BYTES)) and self.forwarding:
                 if slow and self.delay:
                     await asyncio.sleep(self.delay)
                 sink.write(chunk)

@@ -16,9 +16,7 @@ series of restarts loses (the README's figures come from it).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
-import contextlib
 import http.client
 import os
 import signal
@@ -38,6 +36,7 @@ from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
+from soak.proxy import DelayingProxy
 from tests.stack import XmppStandIn, basic_auth, request
 
 PASSED_FD = 3  # SD_LISTEN_FDS_START
@@ -231,78 +230,6 @@ class Load:
             self.tally.count(status)
 
 
-class SlowDirectory:
-    """A TCP proxy in front of slapd: answers ``delay`` seconds late, or (with
-    ``forwarding`` off) no directory at all. Its own event loop runs in a thread."""
-
-    def __init__(self, ldap_url: str) -> None:
-        self._target_port = int(ldap_url.rsplit(":", 1)[1])
-        self.port = free_port()
-        self.delay = 0.0
-        self.forwarding = True
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}"
-
-    def start(self) -> SlowDirectory:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._connection, "127.0.0.1", self.port)
-        )
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            server.close()
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            if not self.forwarding:
-                raise ConnectionRefusedError
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        except OSError:
-            writer.close()
-            return
-        pipes = {
-            asyncio.ensure_future(self._pipe(reader, up_writer, late=False)),
-            asyncio.ensure_future(self._pipe(up_reader, writer, late=True)),
-        }
-        with contextlib.suppress(asyncio.CancelledError):
-            _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            for pipe in pending:
-                pipe.cancel()
-        writer.close()
-        up_writer.close()
-
-    async def _pipe(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, late: bool
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while (chunk := await source.read(65536)) and self.forwarding:
-                if late and self.delay:
-                    await asyncio.sleep(self.delay)
-                sink.write(chunk)
-                await sink.drain()
-
-
 @contextmanager
 def restartable_stack(
     workdir: Path, ldap_url: str, *, extra: str = ""
@@ -362,7 +289,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as temporary:
         workdir = args.keep or Path(temporary)
         with Slapd(workdir / "slapd") as slapd:
-            proxy = SlowDirectory(slapd.ldap_url).start()
+            proxy = DelayingProxy(slapd.port).start()
             try:
                 extra = (
                     f'\n[cache]\nbasic_state_file = "{workdir / "basic_cache"}"\n'

@@ -7,8 +7,6 @@ import asyncio
 import dataclasses
 import os
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from sidecar.directory import Directory, _Outcome
 from sidecar.ldap_servers import ServerHealth
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
+from soak.proxy import DelayingProxy
 from tests.stack import SilentServer, Stack, basic_auth
 from tests.test_directory import ldap_settings
 
@@ -374,59 +373,14 @@ class FakeConnection:
 # -- a slow directory ------------------------------------------------------------------
 
 
-class LateDirectory:
-    """A TCP proxy in front of slapd that hands on every answer ``delay`` seconds late."""
-
-    def __init__(self, target_port: int, delay: float) -> None:
-        self._target_port = target_port
-        self._delay = delay
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"ldap://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            server = socket.create_connection(("127.0.0.1", self._target_port))
-            with self._lock:
-                self._sockets += [client, server]
-            threading.Thread(target=self._pipe, args=(client, server, 0.0), daemon=True).start()
-            threading.Thread(
-                target=self._pipe, args=(server, client, self._delay), daemon=True
-            ).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, delay: float) -> None:
-        try:
-            while chunk := source.recv(65536):
-                time.sleep(delay)  # the latency this stand-in is for
-                sink.sendall(chunk)
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._listener.close()
-        with self._lock:
-            for connection in self._sockets:
-                connection.close()
-
-
 async def test_a_slow_directory_makes_logins_wait_for_it_not_for_each_other(
     slapd: Slapd,
 ) -> None:
     """Every answer 1 s late: logins at one moment each take their own few round
     trips, instead of queueing for a few pooled connections until ldap.timeout
     (with the 4 there were, most of these got "directory unavailable")."""
-    proxy = LateDirectory(slapd.port, delay=1.0)
+    proxy = DelayingProxy(slapd.port).start()
+    proxy.delay = 1.0
     settings = ldap_settings(slapd, urls=(proxy.url,), timeout=3.0, deadline=10.0)
     default_pool = LdapSettings(user_base="ou=people").pool_size
     directory = Directory(dataclasses.replace(settings, pool_size=default_pool))
@@ -441,4 +395,4 @@ async def test_a_slow_directory_makes_logins_wait_for_it_not_for_each_other(
         assert len(people) > 16
     finally:
         directory.close()
-        proxy.close()
+        proxy.stop()

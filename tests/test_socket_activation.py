@@ -23,9 +23,9 @@ import pytest
 from demo.nginx import Nginx
 from demo.school import SCHOOL
 from demo.slapd import Slapd
+from soak.proxy import DelayingProxy
 from tests.stack import POLL_INTERVAL, basic_auth, request
 from tests.systemd_player import (
-    SlowDirectory,
     SystemdPlayer,
     prime,
     restartable_stack,
@@ -40,9 +40,9 @@ KEEP_CACHE = '\n[cache]\nbasic_state_file = "{path}"\n'
 
 
 @pytest.fixture
-def slow_directory(own_slapd: Slapd) -> Iterator[SlowDirectory]:
+def slow_directory(own_slapd: Slapd) -> Iterator[DelayingProxy]:
     """The directory behind a proxy that can make it slow or unreachable."""
-    proxy = SlowDirectory(own_slapd.ldap_url).start()
+    proxy = DelayingProxy(own_slapd.port).start()
     yield proxy
     proxy.stop()
 
@@ -80,7 +80,7 @@ def test_restarts_in_a_row_under_load_lose_no_request(
 
 
 def test_restarts_with_a_slow_directory_lose_no_request(
-    slow_directory: SlowDirectory, tmp_path: Path
+    slow_directory: DelayingProxy, tmp_path: Path
 ) -> None:
     restarts, clients = 3, 8  # two of the clients: wrong passwords, a slow search and bind each
     # The cache is kept across restarts: otherwise every cached person would need
@@ -104,7 +104,7 @@ def open_descriptors(pid: int) -> int:
 
 
 def test_a_stop_closes_idle_connections_at_once_and_answers_busy_ones(
-    slow_directory: SlowDirectory, tmp_path: Path
+    slow_directory: DelayingProxy, tmp_path: Path
 ) -> None:
     with restartable_stack(tmp_path, slow_directory.url) as (player, _nginx):
         assert player.process is not None
@@ -146,7 +146,7 @@ def test_a_stop_closes_idle_connections_at_once_and_answers_busy_ones(
 
 
 def test_a_cached_basic_user_gets_in_after_a_restart_while_the_directory_is_down(
-    slow_directory: SlowDirectory, tmp_path: Path
+    slow_directory: DelayingProxy, tmp_path: Path
 ) -> None:
     kept = tmp_path / "basic_cache"
     extra = KEEP_CACHE.format(path=kept)
@@ -168,7 +168,7 @@ def test_a_cached_basic_user_gets_in_after_a_restart_while_the_directory_is_down
 
 
 def test_without_the_setting_a_restart_forgets_cached_users(
-    slow_directory: SlowDirectory, tmp_path: Path
+    slow_directory: DelayingProxy, tmp_path: Path
 ) -> None:
     # The default: nothing about credentials outlives the process.
     with restartable_stack(tmp_path, slow_directory.url) as (player, nginx):
