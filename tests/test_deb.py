@@ -67,17 +67,17 @@ def lintian(deb: Path) -> Iterator[subprocess.Popen[str]]:
 
 @pytest.fixture(scope="module")
 def upgrade(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same package as a later version, as a rebuild with a version suffix would be."""
-    work = tmp_path_factory.mktemp("upgrade")
-    tree = work / "tree"
-    run("dpkg-deb", "--raw-extract", deb, tree)
-    control = tree / "DEBIAN" / "control"
-    version = field(deb, "Version")
-    control.write_text(
-        control.read_text().replace(f"Version: {version}\n", f"Version: {version}+local1\n")
-    )
-    later = work / f"{PACKAGE}_{version}+local1_{field(deb, 'Architecture')}.deb"
-    run("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", tree, later)
+    """A later version of the package: a rebuild with a version suffix."""
+    version = f"{field(deb, 'Version')}+local1"
+    output = tmp_path_factory.mktemp("upgrade")
+    later = Path(run(BUILD, "--version", version, "--output", output).stdout.strip())
+    assert field(later, "Version") == version
+    # Its changelog says so at the top, above the entries of the release.
+    extracted = output / "tree"
+    run("dpkg-deb", "--extract", later, extracted)
+    changelog = extracted / "usr" / "share" / "doc" / PACKAGE / "changelog.Debian.gz"
+    latest = run("dpkg-parsechangelog", "-l", changelog, "-S", "Version").stdout.strip()
+    assert latest == version
     return later
 
 

@@ -53,8 +53,11 @@ lib=$root$prefix/lib
 # checkout; pip builds the wheel in that copy, not in the source tree.
 mkdir "$work/source"
 if git -C "$source_tree" rev-parse --git-dir >/dev/null 2>&1; then
+    # (a tracked file deleted in the work tree is left out, as a commit would)
     git -C "$source_tree" ls-files -z --cached --others --exclude-standard \
-        | (cd "$source_tree" && xargs -0 cp --parents -t "$work/source")
+        | (cd "$source_tree" && xargs -0 sh -c \
+            'for name; do if [ -f "$name" ]; then cp --parents -t "$0" "$name"; fi; done' \
+            "$work/source")
 else
     cp -a "$source_tree/." "$work/source"
 fi
