@@ -4,6 +4,7 @@
 # make soak: mixed load while slapd, Redis, the state disk and the sidecar itself fail.
 # make test-jitsi JITSI_PLUGINS=<folder> [JITSI_CONTRIB=<folder>]: the tokens against a
 #   real Prosody with Jitsi's plugins (not part of make test).
+# make deb: jitsi-auth-sidecar_<version>_<arch>.deb for this system (Debian 12, Ubuntu 24.04).
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,9 +12,10 @@ PYTHON ?= python3
 DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
 	chromium fonts-dejavu-core redis-server systemd wrk python3-ldap
 
-.PHONY: test demo bench soak test-jitsi lint debian-packages jitsi-debian-packages clean
+.PHONY: test demo bench soak test-jitsi deb lint debian-packages jitsi-debian-packages \
+	deb-debian-packages clean
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed deb-debian-packages
 	$(BIN)/ruff check sidecar demo tests bench soak realjitsi
 	$(BIN)/ruff format --check sidecar demo tests bench soak realjitsi
 	$(BIN)/mypy --strict
@@ -37,6 +39,13 @@ test-jitsi: $(VENV)/.installed jitsi-debian-packages
 	@test -n "$(JITSI_PLUGINS)" || { echo "usage: make test-jitsi JITSI_PLUGINS=<jitsi-meet's prosody-plugins> [JITSI_CONTRIB=<jitsi-contrib's prosody-plugins>]"; exit 2; }
 	$(BIN)/python -m realjitsi --plugins "$(JITSI_PLUGINS)" $(if $(JITSI_CONTRIB),--contrib "$(JITSI_CONTRIB)")
 
+# The package's build (packaging/debian/build.sh) and tests/test_deb.py: the
+# compilers and headers bonsai is built with, dpkg-shlibdeps, lintian.
+DEB_DEBIAN_PACKAGES := gcc python3-dev python3-venv libldap-dev libsasl2-dev dpkg-dev lintian git
+
+deb: deb-debian-packages
+	packaging/debian/build.sh $(if $(DEB_VERSION),--version "$(DEB_VERSION)")
+
 # The bench extra (matplotlib) on top of the dev install.
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]'
@@ -58,6 +67,9 @@ debian-packages:
 
 jitsi-debian-packages:
 	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(JITSI_DEBIAN_PACKAGES)"
+
+deb-debian-packages:
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(DEB_DEBIAN_PACKAGES)"
 
 $(VENV)/.installed: pyproject.toml | debian-packages
 	$(PYTHON) -m venv $(VENV)
