@@ -240,8 +240,8 @@ class RoomSize:
         return self._spelling[0]
 
     @property
-    def rooms_remembered(self) -> int:
-        return len(self._rooms)
+    def metrics(self) -> Metrics:
+        return self._metrics
 
     async def is_open(self, backend_room: str, tenant: str = "", asker: Asker = NOBODY) -> bool:
         """Whether ``backend_room`` (of ``tenant``) has somebody but the focus in it (or the
@@ -258,6 +258,7 @@ class RoomSize:
             wanted = note is not None and note.wanted
             refused = await self._budget.spend(asker.person, asker.place, wanted=wanted)
             if refused is not None:
+                self._metrics.room_size_held.labels(refused).inc()
                 if refused == "site" and note is not None and note.answer is not None:
                     # Prosody is busy: the last answer (a minute old at most) stands.
                     return note.answer

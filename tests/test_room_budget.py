@@ -92,6 +92,10 @@ async def test_a_person_over_her_budget_waits_and_nobody_else_does(
     clock.now += 30
     await rooms.is_open("spray-later", asker=sprayer)
     assert asked(fake, "spray-later") == 1
+    held = rooms.metrics.registry.get_sample_value(
+        "jitsi_auth_room_size_held_total", {"budget": "person"}
+    )
+    assert held == 40 - PER_PERSON + 1
 
 
 async def test_an_address_pays_for_names_nobody_else_waits_in(
