@@ -27,8 +27,9 @@ from sidecar.refusals import (
     RefusalPage,
     UnacceptableCredentials,
 )
+from sidecar.regulation import place_of
 from sidecar.roles import RoleRules
-from sidecar.room_size import RoomSize
+from sidecar.room_size import Asker, RoomSize
 from sidecar.rooms import NotARoom, RoomRequest, backend_safe_room_name, parse_room_uri
 from sidecar.sessions import Session, SessionCookies
 from sidecar.tokens import RoomTokens
@@ -139,7 +140,8 @@ class Guard:
         if session is not None:
             decision.method = "guest" if session.is_guest else "session"
             decision.user, decision.role = session.user_id, session.role
-            return await self._admit_session(session, room, request.method, decision)
+            asker = Asker(session.user_id, place_of(request.client_address))
+            return await self._admit_session(session, room, request.method, decision, asker)
         credentials = self._basic_credentials(request.authorization)
         if credentials is not None:
             decision.method, decision.user = "basic", credentials.username
@@ -162,15 +164,15 @@ class Guard:
         return session
 
     async def _admit_session(
-        self, session: Session, room: RoomRequest, method: str, decision: Decision
+        self, session: Session, room: RoomRequest, method: str, decision: Decision, asker: Asker
     ) -> Verdict:
         assert self._sessions is not None
         if session.is_guest:
-            return await self._admit_guest(session, room, method, decision)
+            return await self._admit_guest(session, room, method, decision, asker)
         # A closed room is answered from the role the session has: a class
         # waiting (and refreshing every few seconds) must not cost LDAP lookups.
         rule = self._roles.rule_named(session.role)
-        if rule is not None and await self._must_wait(rule, room):
+        if rule is not None and await self._must_wait(rule, room, asker):
             decision.reason = "room not open yet"
             return Page("waiting")
         refreshed = await self.refreshed(session)
@@ -180,7 +182,9 @@ class Guard:
         current, rule, changed = refreshed
         decision.role = rule.name
         touched = current if changed else self._sessions.touch(session)
-        return await self._token_verdict(current.person(), rule, room, touched, method, decision)
+        return await self._token_verdict(
+            current.person(), rule, room, touched, method, decision, asker
+        )
 
     async def refreshed(self, session: Session) -> tuple[Session, RoleRule, bool] | None:
         """The session with its role re-read from LDAP when that is due, its rule, and
@@ -215,7 +219,7 @@ class Guard:
         return current, rule, changed is not None
 
     async def _admit_guest(
-        self, session: Session, room: RoomRequest, method: str, decision: Decision
+        self, session: Session, room: RoomRequest, method: str, decision: Decision, asker: Asker
     ) -> Verdict:
         """A guest: their one room only, never LDAP, gone once the link is withdrawn."""
         assert self._sessions is not None
@@ -229,7 +233,7 @@ class Guard:
             return Page("wrong-room")
         touched = self._sessions.touch(session)
         return await self._token_verdict(
-            session.person(), GUEST_RULE, room, touched, method, decision
+            session.person(), GUEST_RULE, room, touched, method, decision, asker
         )
 
     # -- Basic -----------------------------------------------------------------
@@ -259,17 +263,19 @@ class Guard:
             # Wrong credentials: the browser asks again; anything else has its page.
             return Challenge() if refusal.page is None else Page(refusal.page)
         decision.user, decision.role = admission.person.user_id, admission.rule.name
+        asker = Asker(admission.person.user_id, place_of(request.client_address))
         return await self._token_verdict(
-            admission.person, admission.rule, room, None, request.method, decision
+            admission.person, admission.rule, room, None, request.method, decision, asker
         )
 
     # -- the answer ----------------------------------------------------------------
 
-    async def _must_wait(self, rule: RoleRule, room: RoomRequest) -> bool:
-        """Teachers never wait; others do while the room is not open."""
+    async def _must_wait(self, rule: RoleRule, room: RoomRequest, asker: Asker) -> bool:
+        """Teachers never wait; others do while the room is not open (as far as the
+        asker's own budget of room-size checks lets her know)."""
         if rule.moderator or self._room_size is None:
             return False
-        return not await self._room_size.is_open(room.backend_name, room.tenant)
+        return not await self._room_size.is_open(room.backend_name, room.tenant, asker)
 
     async def _token_verdict(
         self,
@@ -279,9 +285,10 @@ class Guard:
         session: Session | None,
         method: str,
         decision: Decision,
+        asker: Asker,
     ) -> Verdict:
         backend_room = room.backend_name
-        if await self._must_wait(rule, room):
+        if await self._must_wait(rule, room, asker):
             # Even with a token from earlier: the page is not served while the
             # room is closed (Prosody alone decides what that token still does).
             decision.reason = "room not open yet"

@@ -73,6 +73,13 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.room_size_held = Counter(
+            "jitsi_auth_room_size_held",
+            "Room checks not sent to the room-size API because a budget was spent, by budget "
+            "(person, address, site).",
+            ["budget"],
+            registry=registry,
+        )
         self.room_size_errors = Counter(
             "jitsi_auth_room_size_errors",
             "Answers of the room-size API that were neither open nor closed, by reason "

@@ -22,7 +22,12 @@ again after a while, in case Prosody was upgraded meanwhile).
 
 Answers are kept for a couple of seconds per room, and concurrent checks of
 one room share one request: a class of thirty waiting pupils costs Prosody
-one request per room every few seconds. Anything that is neither "open" nor
+one request per room every few seconds. A check that needs a request is paid
+for by whoever asks (:mod:`sidecar.room_budget`): over her own budget a
+person waits, and nobody else does; rooms that others are waiting in, or
+that were open, go before names only one person asks about, and when the
+site's budget is spent the last answer about the room stands (a minute at
+most). Anything that is neither "open" nor
 "closed" (no answer, a 5xx, a 403, Prosody's own 404 page, garbage) is
 logged and counted, and ``on_room_size_error`` decides: "wait" keeps pupils
 waiting, "admit" lets them in.
@@ -30,6 +35,7 @@ waiting, "admit" lets them in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -44,22 +50,21 @@ from yarl import URL
 
 from sidecar.config import ClassroomSettings
 from sidecar.metrics import Metrics
-from sidecar.single_flight import SingleFlight
-from sidecar.sliding_counter import SlidingCounter
+from sidecar.room_budget import RoomBudget
 
 log = logging.getLogger(__name__)
 
 # How long one answer about a room is believed.
 ANSWER_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 2.0
+# Rooms remembered at most (the idle ones go first), each for ROOM_SECONDS after it was last
+# asked about: who asked, and the last answer (used when the site's budget is spent).
 MAX_ROOMS_REMEMBERED = 10_000
-# Requests the API gets at most, for rooms not asked about in the last seconds.
-MAX_REQUESTS_PER_SECOND = 50
+ROOM_SECONDS = 60.0
 # How long the spelling a site answered to is trusted before it is learnt again.
 SPELLING_SECONDS = 3600.0
 # Larger answers are no occupant list of a classroom.
 MAX_ANSWER_BYTES = 1 << 20
-_API = "room-size API"
 
 Spelling = Literal["exact", "encoded"]
 SPELLINGS: tuple[Spelling, ...] = ("exact", "encoded")
@@ -169,6 +174,34 @@ def _people(body: bytes, *, domain: str, focus_user: str) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Asker:
+    """Who a check is for: the person (her user id) and where she asks from (her place)."""
+
+    person: str
+    place: str
+
+
+NOBODY = Asker("", "")
+RoomKey = tuple[str, str]  # (tenant, backend room)
+
+
+@dataclass
+class RoomNote:
+    """What is known of one room lately: who asked first, whether anybody else did, and the
+    last answer (None: none yet) with when it came."""
+
+    first_asker: str
+    others: bool = False
+    answer: bool | None = None
+    answered_at: float = 0.0
+
+    @property
+    def wanted(self) -> bool:
+        """Others are waiting in it, or it was open: not a name one person made up."""
+        return self.others or self.answer is True
+
+
 class RoomSize:
     def __init__(
         self,
@@ -179,6 +212,7 @@ class RoomSize:
         token_for: Callable[[str, str], str] | None,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        budget: RoomBudget | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._url = occupants_url(settings.room_size_url)
@@ -190,13 +224,13 @@ class RoomSize:
         self._clock = clock
         # The spelling this site's module answered to, and until when that is trusted.
         self._spelling: tuple[Spelling, float] | None = None
-        self._answers: TTLCache[tuple[str, str], bool] = TTLCache(
-            MAX_ROOMS_REMEMBERED, ANSWER_SECONDS, timer=clock
+        self._rooms: TTLCache[RoomKey, RoomNote] = TTLCache(
+            MAX_ROOMS_REMEMBERED, ROOM_SECONDS, timer=clock
         )
-        self._requests: SingleFlight[tuple[str, str], bool] = SingleFlight()
-        self._requests_lately = SlidingCounter(
-            MAX_REQUESTS_PER_SECOND, window=1, ban_time=1, clock=clock
-        )
+        # Requests under way, one per room, shared by everybody who asks meanwhile. A task
+        # of its own, so that a first asker who goes away does not take the answer along.
+        self._asking: dict[RoomKey, asyncio.Task[bool]] = {}
+        self._budget = budget or RoomBudget(clock=clock)
 
     @property
     def spelling(self) -> Spelling | None:
@@ -205,20 +239,45 @@ class RoomSize:
             return None
         return self._spelling[0]
 
-    async def is_open(self, backend_room: str, tenant: str = "") -> bool:
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
+
+    async def is_open(self, backend_room: str, tenant: str = "", asker: Asker = NOBODY) -> bool:
         """Whether ``backend_room`` (of ``tenant``) has somebody but the focus in it (or the
-        error policy's answer)."""
+        error policy's answer), as far as ``asker`` may learn it now."""
         room = (tenant, backend_room)
-        known = self._answers.get(room)
-        if known is not None:
-            return known
-        if self._requests_lately.banned_for(_API) > 0:
-            # Somebody asks about more rooms than a school has: they wait, and
-            # Prosody is spared (never "admit": that would be for the asking).
-            return False
-        self._requests_lately.fail(_API)
-        answer = await self._requests.run(room, lambda: self._ask(backend_room, tenant))
-        self._answers[room] = answer
+        note = self._rooms.get(room)
+        if note is not None:
+            if note.first_asker != asker.person:
+                note.others = True
+            if note.answer is not None and self._clock() - note.answered_at < ANSWER_SECONDS:
+                return note.answer
+        asking = self._asking.get(room)
+        if asking is None:
+            wanted = note is not None and note.wanted
+            refused = await self._budget.spend(asker.person, asker.place, wanted=wanted)
+            if refused is not None:
+                self._metrics.room_size_held.labels(refused).inc()
+                if refused == "site" and note is not None and note.answer is not None:
+                    # Prosody is busy: the last answer (a minute old at most) stands.
+                    return note.answer
+                # Over her own budget (or the site's, with nothing known): she waits;
+                # never "admit", which would be for the asking.
+                return False
+            asking = self._asking.get(room)  # another check may have begun meanwhile
+            if asking is None:
+                asking = asyncio.create_task(self._ask_and_note(room, asker.person))
+                self._asking[room] = asking
+                asking.add_done_callback(lambda _: self._asking.pop(room, None))
+        return await asyncio.shield(asking)
+
+    async def _ask_and_note(self, room: RoomKey, person: str) -> bool:
+        tenant, backend_room = room
+        answer = await self._ask(backend_room, tenant)
+        note = self._rooms.get(room) or RoomNote(person)
+        note.answer, note.answered_at = answer, self._clock()
+        self._rooms[room] = note  # set again: remembered ROOM_SECONDS from now
         return answer
 
     async def _ask(self, backend_room: str, tenant: str) -> bool:

@@ -19,6 +19,8 @@ from sidecar.appkeys import BRIDGE, CSRF_TOKENS, GUEST_LINKS, ROOM_SIZE, SESSION
 from sidecar.config import JITSI_MEET_APP
 from sidecar.guest_pages import DEFAULT_DAYS, until_text
 from sidecar.pages import guest_room_message, named_page, render, translator
+from sidecar.regulation import place_of
+from sidecar.room_size import Asker
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
 from sidecar.statistics import UNKNOWN, BridgeFigures
 from sidecar.visitors import Visitor, visitor
@@ -54,7 +56,8 @@ async def _may_enter(request: web.Request, who: Visitor, room: RoomRequest) -> b
     room_size = request.app[ROOM_SIZE]
     if who.is_teacher or room_size is None:
         return True
-    return await room_size.is_open(room.backend_name)
+    asker = Asker(who.person.user_id, place_of(request.headers.get("X-Real-IP", "")))
+    return await room_size.is_open(room.backend_name, asker=asker)
 
 
 async def _figures(request: web.Request) -> BridgeFigures | None:

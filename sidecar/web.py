@@ -64,6 +64,7 @@ from sidecar.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what th
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
+from sidecar.room_budget import RoomBudget
 from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
 from sidecar.shared_state import SharedState, open_redis
@@ -292,6 +293,7 @@ def _resources(
                 client=client,
                 token_for=tokens.room_check_token if settings.classroom.room_size_token else None,
                 metrics=metrics,
+                budget=RoomBudget(shared),
             )
             if settings.classroom.wait_for_teacher
             else None

@@ -23,7 +23,8 @@ from demo.slapd import Slapd
 from sidecar.config import ClassroomSettings
 from sidecar.cookies import CookiePolicy
 from sidecar.metrics import Metrics
-from sidecar.room_size import MAX_REQUESTS_PER_SECOND, SPELLING_SECONDS, RoomSize
+from sidecar.room_budget import PER_PERSON, PERSON_WINDOW
+from sidecar.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
 from sidecar.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
@@ -303,17 +304,37 @@ def test_the_room_check_token_lives_only_minutes(
     assert claims["exp"] - claims["iat"] <= 120
 
 
-async def test_asking_about_many_rooms_is_bounded(fake: JitsiHttp) -> None:
-    async with aiohttp.ClientSession() as client:
-        room_size = RoomSize(
-            ClassroomSettings(wait_for_teacher=True, room_size_url=fake.room_size_url),
-            domain=DOMAIN,
-            client=client,
-            token_for=None,
-        )
-        answers = [await room_size.is_open(f"room{number}") for number in range(200)]
-    assert not any(answers)
-    assert len(fake.requests) <= MAX_REQUESTS_PER_SECOND * 3
+def test_a_pupil_spraying_room_names_keeps_nobody_else_out(
+    slapd: Slapd, make_stack: Callable[..., Stack], fake: JitsiHttp
+) -> None:
+    """One pupil asks for ever new room names, as fast as nginx answers her, while
+    another enters an open room again and again (its answer expiring in between): the
+    second gets in every time, and the first is held to her own budget."""
+    stack = make_stack(slapd, extra=classroom(fake))
+    fake.open("mathe7b")
+    sprayer = basic_auth(SCHOOL.pupils[1].uid, SCHOOL.pupils[1].password)
+    pupil = basic_auth(PUPIL.uid, PUPIL.password)
+    names = iter(range(10**6))
+    started = time.monotonic()
+    entered: list[Reply] = []
+    sprayed: list[Reply] = []
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # Bounded: 40 rounds, and at least three answer lifetimes so that the open
+        # room's answer has expired (and been asked again) several times.
+        for round_number in range(200):
+            if round_number >= 40 and time.monotonic() - started > 3 * ANSWER_SECONDS:
+                break
+            sprayed += pool.map(lambda _: stack.get(f"/spray{next(names)}", sprayer), range(16))
+            entered.append(stack.get("/Mathe7b", pupil))
+    elapsed = time.monotonic() - started
+    assert all(reply.status != 500 for reply in sprayed)
+    assert all(waits(reply) for reply in sprayed)
+    assert [reply.status for reply in entered] == [302] * len(entered)
+    assert all((reply.header("Location") or "").startswith("/Mathe7b?jwt=") for reply in entered)
+    # The sprayer's names cost Prosody her own budget, not one request per name.
+    asked_for_her = sum(1 for asked in fake.requests if asked.room.startswith("spray"))
+    windows = 2 + int(elapsed // PERSON_WINDOW)
+    assert asked_for_her <= PER_PERSON * windows < len(sprayed)
 
 
 def classroom_settings(url: str, *, on_error: str = "wait") -> ClassroomSettings:
