@@ -164,16 +164,31 @@ class Regulator:
 
     async def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""
+        return (await self._longest_ban(username, address))[0]
+
+    async def refuse_if_banned(self, username: str, address: str) -> None:
+        """:class:`Banned` when ``username`` may not try from ``address`` now.
+
+        For answers that need no check (good credentials cached lately): they
+        tell right from wrong as well as a check does, so a ban holds for them
+        too. Nothing is counted (the answer costs no bind).
+        """
+        seconds, scope = await self._longest_ban(username, address)
+        if scope is not None:
+            self._metrics.bans.labels(scope).inc()
+            raise Banned(scope, seconds)
+
+    async def _longest_ban(self, username: str, address: str) -> tuple[float, BanScope | None]:
         name = _NAME + fold_user_name(username)
         place = place_of(address)
-        seconds = [0.0]
+        longest: tuple[float, BanScope | None] = (0.0, None)
         for who in (name, await self._store.entry_of(name)):
             if who is None:
                 continue
             ban = self._ban(await self._store.read(self._counts(who, place), _pair(who, place)))
-            if ban is not None:
-                seconds.append(ban[1])
-        return max(seconds)
+            if ban is not None and ban[1] > longest[0]:
+                longest = (ban[1], ban[0])
+        return longest
 
     @asynccontextmanager
     async def attempt(self, username: str, address: str) -> AsyncIterator[Attempt]:

@@ -4,11 +4,13 @@ special room names, token parameters Jitsi reads differently, other methods."""
 from __future__ import annotations
 
 import http.client
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from demo.school import SCHOOL, Person
+from demo.slapd import Slapd
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
 
@@ -103,3 +105,83 @@ def test_other_methods_on_a_room_are_answered_as_get(
     assert browser.log_in(PUPIL.uid, PUPIL.password).status == 302
     cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
     assert send(stack, method, "/Mathe7b", {"Cookie": cookie}).status == 302
+
+
+# -- bans hold for credentials the sidecar has cached --------------------------
+
+ATTACKER = "127.0.0.2"
+HER_PLACE = "127.0.0.1"
+# A ban of the attacker's address after three failures from it, whoever they named.
+ADDRESS_BAN_AFTER_THREE = """
+[regulation]
+max_failures_per_user = 100
+max_failures_per_user_overall = 100
+max_failures_per_address = 3
+ban_time = 900
+"""
+
+
+def basic_reply(stack: Stack, uid: str, password: str, source: str) -> Reply:
+    return stack.get("/Mathe7b", basic_auth(uid, password), source=source)
+
+
+def test_a_banned_address_learns_nothing_from_cached_credentials(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """While her Basic credentials are cached, a guess from a banned address is
+    answered with the ban, right or wrong: no oracle (429 = wrong, 302 = right)."""
+    stack = make_stack(slapd, extra=ADDRESS_BAN_AFTER_THREE)
+    # She logs in with Basic from her own place: cached, and a known place.
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, f"sprayed{number}", "guess", ATTACKER).status == 401
+    assert basic_reply(stack, TEACHER.uid, "wrong", ATTACKER).status == 429
+    right = basic_reply(stack, TEACHER.uid, TEACHER.password, ATTACKER)
+    assert right.status == 429
+    assert right.header("Location") is None
+    # Her own place is not banned, and the cache still answers her there.
+    again = basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE)
+    assert token_in(again.header("Location") or "")
+
+
+def test_a_ban_of_her_own_place_spares_her_cached_login_there(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """A shared address (the school's) banned by somebody's spraying: the people
+    known there keep coming in, with cached credentials too; newcomers wait."""
+    stack = make_stack(slapd, extra=ADDRESS_BAN_AFTER_THREE)
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    # A pupil's cached credentials, from elsewhere: she is not known at the school's address.
+    assert token_in(
+        basic_reply(stack, PUPIL.uid, PUPIL.password, ATTACKER).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, f"sprayed{number}", "guess", HER_PLACE).status == 401
+    assert basic_reply(stack, PUPIL.uid, PUPIL.password, HER_PLACE).status == 429
+    known = basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE)
+    assert token_in(known.header("Location") or "")
+
+
+def test_a_banned_name_learns_nothing_from_cached_credentials(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """Guesses at one name from one address ban that name there: her cached
+    password from that address gets the ban too."""
+    extra = ADDRESS_BAN_AFTER_THREE.replace(
+        "max_failures_per_user = 100", "max_failures_per_user = 3"
+    )
+    extra = extra.replace("max_failures_per_address = 3", "max_failures_per_address = 1000")
+    stack = make_stack(slapd, extra=extra)
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, TEACHER.uid, f"guess-{number}", ATTACKER).status == 401
+    assert basic_reply(stack, TEACHER.uid, TEACHER.password, ATTACKER).status == 429
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
