@@ -139,8 +139,44 @@ class Remembered:
                 del items[old]
         self._items[slot] = (now + self._lifetime, value)
 
+    def forget(self, key: str) -> None:
+        self._items.pop(hash(key), None)
+
     def __len__(self) -> int:
         return len(self._items)
+
+
+class KnownPlaces:
+    """Pairs of person and place known from a successful login, at most
+    :data:`MAX_KNOWN_PLACES_PER_PERSON` per person (the ones seen last) and
+    ``max_keys`` in all (see :class:`Remembered`)."""
+
+    def __init__(self, lifetime: int, *, clock: Callable[[], float], max_keys: int) -> None:
+        self._known = Remembered(lifetime, clock=clock, max_keys=max_keys)
+        self._max_people = max_keys
+        # Per person (hashed), her pairs in the order last seen; people in the order last seen.
+        self._pairs_of: dict[int, dict[str, None]] = {}
+
+    def knows(self, pair: str) -> bool:
+        return self._known.get(pair) is not None
+
+    def learn(self, pair: str) -> None:
+        person = hash(pair.rpartition("\n")[0])
+        pairs = self._pairs_of.pop(person, {})
+        pairs.pop(pair, None)
+        pairs[pair] = None
+        while len(pairs) > MAX_KNOWN_PLACES_PER_PERSON:
+            oldest = next(iter(pairs))
+            del pairs[oldest]
+            self._known.forget(oldest)
+        self._pairs_of[person] = pairs
+        if len(self._pairs_of) > self._max_people:
+            # Whose last login is oldest: her places are the ones Remembered drops first, too.
+            del self._pairs_of[next(iter(self._pairs_of))]
+        self._known.set(pair, "")
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 class MemoryStore:
@@ -165,7 +201,7 @@ class MemoryStore:
             for name, limit in limits.items()
         }
         self._under_way: dict[Count, int] = {}
-        self._known = Remembered(
+        self._known = KnownPlaces(
             settings.known_address_lifetime, clock=clock, max_keys=min(max_keys, MAX_KNOWN_PLACES)
         )
         self._entries = Remembered(
@@ -200,7 +236,7 @@ class MemoryStore:
             bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
             failures={count: self._counters[count[0]].recent(count[1]) for count in consulted},
             under_way={count: self._under_way.get(count, 0) for count in consulted},
-            known=self._known.get(known) is not None,
+            known=self._known.knows(known),
         )
 
     async def begin(
@@ -221,7 +257,7 @@ class MemoryStore:
 
     async def succeed(self, count: Count, known: str) -> None:
         self._counters[count[0]].forget(count[1])
-        self._known.set(known, "")
+        self._known.learn(known)
 
     async def entry_of(self, name: str) -> str | None:
         return self._entries.get(name)
