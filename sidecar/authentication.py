@@ -1,8 +1,8 @@
 """One login decision, for the login form and for Basic alike: these credentials,
 from this address, to an admission (a person and their role) or a refusal.
 
-Regulated first (bans, checks under way), then cached (Basic only) or checked
-against the directory, then mapped to a role. Every way it can fail is a
+Regulated first (bans, checks under way; a cached answer too), then cached
+(Basic only) or checked against the directory, then mapped to a role. Every way it can fail is a
 :class:`~sidecar.refusals.LoginRefused`, which names the page that explains it.
 """
 
@@ -62,6 +62,10 @@ class Authenticator:
     async def _person(self, credentials: Credentials, address: str, *, cached: bool) -> Person:
         if not cached:
             return await self._checked(credentials, address)
+        # Bans first, the cache after: an answer from the cache tells right from
+        # wrong as well as a bind does, and a banned address or name learns
+        # nothing from a guess (the person's own known places stay open).
+        await self._regulator.refuse_if_banned(credentials.username, address)
         person = self._cache.cached(credentials)
         self._metrics.cache.labels("miss" if person is None else "hit").inc()
         if person is not None:

@@ -56,6 +56,8 @@ KNOWN_PEOPLE_FACTOR = 10
 # Who-keys: a folded user name, or the directory entry a search found.
 _NAME = "name:"
 _ENTRY = "entry:"
+# Stands in for the entry of a name the directory does not have (see Attempt.found_nothing).
+_UNKNOWN = "unknown:"
 
 
 def fold_user_name(username: str) -> str:
@@ -98,6 +100,12 @@ _BUSY_ORDER: tuple[CountName, ...] = ("person_at_place", "place_for_everybody", 
 def _pair(who: str, place: str) -> str:
     # Neither a folded name, a DN nor a place holds a newline.
     return f"{who}\n{place}"
+
+
+def _known_pair(who: str, place: str) -> str:
+    """The pair whose successful login makes ``who`` known at ``place``: a stand-in
+    entry is known wherever its name is (it never logs in itself)."""
+    return _pair(who.removeprefix(_UNKNOWN), place)
 
 
 class Regulator:
@@ -164,16 +172,32 @@ class Regulator:
 
     async def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""
+        return (await self._longest_ban(username, address))[0]
+
+    async def refuse_if_banned(self, username: str, address: str) -> None:
+        """:class:`Banned` when ``username`` may not try from ``address`` now.
+
+        For answers that need no check (good credentials cached lately): they
+        tell right from wrong as well as a check does, so a ban holds for them
+        too. Nothing is counted (the answer costs no bind).
+        """
+        seconds, scope = await self._longest_ban(username, address)
+        if scope is not None:
+            self._metrics.bans.labels(scope).inc()
+            raise Banned(scope, seconds)
+
+    async def _longest_ban(self, username: str, address: str) -> tuple[float, BanScope | None]:
         name = _NAME + fold_user_name(username)
         place = place_of(address)
-        seconds = [0.0]
-        for who in (name, await self._store.entry_of(name)):
-            if who is None:
-                continue
-            ban = self._ban(await self._store.read(self._counts(who, place), _pair(who, place)))
-            if ban is not None:
-                seconds.append(ban[1])
-        return max(seconds)
+        longest: tuple[float, BanScope | None] = (0.0, None)
+        # Two readings whether or not an entry is known: as many Redis commands
+        # for a name the directory lacks as for one it has.
+        for who in (name, await self._store.entry_of(name) or _UNKNOWN + name):
+            reading = await self._store.read(self._counts(who, place), _known_pair(who, place))
+            ban = self._ban(reading)
+            if ban is not None and ban[1] > longest[0]:
+                longest = (ban[1], ban[0])
+        return longest
 
     @asynccontextmanager
     async def attempt(self, username: str, address: str) -> AsyncIterator[Attempt]:
@@ -189,6 +213,7 @@ class Regulator:
             await attempt.count_against(attempt.name)
             yield attempt
         except InvalidCredentials:
+            await attempt.found_nothing()
             await attempt.failed()
             raise
         finally:
@@ -201,7 +226,7 @@ class Regulator:
         or :class:`Banned` (and nothing under way)."""
         charged = self._charged(who, place, first=first)
         hold, reading = await self._store.begin(
-            charged, self._counts(who, place), _pair(who, place)
+            charged, self._counts(who, place), _known_pair(who, place)
         )
         ban = self._ban(reading)
         busy = self._busy(reading, charged)
@@ -227,11 +252,10 @@ class Regulator:
     async def _succeed(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own
         # login would hand an attacker elsewhere a fresh set of guesses.
-        pair = _pair(who, place)
-        await self._store.succeed(("person_at_place", pair), pair)
+        await self._store.succeed(("person_at_place", _pair(who, place)), _known_pair(who, place))
 
     async def _learn_entry(self, name: str, entry: str) -> None:
-        await self._store.learn_entry(name, entry)
+        await self._store.learn_entry(name, entry, stand_in=entry.startswith(_UNKNOWN))
 
 
 class Attempt:
@@ -257,15 +281,29 @@ class Attempt:
         directory folds. Raises :class:`Banned` before the bind when it is banned.
         """
         # Learnt first: the banned page, asked for next, looks the name up.
-        await self._regulator._learn_entry(self.name, _ENTRY + entry)
-        await self.count_against(_ENTRY + entry)
+        await self._count_as_entry(_ENTRY + entry)
+
+    async def found_nothing(self) -> None:
+        """A failure without an entry (a name the directory lacks): counted against
+        a stand-in entry, so that Redis is sent the same commands, in the same
+        order, as for a wrong password (each one a round trip an attacker could
+        time). Raises :class:`Banned` where a real entry's ban would have."""
+        if len(self._holds) == 1:
+            await self._count_as_entry(_UNKNOWN + self.name)
+
+    async def _count_as_entry(self, who: str) -> None:
+        """The name leads to ``who``: learnt (the banned page looks it up), then counted."""
+        await self._regulator._learn_entry(self.name, who)
+        await self.count_against(who)
 
     async def failed(self) -> None:
         for hold in self._holds.values():
             await self._regulator._fail(hold)
 
     async def succeeded(self) -> None:
-        for who in self._holds:
+        # Her name's stand-in too: failures counted while no entry was found
+        # (a directory without searches finds none) are hers from here as well.
+        for who in [*self._holds, _UNKNOWN + self.name]:
             await self._regulator._succeed(who, self._place)
 
     async def end(self) -> None:

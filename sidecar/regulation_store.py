@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sidecar.config import RegulationSettings
-from sidecar.shared_state import SharedState
+from sidecar.shared_state import SharedState, digest
 from sidecar.sliding_counter import EVICTION_SHARE, MAX_TRACKED_KEYS, SlidingCounter
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ Count = tuple[CountName, str]
 UNDER_WAY_SECONDS = 30
 # Pairs of person and place known from a successful login, at most (each costs a login).
 MAX_KNOWN_PLACES = 50_000
+# Places one person is known at, at most (the ones seen last are kept): a person who
+# logs in from many addresses must not fill Redis, nor push other people's places out.
+MAX_KNOWN_PLACES_PER_PERSON = 16
 # Names whose directory entry a search found, at most (each is a name the directory has).
 MAX_ENTRIES_REMEMBERED = 20_000
 T = TypeVar("T", int, float)
@@ -101,7 +104,9 @@ class RegulationStore(Protocol):
     async def entry_of(self, name: str) -> str | None:
         """The directory entry a search found for ``name`` lately."""
 
-    async def learn_entry(self, name: str, entry: str) -> None: ...
+    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
+        """Remember ``entry`` as ``name``'s; a ``stand_in`` (for a name the directory
+        lacks) only where it costs what a real one does, and for one window only."""
 
 
 class Remembered:
@@ -134,8 +139,44 @@ class Remembered:
                 del items[old]
         self._items[slot] = (now + self._lifetime, value)
 
+    def forget(self, key: str) -> None:
+        self._items.pop(hash(key), None)
+
     def __len__(self) -> int:
         return len(self._items)
+
+
+class KnownPlaces:
+    """Pairs of person and place known from a successful login, at most
+    :data:`MAX_KNOWN_PLACES_PER_PERSON` per person (the ones seen last) and
+    ``max_keys`` in all (see :class:`Remembered`)."""
+
+    def __init__(self, lifetime: int, *, clock: Callable[[], float], max_keys: int) -> None:
+        self._known = Remembered(lifetime, clock=clock, max_keys=max_keys)
+        self._max_people = max_keys
+        # Per person (hashed), her pairs in the order last seen; people in the order last seen.
+        self._pairs_of: dict[int, dict[str, None]] = {}
+
+    def knows(self, pair: str) -> bool:
+        return self._known.get(pair) is not None
+
+    def learn(self, pair: str) -> None:
+        person = hash(pair.rpartition("\n")[0])
+        pairs = self._pairs_of.pop(person, {})
+        pairs.pop(pair, None)
+        pairs[pair] = None
+        while len(pairs) > MAX_KNOWN_PLACES_PER_PERSON:
+            oldest = next(iter(pairs))
+            del pairs[oldest]
+            self._known.forget(oldest)
+        self._pairs_of[person] = pairs
+        if len(self._pairs_of) > self._max_people:
+            # Whose last login is oldest: her places are the ones Remembered drops first, too.
+            del self._pairs_of[next(iter(self._pairs_of))]
+        self._known.set(pair, "")
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 class MemoryStore:
@@ -160,7 +201,7 @@ class MemoryStore:
             for name, limit in limits.items()
         }
         self._under_way: dict[Count, int] = {}
-        self._known = Remembered(
+        self._known = KnownPlaces(
             settings.known_address_lifetime, clock=clock, max_keys=min(max_keys, MAX_KNOWN_PLACES)
         )
         self._entries = Remembered(
@@ -195,7 +236,7 @@ class MemoryStore:
             bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
             failures={count: self._counters[count[0]].recent(count[1]) for count in consulted},
             under_way={count: self._under_way.get(count, 0) for count in consulted},
-            known=self._known.get(known) is not None,
+            known=self._known.knows(known),
         )
 
     async def begin(
@@ -216,13 +257,15 @@ class MemoryStore:
 
     async def succeed(self, count: Count, known: str) -> None:
         self._counters[count[0]].forget(count[1])
-        self._known.set(known, "")
+        self._known.learn(known)
 
     async def entry_of(self, name: str) -> str | None:
         return self._entries.get(name)
 
-    async def learn_entry(self, name: str, entry: str) -> None:
-        self._entries.set(name, entry)
+    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
+        # In memory a stand-in costs no time worth hiding, and would push real entries out.
+        if not stand_in:
+            self._entries.set(name, entry)
 
 
 class RedisStore:
@@ -313,13 +356,22 @@ class RedisStore:
         for count in consulted:
             pipe.pttl(self._ban_key(count))
             pipe.zcount(self._failures_key(count), f"({now - self._settings.window}", "+inf")
-        pipe.exists(self._key("known", known))
+        who, _, place = known.rpartition("\n")
+        pipe.zscore(self._known_key(who), digest(place))
 
-    @staticmethod
+    def _known_key(self, who: str) -> str:
+        # One sorted set per person: place digest -> when she last logged in there.
+        return self._key("known-places", who)
+
     def _reading(
-        answers: list[Any], consulted: Sequence[Count], under_way: dict[Count, int]
+        self, answers: list[Any], consulted: Sequence[Count], under_way: dict[Count, int]
     ) -> Reading:
-        reading = Reading(under_way=under_way, known=bool(answers[-1]))
+        # The set lives as long as her latest login keeps it; each place only its lifetime.
+        last_seen = answers[-1]
+        known = last_seen is not None and (
+            float(last_seen) > self._clock() - self._settings.known_address_lifetime
+        )
+        reading = Reading(under_way=under_way, known=known)
         for index, count in enumerate(consulted):
             milliseconds, failures = answers[2 * index : 2 * index + 2]
             reading.bans[count] = max(0, milliseconds) / 1000  # -2: no such key, -1: no expiry
@@ -355,8 +407,15 @@ class RedisStore:
         await self._local.succeed(count, known)
         pipe = self._redis.pipeline(transaction=False)
         pipe.delete(self._failures_key(count))
-        if self._settings.known_address_lifetime > 0:
-            pipe.set(self._key("known", known), "1", ex=self._settings.known_address_lifetime)
+        lifetime = self._settings.known_address_lifetime
+        if lifetime > 0:
+            who, _, place = known.rpartition("\n")
+            key, now = self._known_key(who), self._clock()
+            pipe.zadd(key, {digest(place): now})
+            pipe.zremrangebyscore(key, "-inf", now - lifetime)
+            # The places she logged in from last are kept, the others forgotten.
+            pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
+            pipe.expire(key, lifetime)
         await self._shared("succeed", pipe.execute())
 
     async def entry_of(self, name: str) -> str | None:
@@ -365,9 +424,13 @@ class RedisStore:
             return await self._local.entry_of(name)
         return found.decode("utf-8", "surrogatepass") if isinstance(found, bytes) else str(found)
 
-    async def learn_entry(self, name: str, entry: str) -> None:
-        await self._local.learn_entry(name, entry)
-        lifetime = max(1, self._settings.known_address_lifetime)
+    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
+        await self._local.learn_entry(name, entry, stand_in=stand_in)
+        # Written all the same for a stand-in, with the same command: a name the
+        # directory lacks costs Redis what a known one does. Kept for one window
+        # only, so that sprayed names do not pile up.
+        lifetime = self._settings.window if stand_in else self._settings.known_address_lifetime
+        lifetime = max(1, lifetime)
         await self._shared(
             "entry",
             self._redis.set(

@@ -310,6 +310,18 @@ class SessionCookies:
             last_seen=self._now(),
         )
 
+    def ends_at(self, session: Session) -> int:
+        """The latest a copy of ``session``'s cookie could still open (Unix time): its
+        lifetime, its guest link, or its idle timeout counted from now, whichever is
+        first (no copy was seen later than now). A logout is kept that long, no longer."""
+        ends = [
+            session.issued_at + self._settings.lifetime,
+            self._now() + self._settings.idle_timeout,
+        ]
+        if session.expires_at:
+            ends.append(session.expires_at)
+        return min(ends)
+
     async def end(self, session: Session) -> bool:
         """Log ``session`` out, here at once and everywhere for as long as it could live.
 
@@ -317,7 +329,7 @@ class SessionCookies:
         logout then holds in this process (and, with Redis, on every sidecar) but a
         restart before it is written would forget it. The caller says so.
         """
-        until = session.issued_at + self._settings.lifetime
+        until = self.ends_at(session)
         saved = self._revoked.revoke(session.session_id, until)
         if self._shared is not None:
             await self._shared.mark(ENDED, session.session_id, until)

@@ -172,3 +172,83 @@ def test_directory_names_are_cleaned_on_every_path(
     assert names_in_tokens(stack, turned) == ["Max Schmidt INFO forged"] * 2
     # Three marks on a letter at most: the first composes with it (NFC).
     assert names_in_tokens(stack, padded) == ["\u0179\u0301\u0301oe Ko"] * 2
+
+
+# -- bans hold for credentials the sidecar has cached --------------------------
+
+ATTACKER = "127.0.0.2"
+HER_PLACE = "127.0.0.1"
+# A ban of the attacker's address after three failures from it, whoever they named.
+ADDRESS_BAN_AFTER_THREE = """
+[regulation]
+max_failures_per_user = 100
+max_failures_per_user_overall = 100
+max_failures_per_address = 3
+ban_time = 900
+"""
+
+
+def basic_reply(stack: Stack, uid: str, password: str, source: str) -> Reply:
+    return stack.get("/Mathe7b", basic_auth(uid, password), source=source)
+
+
+def test_a_banned_address_learns_nothing_from_cached_credentials(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """While her Basic credentials are cached, a guess from a banned address is
+    answered with the ban, right or wrong: no oracle (429 = wrong, 302 = right)."""
+    stack = make_stack(slapd, extra=ADDRESS_BAN_AFTER_THREE)
+    # She logs in with Basic from her own place: cached, and a known place.
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, f"sprayed{number}", "guess", ATTACKER).status == 401
+    assert basic_reply(stack, TEACHER.uid, "wrong", ATTACKER).status == 429
+    right = basic_reply(stack, TEACHER.uid, TEACHER.password, ATTACKER)
+    assert right.status == 429
+    assert right.header("Location") is None
+    # Her own place is not banned, and the cache still answers her there.
+    again = basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE)
+    assert token_in(again.header("Location") or "")
+
+
+def test_a_ban_of_her_own_place_spares_her_cached_login_there(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """A shared address (the school's) banned by somebody's spraying: the people
+    known there keep coming in, with cached credentials too; newcomers wait."""
+    stack = make_stack(slapd, extra=ADDRESS_BAN_AFTER_THREE)
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    # A pupil's cached credentials, from elsewhere: she is not known at the school's address.
+    assert token_in(
+        basic_reply(stack, PUPIL.uid, PUPIL.password, ATTACKER).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, f"sprayed{number}", "guess", HER_PLACE).status == 401
+    assert basic_reply(stack, PUPIL.uid, PUPIL.password, HER_PLACE).status == 429
+    known = basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE)
+    assert token_in(known.header("Location") or "")
+
+
+def test_a_banned_name_learns_nothing_from_cached_credentials(
+    slapd: Slapd, make_stack: Callable[..., Stack]
+) -> None:
+    """Guesses at one name from one address ban that name there: her cached
+    password from that address gets the ban too."""
+    extra = ADDRESS_BAN_AFTER_THREE.replace(
+        "max_failures_per_user = 100", "max_failures_per_user = 3"
+    )
+    extra = extra.replace("max_failures_per_address = 3", "max_failures_per_address = 1000")
+    stack = make_stack(slapd, extra=extra)
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )
+    for number in range(3):
+        assert basic_reply(stack, TEACHER.uid, f"guess-{number}", ATTACKER).status == 401
+    assert basic_reply(stack, TEACHER.uid, TEACHER.password, ATTACKER).status == 429
+    assert token_in(
+        basic_reply(stack, TEACHER.uid, TEACHER.password, HER_PLACE).header("Location") or ""
+    )

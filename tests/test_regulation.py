@@ -15,6 +15,7 @@ from sidecar.regulation import (
     fold_user_name,
     place_of,
 )
+from sidecar.regulation_store import MAX_KNOWN_PLACES_PER_PERSON
 from sidecar.sliding_counter import SlidingCounter
 
 PER_USER = 3
@@ -482,3 +483,20 @@ async def test_known_places_stay_at_their_cap(clock: Clock) -> None:
     for number in range(3 * CAP):
         await succeed(regulator, f"person-{number}", f"192.0.2.{number % 250}")
     assert regulator.tracked()["known places"] <= CAP
+
+
+async def test_a_person_is_known_at_her_places_seen_last_only(
+    regulator: Regulator, clock: Clock
+) -> None:
+    """Logins from many addresses neither fill the table nor keep them all open."""
+    places = [f"198.51.100.{number}" for number in range(MAX_KNOWN_PLACES_PER_PERSON + 4)]
+    for place in places:
+        await succeed(regulator, "anna", place)
+        clock.advance(1)
+    for number in range(OVERALL):
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    assert await regulator.banned_for("anna", places[0]) == BAN_TIME
+    assert await regulator.banned_for("anna", places[3]) == BAN_TIME
+    assert await regulator.banned_for("anna", places[4]) == 0
+    assert await regulator.banned_for("anna", places[-1]) == 0
+    assert regulator.tracked()["known places"] == MAX_KNOWN_PLACES_PER_PERSON
