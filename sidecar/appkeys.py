@@ -16,7 +16,7 @@ from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.room_size import RoomSize
 from sidecar.sessions import SessionCookies
-from sidecar.sliding_counter import SlidingCounter
+from sidecar.site_limits import SiteLimit
 from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
@@ -38,8 +38,8 @@ ROOM_SIZE: web.AppKey[RoomSize | None] = web.AppKey("room_size")
 # None when [guests] keys_file is not set.
 GUEST_LINKS: web.AppKey[GuestLinks | None] = web.AppKey("guest_links")
 # Guest names entered, per address; guest links created, per teacher.
-GUEST_LIMIT = web.AppKey("guest_limit", SlidingCounter)
-LINK_LIMIT = web.AppKey("link_limit", SlidingCounter)
+GUEST_LIMIT = web.AppKey("guest_limit", SiteLimit)
+LINK_LIMIT = web.AppKey("link_limit", SiteLimit)
 # None when [classroom] bridge_stats_url is not set.
 BRIDGE: web.AppKey[BridgeStatistics | None] = web.AppKey("bridge")
 WAITING = web.AppKey("waiting", WaitingPace)

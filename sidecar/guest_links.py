@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.config import GuestSettings, Secret
 from sidecar.rooms import NotARoom, RoomRequest, room_named
-from sidecar.shared_state import SharedState
+from sidecar.shared_state import SharedState, done, optional_texts, texts
 from sidecar.state_files import StateFileError as StateFileError  # what the start catches
 from sidecar.state_files import remove_leftovers, unreadable, write_atomically
 
@@ -95,10 +95,6 @@ def _well_typed(link: GuestLink) -> bool:
     return all(isinstance(text, str) for text in texts) and (
         isinstance(expires, int) and not isinstance(expires, bool)
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _b64(data: bytes) -> str:
@@ -169,18 +165,22 @@ class GuestLinks:
         pipe.zadd(mine, {link.link_id: link.expires_at})
         pipe.zremrangebyscore(mine, "-inf", self._clock())
         pipe.expire(mine, self._settings.max_days * 86400)
-        await shared.run(LINK, pipe.execute())
+        await shared.run(LINK, pipe.execute(), done)
 
     async def _shared_links(self, shared: SharedState, inviter_id: str) -> list[GuestLink] | None:
         """Her links as Redis knows them; None when it does not answer."""
         mine = shared.key(LINKS_OF, inviter_id)
-        ids = await shared.run(LINKS_OF, shared.redis.zrangebyscore(mine, self._clock(), "+inf"))
+        ids = await shared.run(
+            LINKS_OF, shared.redis.zrangebyscore(mine, self._clock(), "+inf"), texts
+        )
         if ids is None:
             return None
-        keys = [
-            shared.key(LINK, _text(link_id)) for link_id in ids if isinstance(link_id, bytes | str)
-        ]
-        stored = await shared.run(LINK, shared.redis.mget(keys)) if keys else []
+        keys = [shared.key(LINK, link_id) for link_id in ids]
+        stored = (
+            await shared.run(LINK, shared.redis.mget(keys), optional_texts(len(keys)))
+            if keys
+            else []
+        )
         if stored is None:
             return None
         links = []
@@ -261,7 +261,7 @@ class GuestLinks:
             pipe = shared.redis.pipeline(transaction=False)
             pipe.delete(shared.key(LINK, link_id))
             pipe.zrem(shared.key(LINKS_OF, inviter_id), link_id)
-            await shared.run(LINK, pipe.execute())
+            await shared.run(LINK, pipe.execute(), done)
         return True
 
     async def created_by(self, inviter_id: str) -> list[GuestLink]:

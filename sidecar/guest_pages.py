@@ -23,7 +23,8 @@ from sidecar.pages import form_field, message, named_page, read_form, render, tr
 from sidecar.refusals import minutes_to_wait
 from sidecar.regulation import place_of
 from sidecar.rooms import NotARoom, room_named, start_page_location
-from sidecar.sliding_counter import SlidingCounter
+from sidecar.shared_state import SharedState
+from sidecar.site_limits import SiteLimit
 from sidecar.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,12 @@ def until_text(t: Translator, expires_at: int) -> str:
     return t("guest.until", until=shown)
 
 
-async def _limited(request: web.Request, counter: SlidingCounter, key: str) -> web.Response | None:
+async def _limited(request: web.Request, limit: SiteLimit, key: str) -> web.Response | None:
     """The banned page when ``key`` did this too often lately; otherwise this one counts."""
-    wait = counter.banned_for(key)
+    wait = await limit.wait_for(key)
     if wait > 0:
         log.info("guest action by %s refused: too many", key)
         return await named_page(request, "banned", retry="/", ban_minutes=minutes_to_wait(wait))
-    counter.fail(key)
     return None
 
 
@@ -190,3 +190,10 @@ def _not_saved(request: web.Request, name: str, back: str) -> web.Response:
     response = message(request, name, link=back, link_text=translator(request)("guest.back"))
     response.set_status(503)
     return response
+
+
+def limit(kind: str, per_hour: int, shared: SharedState | None) -> SiteLimit:
+    """Guest names per address, or links per teacher: per site where Redis is shared."""
+    return SiteLimit(
+        kind, per_hour, window=LIMIT_WINDOW_SECONDS, ban_time=LIMIT_WINDOW_SECONDS, shared=shared
+    )

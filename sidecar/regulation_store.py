@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sidecar.config import RegulationSettings
-from sidecar.shared_state import SharedState, digest
+from sidecar.shared_state import (
+    SharedState,
+    digest,
+    done,
+    integers,
+    integers_then_score,
+    optional_text,
+)
 from sidecar.sliding_counter import EVICTION_SHARE, MAX_TRACKED_KEYS, SlidingCounter
 
 if TYPE_CHECKING:
@@ -321,7 +328,7 @@ class RedisStore:
             pipe.expire(key, UNDER_WAY_SECONDS)
         self._queue_reading(pipe, consulted, known, now)
         try:
-            answers = await self._shared("begin", pipe.execute())
+            answers = await self._shared("begin", pipe.execute(), integers_then_score(len(pipe)))
         except BaseException:
             # Cancelled while Redis was asked: no count of this process stays
             # behind (a mark in Redis, if made, expires by itself).
@@ -341,13 +348,13 @@ class RedisStore:
         for count in hold.counts:
             pipe.zrem(self._under_way_key(count), hold.mark)
         # Unanswered, the marks count until UNDER_WAY_SECONDS have passed.
-        await self._shared("end", pipe.execute())
+        await self._shared("end", pipe.execute(), done)
 
     async def read(self, consulted: Sequence[Count], known: str) -> Reading:
         local = self._local.read_now(consulted, known)
         pipe = self._redis.pipeline(transaction=False)
         self._queue_reading(pipe, consulted, known, self._clock())
-        answers = await self._shared("read", pipe.execute())
+        answers = await self._shared("read", pipe.execute(), integers_then_score(len(pipe)))
         return local if answers is None else local.merged(self._reading(answers, consulted, {}))
 
     def _queue_reading(
@@ -390,7 +397,7 @@ class RedisStore:
             pipe.zremrangebyscore(key, "-inf", now - self._settings.window)
             pipe.zcard(key)
             pipe.pexpire(key, window_ms)
-        answers = await self._shared("fail", pipe.execute())
+        answers = await self._shared("fail", pipe.execute(), integers(len(pipe)))
         if answers is None:
             return
         banning = self._redis.pipeline(transaction=False)
@@ -401,7 +408,7 @@ class RedisStore:
                 banning.set(self._ban_key(count), "1", px=self._settings.ban_time * 1000)
                 banning.delete(self._failures_key(count))
         if reached:
-            await self._shared("ban", banning.execute())
+            await self._shared("ban", banning.execute(), done)
 
     async def succeed(self, count: Count, known: str) -> None:
         await self._local.succeed(count, known)
@@ -416,13 +423,13 @@ class RedisStore:
             # The places she logged in from last are kept, the others forgotten.
             pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
             pipe.expire(key, lifetime)
-        await self._shared("succeed", pipe.execute())
+        await self._shared("succeed", pipe.execute(), done)
 
     async def entry_of(self, name: str) -> str | None:
-        found = await self._shared("entry", self._redis.get(self._key("entry", name)))
-        if found is None:
-            return await self._local.entry_of(name)
-        return found.decode("utf-8", "surrogatepass") if isinstance(found, bytes) else str(found)
+        found = await self._shared(
+            "entry", self._redis.get(self._key("entry", name)), optional_text
+        )
+        return found if found is not None else await self._local.entry_of(name)
 
     async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
         await self._local.learn_entry(name, entry, stand_in=stand_in)
@@ -436,4 +443,5 @@ class RedisStore:
             self._redis.set(
                 self._key("entry", name), entry.encode("utf-8", "surrogatepass"), ex=lifetime
             ),
+            done,
         )

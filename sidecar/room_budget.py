@@ -26,7 +26,7 @@ from typing import Literal
 
 from cachetools import TTLCache
 
-from sidecar.shared_state import SharedState
+from sidecar.shared_state import SharedState, integer
 
 # Requests to Prosody per second for the whole site.
 SITE_PER_SECOND = 50
@@ -180,8 +180,10 @@ class RoomBudget:
             ]
             weight = 1 - (now / limit.window - bucket)
             arguments += [limit.limit, round(weight, 3), 2 * limit.window * 1000]
-        answer = await self._shared.run("room-checks", self._script(keys=keys, args=arguments))
-        if not isinstance(answer, int) or not 0 <= answer <= len(limits):
+        answer = await self._shared.run(
+            "room-checks", self._script(keys=keys, args=arguments), integer
+        )
+        if answer is None or not 0 <= answer <= len(limits):
             # No (usable) answer: this process's own counts decide.
             return self.local.spend(limits)
         return None if answer == 0 else limits[answer - 1].table

@@ -16,6 +16,12 @@ twice the timeout. After a timeout Redis is not asked at all for
 not every request; after a refused connection (Redis not running) for
 :data:`REFUSED_PAUSE_SECONDS` only, since asking costs no wait.
 
+Every answer is checked against the shape its command has (:func:`done`,
+:func:`integers`, :func:`optional_text`, ...), here and nowhere else: an
+answer of another shape (a key of the wrong type, a number that is no
+number or a huge one, text that is no UTF-8) is an outage like no answer,
+never a 500.
+
 Marks that could not be written (a logout, a withdrawn link) are written
 once Redis answers again. Each kind of failure is logged
 when it starts and when it ends, and counted in ``jitsi_auth_state_errors``.
@@ -28,7 +34,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sidecar.config import StateSettings
 from sidecar.metrics import Metrics
@@ -51,6 +57,102 @@ SLOW_FAILURE_SHARE = 0.8
 MAX_CONNECTIONS = 64
 # Marks kept for writing later, at most (the oldest are dropped first).
 MAX_UNWRITTEN_MARKS = 10_000
+
+
+# The longest text (a directory entry, a guest link) and integer the sidecar writes to Redis.
+MAX_TEXT = 64 * 1024
+MAX_DIGITS = 20
+
+
+class WrongAnswer(Exception):
+    """Redis answered with something the sidecar never writes there."""
+
+
+def done(answer: object) -> bool:
+    """A write: whatever it answered, it was carried out."""
+    return True
+
+
+def integer(answer: object) -> int:
+    """A number Redis counted or the sidecar wrote: at most 20 digits."""
+    if isinstance(answer, int):  # bool too: EXPIRE answers True or False
+        value = int(answer)
+    elif isinstance(answer, bytes | str) and 0 < len(answer) <= MAX_DIGITS + 1:
+        text = answer.decode("ascii", "replace") if isinstance(answer, bytes) else answer
+        if not text.removeprefix("-").isdecimal() or not text.isascii():
+            raise WrongAnswer(f"not a number: {text[:40]!r}")
+        value = int(text)
+    else:
+        raise WrongAnswer(f"not a number: {type(answer).__name__} {str(answer)[:40]!r}")
+    if abs(value) >= 10**MAX_DIGITS:
+        raise WrongAnswer("a number too large")
+    return value
+
+
+def optional_integer(answer: object) -> int | None:
+    return None if answer is None else integer(answer)
+
+
+def optional_text(answer: object) -> str | None:
+    """Text the sidecar wrote (UTF-8, at most :data:`MAX_TEXT` bytes), or None: no such key."""
+    if answer is None:
+        return None
+    if not isinstance(answer, bytes) or len(answer) > MAX_TEXT:
+        raise WrongAnswer(f"not text: {type(answer).__name__} of {len(str(answer))}")
+    try:
+        return answer.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise WrongAnswer("text that is no UTF-8") from None
+
+
+def texts(answer: object) -> list[str]:
+    """The members of a set."""
+    if not isinstance(answer, list):
+        raise WrongAnswer(f"not a list: {type(answer).__name__}")
+    found = [optional_text(item) for item in answer]
+    return [item for item in found if item is not None]
+
+
+def integers(count: int) -> Callable[[object], list[int]]:
+    """The answers of a pipeline of ``count`` commands that each answer a number."""
+
+    def check(answer: object) -> list[int]:
+        if not isinstance(answer, list) or len(answer) != count:
+            raise WrongAnswer(f"not {count} answers")
+        return [integer(item) for item in answer]
+
+    return check
+
+
+def optional_score(answer: object) -> float | None:
+    """A sorted set member's score (ZSCORE), or None: no such member."""
+    if answer is None:
+        return None
+    if isinstance(answer, bool) or not isinstance(answer, int | float):
+        raise WrongAnswer(f"not a score: {type(answer).__name__}")
+    return float(answer)
+
+
+def integers_then_score(count: int) -> Callable[[object], list[Any]]:
+    """A pipeline of ``count`` commands: numbers, and last a ZSCORE (a float or None)."""
+
+    def check(answer: object) -> list[Any]:
+        if not isinstance(answer, list) or len(answer) != count or count < 1:
+            raise WrongAnswer(f"not {count} answers")
+        return [*(integer(item) for item in answer[:-1]), optional_score(answer[-1])]
+
+    return check
+
+
+def optional_texts(count: int) -> Callable[[object], list[str | None]]:
+    """The answers of an MGET of ``count`` keys."""
+
+    def check(answer: object) -> list[str | None]:
+        if not isinstance(answer, list) or len(answer) != count:
+            raise WrongAnswer(f"not {count} answers")
+        return [optional_text(item) for item in answer]
+
+    return check
 
 
 def open_redis(settings: StateSettings) -> Redis | None:
@@ -120,7 +222,10 @@ class SharedState:
     def key(self, kind: str, text: str) -> str:
         return f"{self._prefix}{kind}:{digest(text)}"
 
-    async def run(self, operation: str, command: Awaitable[T]) -> T | None:
+    async def run(
+        self, operation: str, command: Awaitable[Any], expect: Callable[[Any], T]
+    ) -> T | None:
+        """``command``'s answer, checked by ``expect``; None when there is none to use."""
         if self._clock() < self._paused_until:
             if inspect.iscoroutine(command):
                 command.close()  # never awaited: nothing is sent
@@ -143,12 +248,18 @@ class SharedState:
             # Answered, but refused (read-only, out of memory, ...): not paused.
             self._failed(operation, f"Redis refused: {error}")
             return None
+        try:
+            checked = expect(answer)
+        except WrongAnswer as wrong:
+            # Not paused: Redis answers, and each key is checked again when next read.
+            self._failed(operation, f"Redis answered with {wrong}")
+            return None
         if operation in self._failing:
             self._failing.discard(operation)
             log.warning("state: Redis answers again (%s)", operation)
         if self._unwritten:
             await self._write_unwritten()
-        return answer
+        return checked
 
     def _failed(self, operation: str, problem: str) -> None:
         self._metrics.state_errors.labels(operation).inc()
@@ -159,7 +270,7 @@ class SharedState:
     async def mark(self, kind: str, ident: str, until: int) -> None:
         """Remember ``ident`` (an ended session, a withdrawn link) until the Unix time ``until``;
         later, should Redis not answer now."""
-        written = await self.run(kind, self._set_mark(kind, ident, until))
+        written = await self.run(kind, self._set_mark(kind, ident, until), done)
         if written is None:
             if len(self._unwritten) >= MAX_UNWRITTEN_MARKS:
                 del self._unwritten[next(iter(self._unwritten))]
@@ -183,8 +294,4 @@ class SharedState:
 
     async def marked(self, kind: str, ident: str) -> int | None:
         """Until when ``ident`` is marked, or None: not marked, or Redis did not answer."""
-        value = await self.run(kind, self.redis.get(self.key(kind, ident)))
-        try:
-            return int(value) if value is not None else None
-        except ValueError:
-            return None
+        return await self.run(kind, self.redis.get(self.key(kind, ident)), optional_integer)

@@ -69,7 +69,6 @@ from sidecar.room_size import RoomSize
 from sidecar.sessions import Session, SessionCookies
 from sidecar.shared_state import SharedState, open_redis
 from sidecar.single_flight import SingleFlight
-from sidecar.sliding_counter import SlidingCounter
 from sidecar.statistics import BridgeStatistics
 from sidecar.tokens import RoomTokens
 from sidecar.waiting import WaitingPace
@@ -303,6 +302,9 @@ def _resources(
             if settings.sessions.keys
             else None
         )
+        # Per site where Redis is shared (see sidecar.site_limits), else per process.
+        for key, kind in ((GUEST_LIMIT, "guest-names"), (LINK_LIMIT, "guest-links-made")):
+            app[key] = guest_pages.limit(kind, settings.guests.max_per_address, shared)
         app[REGULATOR] = regulator
         app[AUTHENTICATOR] = authenticator
         app[SESSIONS] = sessions
@@ -357,13 +359,6 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
     app[ACCEPT_FAILURES] = AcceptFailures()
-    for key in (GUEST_LIMIT, LINK_LIMIT):
-        app[key] = SlidingCounter(
-            settings.guests.max_per_address,
-            window=guest_pages.LIMIT_WINDOW_SECONDS,
-            ban_time=guest_pages.LIMIT_WINDOW_SECONDS,
-            clock=time.monotonic,
-        )
     app.cleanup_ctx.append(_resources(settings, policy, worker))
     app.router.add_route("*", VERIFY_PATH, verify)
     # Any method: nginx fetches these with the method of the room request.

@@ -7,11 +7,13 @@ import http.client
 import re
 from collections.abc import Callable
 
+import pytest
+
 from demo.nginx import free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from tests.redis_server import RedisServer
-from tests.stack import Browser, Stack, basic_auth, binds_of, request
+from tests.stack import Browser, Reply, Stack, basic_auth, binds_of, request
 from tests.test_guests import create_link, enter_as_guest, guest_urls, teacher_browser
 
 TEACHER = SCHOOL.teachers[1]
@@ -184,3 +186,125 @@ def test_an_unreachable_redis_stops_no_login(
     errors = re.findall(r'^jitsi_auth_state_errors_total\{operation="\w+"\} (\S+)$', scraped, re.M)
     assert errors, scraped
     assert sum(float(count) for count in errors) >= 5
+
+
+def link_ids(page: Reply) -> list[str]:
+    return re.findall(r'name="link_id" value="([^"]+)"', page.body)
+
+
+def spoil(redis_server: RedisServer, shape: str) -> int:
+    """Every key the sidecars wrote, replaced by one of ``shape`` (a type or value the
+    sidecar never writes there); how many."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(redis_server.socket_path))
+    try:
+        keys = client.keys("*")
+        for key in keys:
+            ttl = max(60, client.ttl(key))
+            client.delete(key)
+            if shape == "list":
+                client.rpush(key, "1", "2")
+            elif shape == "hash":
+                client.hset(key, mapping={"1": "2"})
+            elif shape == "huge number":
+                client.set(key, "9" * 4000)
+            elif shape == "not a number":
+                client.set(key, b"\xff{not a number")
+            else:
+                client.zadd(key, {"x": 1e300})
+            client.expire(key, ttl)
+        return len(keys)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("shape", ["list", "hash", "huge number", "not a number", "sorted set"])
+def test_redis_answers_of_the_wrong_type_are_an_outage_not_a_500(
+    slapd: Slapd, make_stack: Callable[..., Stack], redis_server: RedisServer, shape: str
+) -> None:
+    """Whatever Redis holds, every path answers as it does without Redis."""
+    stack = make_stack(slapd, extra=STRICT + state(redis_server.url))
+    teacher = teacher_browser(stack, SCHOOL.teachers[0])
+    path = create_link(teacher, "Mathe7b")
+    withdrawn = create_link(teacher, "Physik9a")
+    start = teacher.get("/auth/?room=Physik9a")
+    ids = link_ids(start)
+    csrf = teacher.csrf_token(start)
+    pupil = Browser(stack)
+    assert pupil.log_in(PUPIL.uid, PUPIL.password).status == 302
+    logged_out = Browser(stack)
+    assert logged_out.log_in(PUPIL.uid, PUPIL.password).status == 302
+    ended_cookie = logged_out.cookies[SESSION]
+    page = logged_out.get("/auth/logout")
+    logged_out.post("/auth/logout", {"csrf_token": logged_out.csrf_token(page)})
+    for link_id in ids:  # the Physik9a link (and the Mathe7b one, which is made again)
+        teacher.post("/auth/guest-links/withdraw", {"csrf_token": csrf, "link_id": link_id})
+    path = create_link(teacher, "Mathe7b")
+    assert Browser(stack).log_in(TEACHER.uid, "guess").status == 401
+    assert spoil(redis_server, shape) >= 8
+
+    # Logins: form, Basic, wrong password, the ban still counted here.
+    assert Browser(stack).log_in(PUPIL.uid, PUPIL.password).status == 302
+    assert (
+        stack.get("/Mathe7b", basic_auth(PUPIL.uid, PUPIL.password)).header("Location") or ""
+    ).startswith("/Mathe7b?jwt=")
+    assert Browser(stack).log_in(TEACHER.uid, "guess").status == 401
+    assert Browser(stack).log_in(TEACHER.uid, "guess").status == 401
+    assert Browser(stack).log_in(TEACHER.uid, TEACHER.password).status == 429
+    banned = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
+    assert banned.status == 429
+    assert "15 Minuten" in banned.body
+    # Sessions: a current one enters, an ended one does not.
+    assert enters(pupil)
+    logged_out.cookies[SESSION] = ended_cookie
+    assert not enters(logged_out)
+    # Guest links: open, entered, listed, a withdrawn one stays withdrawn, made, withdrawn.
+    guest, entered = enter_as_guest(stack, path, "Gast")
+    assert entered.status == 302
+    assert enters(guest)
+    assert "withdrawn" in Browser(stack).get(withdrawn).body
+    assert guest_urls(teacher.get("/auth/?room=Mathe7b"))
+    before = set(link_ids(teacher.get("/auth/?room=Chemie")))
+    create_link(teacher, "Chemie")
+    start = teacher.get("/auth/?room=Chemie")
+    (chemie,) = set(link_ids(start)) - before
+    reply = teacher.post(
+        "/auth/guest-links/withdraw",
+        {"csrf_token": teacher.csrf_token(start), "link_id": chemie, "room": "Chemie"},
+    )
+    assert reply.status == 302
+    assert set(link_ids(teacher.get("/auth/?room=Chemie"))) == before
+    # Logout.
+    page = pupil.get("/auth/logout")
+    assert pupil.post("/auth/logout", {"csrf_token": pupil.csrf_token(page)}).status == 200
+    log = stack.sidecar.log()
+    assert " 500 " not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_guest_limits_hold_for_the_site_not_per_node(
+    slapd: Slapd, make_stack: Callable[..., Stack], redis_server: RedisServer
+) -> None:
+    """Links per teacher and guest names per address, asked for through two nodes in
+    turn: the limit for the site, not the limit times the nodes."""
+    limit = {"[guests]\n": "[guests]\nmax_per_address = 4\n"}
+    first = make_stack(slapd, extra=STRICT + state(redis_server.url), replace=limit)
+    second = make_stack(
+        slapd, extra=STRICT + state(redis_server.url), replace=limit, secrets_of=first
+    )
+    teacher = teacher_browser(first)
+    made = []
+    for number in range(8):
+        browser = teacher if number % 2 == 0 else moved_to(teacher, second)
+        page = browser.get("/auth/")
+        form = {"csrf_token": browser.csrf_token(page), "room": f"Raum{number}", "days": "1"}
+        made.append(browser.post("/auth/guest-links", form).status)
+    assert made == [302] * 4 + [429] * 4
+    (url, *_) = guest_urls(teacher.get("/auth/"))
+    path = url.split("/auth", 1)[1]
+    entered = [
+        enter_as_guest((first, second)[number % 2], f"/auth{path}", f"Gast {number}")[1].status
+        for number in range(8)
+    ]
+    assert entered == [302] * 4 + [429] * 4

@@ -17,7 +17,14 @@ from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, InvalidCredentials
 from sidecar.regulation import Regulator
 from sidecar.rooms import room_named
-from sidecar.shared_state import PAUSE_SECONDS, REFUSED_PAUSE_SECONDS, SharedState, open_redis
+from sidecar.shared_state import (
+    PAUSE_SECONDS,
+    REFUSED_PAUSE_SECONDS,
+    SharedState,
+    open_redis,
+    optional_text,
+)
+from sidecar.site_limits import SiteLimit
 from tests.redis_server import RedisServer
 
 LIMIT = 3
@@ -109,13 +116,13 @@ async def test_a_redis_that_refuses_connections_is_left_alone_for_a_moment() -> 
         sent.append(name)
         return await client.get("x")
 
-    assert await state.run("first", command("first")) is None
+    assert await state.run("first", command("first"), optional_text) is None
     assert sent == ["first"]
     clock.now += REFUSED_PAUSE_SECONDS - 0.1
-    assert await state.run("paused", command("paused")) is None
+    assert await state.run("paused", command("paused"), optional_text) is None
     assert sent == ["first"]  # never sent
     clock.now += 0.2
-    assert await state.run("again", command("again")) is None
+    assert await state.run("again", command("again"), optional_text) is None
     assert sent == ["first", "again"]
     await client.aclose()
 
@@ -138,16 +145,16 @@ async def test_a_redis_that_does_not_answer_is_left_alone_for_a_while(
     assert redis_server.process is not None
     redis_server.process.send_signal(signal.SIGSTOP)
     try:
-        assert await state.run("first", command("first")) is None
+        assert await state.run("first", command("first"), optional_text) is None
         clock.now += REFUSED_PAUSE_SECONDS + 0.1  # longer than after a refusal
-        assert await state.run("paused", command("paused")) is None
+        assert await state.run("paused", command("paused"), optional_text) is None
         clock.now = 1000.0 + PAUSE_SECONDS - 0.1
-        assert await state.run("paused", command("paused")) is None
+        assert await state.run("paused", command("paused"), optional_text) is None
         assert sent == ["first"]
     finally:
         redis_server.process.send_signal(signal.SIGCONT)
     clock.now += 0.2
-    await state.run("again", command("again"))
+    await state.run("again", command("again"), optional_text)
     assert sent == ["first", "again"]
     await client.aclose()
 
@@ -259,3 +266,75 @@ async def test_marks_answered_once_hold_while_redis_is_away(
     redis_server.stop()
     with pytest.raises(InvalidLink):
         await here.open(value)
+
+
+async def wrong_guess(regulator: Regulator, name: str = "anna") -> None:
+    try:
+        async with regulator.attempt(name, "192.0.2.1") as attempt:
+            await attempt.found_entry(f"uid={name},ou=people")
+            raise InvalidCredentials
+    except (Banned, InvalidCredentials):
+        pass
+
+
+SPOILED = {
+    "list": lambda redis, key: redis.rpush(key, "1", "2"),
+    "hash": lambda redis, key: redis.hset(key, mapping={"1": "2"}),
+    "sorted set": lambda redis, key: redis.zadd(key, {"1": 1e300}),
+    "huge number": lambda redis, key: redis.set(key, "9" * 4000),
+    "not a number": lambda redis, key: redis.set(key, b"\xff{1e9"),
+}
+
+
+@pytest.mark.parametrize("shape", SPOILED)
+async def test_answers_of_the_wrong_shape_are_an_outage(redis: Redis, shape: str) -> None:
+    """Every key the sidecar reads, of a type or value it never writes: each read falls
+    back to this process's own state, is counted as an error, and raises nothing."""
+    metrics = Metrics()
+    state = SharedState(redis, prefix="test:", metrics=metrics)
+    regulator = Regulator(SETTINGS, shared=state, metrics=metrics)
+    links = GuestLinks(GuestSettings(keys=(Secret(b"k" * 40),)), shared=state)
+    names = SiteLimit("guest-names", LIMIT, window=3600, ban_time=3600, shared=state)
+    await state.mark("ended-session", "session-1", 4_000_000_000)
+    path = await links.create(room_named("Mathe7b"), 1, "anna", "Anna")
+    withdrawn = await links.create(room_named("Physik9a"), 1, "anna", "Anna")
+    (withdrawn_link,) = [link for link in await links.created_by("anna") if link.room != "Mathe7b"]
+    assert await links.withdraw(withdrawn_link.link_id, "anna")
+    await wrong_guess(regulator)
+    assert await names.wait_for("192.0.2.1") == 0
+    keys = await redis.keys("*")
+    kinds = {(key.decode() if isinstance(key, bytes) else key).split(":")[1] for key in keys}
+    assert {"ended-session", "guest-link", "entry", "failures", "guest-names"} <= kinds, kinds
+    for key in keys:
+        await redis.delete(key)
+        await SPOILED[shape](redis, key)
+
+    assert await state.marked("ended-session", "session-1") is None
+    assert (await links.open(path.removeprefix("/auth/guest/"))).room == "Mathe7b"
+    with pytest.raises(InvalidLink):  # withdrawn here: this process knows
+        await links.open(withdrawn.removeprefix("/auth/guest/"))
+    assert [link.room for link in await links.created_by("anna")] == ["Mathe7b"]
+    assert await regulator.banned_for("anna", "192.0.2.1") == 0
+    for _ in range(LIMIT):
+        await wrong_guess(regulator)
+    assert await regulator.banned_for("anna", "192.0.2.1") > 0  # this process's own count
+    assert [await names.wait_for("192.0.2.1") for _ in range(LIMIT)][-1] > 0
+    counted = {labels[0] for labels in metrics.state_errors._metrics}
+    assert "ended-session" in counted, counted
+
+
+async def test_a_site_limit_holds_across_processes_and_falls_back_to_its_own(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    nodes = [
+        SiteLimit("guest-names", 30, window=3600, ban_time=3600, shared=shared(redis))
+        for _ in range(2)
+    ]
+    allowed = [await nodes[n % 2].wait_for("192.0.2.1") == 0 for n in range(60)]
+    assert sum(allowed) == 30
+    assert all(allowed[:30])
+    assert await nodes[1].wait_for("192.0.2.9") == 0  # another address has its own
+    # Redis away: each process's own count, never an exception.
+    redis_server.stop()
+    alone = SiteLimit("guest-names", 3, window=3600, ban_time=3600, shared=shared(redis))
+    assert [await alone.wait_for("192.0.2.2") == 0 for _ in range(5)] == [True] * 3 + [False] * 2
