@@ -123,6 +123,13 @@ def _values(entries: list[Any], attribute: str) -> list[str]:
         return []
 
 
+def has_members(entry: Any) -> bool:
+    """Whether a group entry names a member. Active Directory hands a large group's
+    members out in ranges, as ``member;range=0-1499``: options do not count."""
+    wanted = {attribute.lower() for attribute in MEMBER_ATTRIBUTES}
+    return any(str(key).split(";", 1)[0].lower() in wanted and bool(entry[key]) for key in entry)
+
+
 async def base_exists(settings: LdapSettings, conn: Any, base: str) -> bool:
     entries = await _search(
         settings, conn, base, bonsai.LDAPSearchScope.BASE, "(objectClass=*)", ["1.1"]
@@ -134,15 +141,8 @@ async def check_user_filter(settings: LdapSettings, conn: Any) -> Finding:
     """``ldap.user_filter``, for any name, finds at least one person under ``ldap.user_base``."""
     name = "ldap.user_filter"
     anyone = settings.user_filter.format(username="*")
-    try:
-        entries = await _search(
-            settings, conn, settings.user_base, bonsai.LDAPSearchScope.SUBTREE, anyone, ["1.1"]
-        )
-        failure = None
-    except bonsai.LDAPError as error:
-        entries, failure = [], str(error)
-    if entries:
-        return Finding(name, True, f"{anyone} finds people under {settings.user_base}")
+    # First the schema: an unknown attribute in one branch of an "|" still finds
+    # people through the others, and never matches anybody itself.
     known = await known_attributes(settings, conn)
     if known is not None:
         unknown = [
@@ -157,6 +157,15 @@ async def check_user_filter(settings: LdapSettings, conn: Any) -> Finding:
                 f"the directory's schema has no attribute {unknown[0]!r}: "
                 f"fix {unknown[0]!r} in {settings.user_filter!r}",
             )
+    try:
+        entries = await _search(
+            settings, conn, settings.user_base, bonsai.LDAPSearchScope.SUBTREE, anyone, ["1.1"]
+        )
+        failure = None
+    except bonsai.LDAPError as error:
+        entries, failure = [], str(error)
+    if entries:
+        return Finding(name, True, f"{anyone} finds people under {settings.user_base}")
     if failure is not None:
         return Finding(name, False, f"the directory refused {anyone}: {failure}: fix the filter")
     if not await base_exists(settings, conn, settings.user_base):
@@ -199,13 +208,13 @@ async def check_role_groups(
                         "fix the DN in its groups",
                     )
                 )
-            elif not any(_values(entries, attribute) for attribute in MEMBER_ATTRIBUTES):
+            elif not has_members(entries[0]):
                 findings.append(
                     Finding(
                         name,
                         False,
-                        f"the group {group!r} has no members: add its people in the "
-                        "directory, or name the group they are in",
+                        f"the group {group!r} has no members {reader} can read: add its "
+                        "people in the directory, or name the group they are in",
                     )
                 )
     if not findings:

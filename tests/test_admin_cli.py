@@ -471,6 +471,13 @@ PEOPLE = f"ou=people,{SCHOOL.base_dn}"
             "fix 'uidd' in '(uidd={username})'",
         ),
         (
+            # The other branch finds people: the typo never matches anybody itself.
+            "(uid={username})",
+            "(|(uid={username})(mial={username}))",
+            1,
+            "ldap.user_filter: the directory's schema has no attribute 'mial'",
+        ),
+        (
             "(uid={username})",
             "(&(objectClass=posixAccount)(uid={username}))",
             1,
@@ -484,7 +491,13 @@ PEOPLE = f"ou=people,{SCHOOL.base_dn}"
             "account may not read it: fix the DN in ldap.user_base",
         ),
     ],
-    ids=["typo in a group DN", "unknown attribute", "filter finds nobody", "wrong base"],
+    ids=[
+        "typo in a group DN",
+        "unknown attribute",
+        "unknown attribute in one branch",
+        "filter finds nobody",
+        "wrong base",
+    ],
 )
 def test_check_config_names_each_planted_mistake_in_one_line(
     tmp_path: Path, slapd: Slapd, old: str, new: str, exit_code: int, line: str
@@ -517,7 +530,10 @@ def test_check_config_names_a_group_without_members(tmp_path: Path) -> None:
         result = cli("check-config", "--quiet", "--config", config)
     assert result.returncode == 1, result.stdout
     (failed,) = failed_lines(result.stdout)
-    assert f"[[roles]] pupil: the group '{SCHOOL.posix_group_dn}' has no members" in failed
+    assert (
+        f"[[roles]] pupil: the group '{SCHOOL.posix_group_dn}' has no members "
+        "the service account can read" in failed
+    )
 
 
 def test_check_config_fails_when_the_bridge_statistics_do_not_answer(
