@@ -813,6 +813,15 @@ def test_mint_with_the_directory_down(config: Path) -> None:
     assert "LDAP unavailable" in result.stderr
 
 
+def test_mint_names_a_wrong_service_password(tmp_path: Path, config: Path) -> None:
+    (tmp_path / "ldap_password").write_text("Falsches-Dienst-Passwort-80", "utf-8")
+    result = cli("mint", "--config", config, "--user", PUPIL.uid, "--room", "Mathe7b")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "the directory refused the service account's password" in line
+
+
 def test_mint_without_a_service_account_needs_a_role(config: Path) -> None:
     without_service_account(config)
     result = cli("mint", "--config", config, "--user", PUPIL.uid, "--room", "Mathe7b")
