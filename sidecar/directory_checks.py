@@ -71,12 +71,13 @@ async def _search(
     scope: bonsai.LDAPSearchScope,
     filter_exp: str,
     attributes: list[str],
+    sizelimit: int = 0,
 ) -> list[Any]:
     """A search; a base that does not exist gives no entries (as bonsai answers it, too)."""
     try:
         async with asyncio.timeout(settings.timeout):
             entries: list[Any] = await conn.search(
-                base, scope, filter_exp, attributes, timeout=settings.timeout
+                base, scope, filter_exp, attributes, timeout=settings.timeout, sizelimit=sizelimit
             )
     except bonsai.NoSuchObjectError:
         return []
@@ -158,10 +159,20 @@ async def check_user_filter(settings: LdapSettings, conn: Any) -> Finding:
                 f"fix {unknown[0]!r} in {settings.user_filter!r}",
             )
     try:
+        # One entry is enough: a whole school's would take long to list.
         entries = await _search(
-            settings, conn, settings.user_base, bonsai.LDAPSearchScope.SUBTREE, anyone, ["1.1"]
+            settings,
+            conn,
+            settings.user_base,
+            bonsai.LDAPSearchScope.SUBTREE,
+            anyone,
+            ["1.1"],
+            sizelimit=1,
         )
         failure = None
+    except bonsai.SizeLimitError:
+        # More than one (or than the server's own limit, as Active Directory's 1000).
+        return Finding(name, True, f"{anyone} finds people under {settings.user_base}")
     except bonsai.LDAPError as error:
         entries, failure = [], str(error)
     if entries:
