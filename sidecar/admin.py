@@ -3,7 +3,10 @@
 ``check-config --config FILE [--offline] [--quiet]``
     Read the configuration as the daemon does, print it as it resolved it
     (defaults and environment overrides included, secrets masked), then check
-    that every LDAP server, Redis and the room-size API answer.
+    that every LDAP server, Redis, the room-size API and the videobridge's
+    statistics answer, that every [[roles]] group exists and has members, and
+    that ldap.user_filter finds people (naming an attribute the directory's
+    schema does not know). Each finding is one line with its fix.
     ``--offline`` leaves the live checks out: systemd's ExecStartPre uses
     it, as a directory that is down for a moment must not keep the daemon
     (which copes with that) from starting. ``--quiet`` leaves the
@@ -49,9 +52,17 @@ from typing import Any
 import bonsai
 import jwt
 
-from sidecar.config import DEFAULT_CONFIG_PATH, ConfigError, RoleRule, Settings, load_settings
+from sidecar.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    LdapSettings,
+    RoleRule,
+    Settings,
+    load_settings,
+)
 from sidecar.credentials import Credentials, check_credentials
-from sidecar.directory import Directory
+from sidecar.directory import Directory, ldap_client
+from sidecar.directory_checks import base_exists
 from sidecar.effective_config import render_settings
 from sidecar.live_checks import live_checks
 from sidecar.people import Person
@@ -103,11 +114,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     check = commands.add_parser(
         "check-config",
         help="show the configuration as read (secrets masked) and check LDAP, Redis, room size",
+        description=(
+            "Show the configuration as the daemon reads it (secrets masked), then check that "
+            "the LDAP servers, Redis, the room-size API and the bridge statistics answer, that "
+            "every [[roles]] group exists and has members and that ldap.user_filter finds "
+            "people. Each finding is one line with its fix. Exit codes: 0 ok, 1 a check "
+            "failed, 2 configuration error, 3 a service did not answer."
+        ),
     )
     check.add_argument("--offline", action="store_true", help="no live checks")
     check.add_argument("--quiet", action="store_true", help="only the summary line")
     login = commands.add_parser(
-        "test-login", help="log a person in against LDAP and show role and token (no bans)"
+        "test-login",
+        help="log a person in against LDAP and show role and token (no bans)",
+        description=(
+            "Log USER in as the login page would (the password from a prompt, or one line of "
+            "standard input) and show their entry, role and the token for the room. Exit "
+            "codes: 0 ok, 1 refused, 2 usage, 3 LDAP did not answer, 4 no role."
+        ),
     )
     login.add_argument("user", help="the name as typed on the login page")
     login.add_argument(
@@ -115,7 +139,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=DEFAULT_TEST_ROOM,
         help=f"the room's name as people type it (default: {DEFAULT_TEST_ROOM})",
     )
-    mint = commands.add_parser("mint", help="print one room token")
+    mint = commands.add_parser(
+        "mint",
+        help="print one room token",
+        description=(
+            "Print one room token and nothing else; the role from LDAP through the service "
+            "account, or with --role from that [[roles]] rule."
+        ),
+    )
     mint.add_argument("--user", required=True, help="the token's context.user.id")
     mint.add_argument("--room", required=True, help="the room's name as people type it")
     mint.add_argument(
@@ -132,9 +163,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Run the admin command ``args`` names; its exit code."""
-    # Each command says what failed itself; the modules' warnings would say it twice.
+    # Each command says what failed itself, in one line with the fix; the modules'
+    # warnings and errors (written for the daemon's log) would say it twice.
     logging.basicConfig(
-        level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
         if args.command == "check-config":
@@ -275,9 +307,11 @@ async def _authenticate(settings: Settings, credentials: Credentials) -> tuple[P
         try:
             person = await directory.authenticate(credentials, found=remember)
         except InvalidCredentials:
-            raise CommandFailed(EXIT_REFUSED, await _why_refused(directory, credentials)) from None
+            raise CommandFailed(
+                EXIT_REFUSED, await _why_refused(settings, directory, credentials)
+            ) from None
         except DirectoryUnavailable as error:
-            raise CommandFailed(EXIT_UNREACHABLE, f"LDAP unavailable: {error}") from None
+            raise _unavailable(settings, error) from None
     finally:
         directory.close()
     template = settings.ldap.user_dn_template
@@ -287,7 +321,36 @@ async def _authenticate(settings: Settings, credentials: Credentials) -> tuple[P
     return person, found[-1] if found else "(unknown)"
 
 
-async def _why_refused(directory: Directory, credentials: Credentials) -> str:
+def _unavailable(settings: Settings, error: DirectoryUnavailable) -> CommandFailed:
+    """The directory down, or (the server answered) the service account refused."""
+    if isinstance(error.__cause__, bonsai.AuthenticationError):
+        return CommandFailed(
+            EXIT_REFUSED,
+            f"the directory refused the service account's password ({settings.ldap.bind_dn}): "
+            "fix ldap.bind_password_file (or ldap.bind_dn)",
+        )
+    return CommandFailed(EXIT_UNREACHABLE, f"LDAP unavailable: {error}")
+
+
+async def _user_base_missing(settings: LdapSettings) -> bool:
+    """Whether ``ldap.user_base`` names no entry; False when no server tells."""
+    for url in settings.urls:
+        client = ldap_client(settings, url, settings.bind_dn, settings.bind_password)
+        try:
+            async with asyncio.timeout(settings.timeout):
+                conn = await client.connect(is_async=True, timeout=settings.timeout)
+        except (TimeoutError, bonsai.LDAPError, OSError):
+            continue
+        try:
+            return not await base_exists(settings, conn, settings.user_base)
+        except (TimeoutError, bonsai.LDAPError):
+            continue
+        finally:
+            conn.close()
+    return False
+
+
+async def _why_refused(settings: Settings, directory: Directory, credentials: Credentials) -> str:
     """Wrong password or unknown user: the daemon never tells, the admin may know."""
     name = credentials.username
     if not directory.can_look_up:
@@ -299,6 +362,12 @@ async def _why_refused(directory: Directory, credentials: Credentials) -> str:
     except DirectoryUnavailable:
         return f"login refused: wrong password or no such user {name!r}"
     if person is None:
+        ldap = settings.ldap
+        if not ldap.user_dn_template and await _user_base_missing(ldap):
+            return (
+                f"login refused: the base {ldap.user_base} does not exist: "
+                "fix ldap.user_base (no user can be found under it)"
+            )
         return f"login refused: no such user {name!r} (ldap.user_filter finds no single entry)"
     return f"login refused: wrong password for {name!r}"
 
@@ -361,7 +430,7 @@ async def _looked_up(settings: Settings, user: str) -> tuple[Person, RoleRule]:
             )
         person = await directory.look_up(user)
     except DirectoryUnavailable as error:
-        raise CommandFailed(EXIT_UNREACHABLE, f"LDAP unavailable: {error}") from None
+        raise _unavailable(settings, error) from None
     finally:
         directory.close()
     if person is None:

@@ -56,6 +56,12 @@ STOP_SECONDS = 5.0
 STOP_DIRECTORY_SECONDS = 3.0
 
 
+DESCRIPTION = (
+    "Logs school people into Jitsi Meet rooms against the LDAP directory: serve runs the "
+    "daemon beside nginx; check-config, test-login and mint are the admin's commands."
+)
+
+
 class ListenError(RuntimeError):
     """The configured address cannot be listened on (one line for the admin)."""
 
@@ -184,13 +190,24 @@ def _load(path: Path) -> Settings:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jitsi-auth-sidecar", description=__doc__)
+    # Plain text: argparse prints it as it is (the module's docstring has markup).
+    parser = argparse.ArgumentParser(prog="jitsi-auth-sidecar", description=DESCRIPTION)
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {metadata.version('jitsi-auth-sidecar')}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_command = commands.add_parser("serve", help="run the daemon")
-    serve_command.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    serve_command = commands.add_parser(
+        "serve",
+        help="run the daemon",
+        description="Answer nginx's auth_request subrequests for the Jitsi site until stopped.",
+    )
+    serve_command.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        metavar="FILE",
+        help=f"config.toml (default: {DEFAULT_CONFIG_PATH})",
+    )
     admin.add_commands(commands)
     return parser
 

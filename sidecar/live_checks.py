@@ -1,9 +1,13 @@
 """Whether the services a configuration names answer now (``check-config``).
 
 One check per LDAP server in ``ldap.urls`` (connect, bind as the service
-account if there is one, one search), one of Redis when ``state.redis_url``
+account if there is one, one search); then, on the first server that passed,
+what the directory holds (:mod:`sidecar.directory_checks`: the ``[[roles]]``
+groups and ``ldap.user_filter``); one of Redis when ``state.redis_url``
 is set (PING), one of the room-size API when ``classroom.room_size_url`` is
-set (the daemon's own question, for a room that does not exist). Each result says exactly which
+set (the daemon's own question, for a room that does not exist), one of the
+videobridge's statistics when ``classroom.bridge_stats_url`` is set (the
+figures the start page shows). Each result says exactly which
 step failed, and whether the service answered wrongly or did not answer at
 all (``unreachable``). Every request is bounded by the timeout the daemon
 itself uses for it.
@@ -23,6 +27,7 @@ import bonsai
 
 from sidecar.config import LdapSettings, Settings, StateSettings
 from sidecar.directory import ldap_client
+from sidecar.directory_checks import check_role_groups, check_user_filter
 from sidecar.room_size import (
     REQUEST_TIMEOUT_SECONDS,
     Occupants,
@@ -34,6 +39,7 @@ from sidecar.room_size import (
 )
 from sidecar.rooms import backend_safe_room_name
 from sidecar.shared_state import open_redis
+from sidecar.statistics import REQUEST_TIMEOUT_SECONDS as BRIDGE_TIMEOUT_SECONDS
 from sidecar.tokens import RoomTokens
 
 # A room (and a user name) that exists nowhere: asking about it changes nothing.
@@ -51,12 +57,21 @@ class CheckResult:
 
 async def live_checks(settings: Settings) -> AsyncIterator[CheckResult]:
     """Each check's result as soon as it is known (an admin watches slow ones come in)."""
+    answering: str | None = None
     for url in settings.ldap.urls:
-        yield await check_ldap_server(settings.ldap, url)
+        result = await check_ldap_server(settings.ldap, url)
+        if result.ok and answering is None:
+            answering = url
+        yield result
+    if answering is not None:
+        for result in await check_directory(settings, answering):
+            yield result
     if settings.state.redis_url:
         yield await check_redis(settings.state)
     if settings.classroom.room_size_url:
         yield await check_room_size(settings)
+    if settings.classroom.bridge_stats_url:
+        yield await check_bridge_statistics(settings.classroom.bridge_stats_url)
 
 
 def _nobody() -> str:
@@ -140,7 +155,10 @@ async def check_ldap_server(settings: LdapSettings, url: str) -> CheckResult:
             conn = await client.connect(is_async=True, timeout=settings.timeout)
     except bonsai.AuthenticationError as error:
         return CheckResult(
-            name, False, f"the server refused the bind {who} (ldap.bind_dn): {error}"
+            name,
+            False,
+            f"the server refused the bind {who}: {error}: "
+            "fix ldap.bind_password_file (or ldap.bind_dn)",
         )
     except (TimeoutError, bonsai.TimeoutError):
         return CheckResult(
@@ -177,8 +195,33 @@ async def _search(settings: LdapSettings, conn: Any, read: _Read) -> tuple[str, 
         return f"{read.key}: the search of {read.shown} failed: {error}", False
     if read.must_find and not entries:
         reader = "the service account" if settings.bind_dn is not None else "an anonymous reader"
-        return f"{read.key}: {read.shown!r} does not exist, or {reader} may not read it", False
+        return (
+            f"{read.key}: {read.shown!r} does not exist, or {reader} may not read it: "
+            f"fix the DN in {read.key}"
+        ), False
     return None
+
+
+async def check_directory(settings: Settings, url: str) -> list[CheckResult]:
+    """The admin's likely typos, on the server at ``url`` (it answered a moment ago)."""
+    ldap = settings.ldap
+    try:
+        async with asyncio.timeout(ldap.timeout):
+            conn = await _ldap_client(ldap, url).connect(is_async=True, timeout=ldap.timeout)
+    except (TimeoutError, bonsai.LDAPError, OSError) as error:
+        return [CheckResult(f"LDAP {url}", False, f"cannot connect again: {error}", True)]
+    try:
+        findings = []
+        if not ldap.user_dn_template:
+            findings.append(await check_user_filter(ldap, conn))
+        findings += await check_role_groups(ldap, conn, settings.roles)
+    except (TimeoutError, bonsai.TimeoutError):
+        return [CheckResult(f"LDAP {url}", False, "no answer within ldap.timeout", True)]
+    except bonsai.LDAPError as error:
+        return [CheckResult(f"LDAP {url}", False, f"reading the directory failed: {error}")]
+    finally:
+        conn.close()
+    return [CheckResult(finding.name, finding.ok, finding.detail) for finding in findings]
 
 
 # -- Redis -------------------------------------------------------------------------------
@@ -268,4 +311,56 @@ async def check_room_size(settings: Settings) -> CheckResult:
         return CheckResult(name, False, "a room nobody uses has people in it: not mod_muc_size?")
     return CheckResult(
         name, True, f"mod_muc_size's empty 404 for a room nobody is in, Host {domain} ({took})"
+    )
+
+
+# -- the videobridge's statistics ----------------------------------------------------
+
+
+async def check_bridge_statistics(url: str) -> CheckResult:
+    """The request :mod:`sidecar.statistics` makes: a JSON object with the two counts."""
+    name = f"bridge statistics {url}"
+    started = time.monotonic()
+    try:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(
+                url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=BRIDGE_TIMEOUT_SECONDS),
+            ) as response,
+        ):
+            if response.status != 200:
+                return CheckResult(
+                    name,
+                    False,
+                    f"status {response.status}: fix the URL (the videobridge's /colibri/stats)",
+                )
+            stats = await response.json(content_type=None)
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:
+        detail = str(error) or f"no answer within {BRIDGE_TIMEOUT_SECONDS:g} s"
+        return CheckResult(
+            name,
+            False,
+            f"cannot connect: {detail}: fix the URL, or start the videobridge's REST API",
+            True,
+        )
+    except (aiohttp.ClientError, ValueError) as error:
+        return CheckResult(name, False, f"no usable answer: {error}: not the videobridge's stats?")
+    missing = [
+        key
+        for key in ("conferences", "participants")
+        if not isinstance(stats, dict)
+        or isinstance(stats.get(key), bool)
+        or not isinstance(stats.get(key), int)
+    ]
+    if missing:
+        return CheckResult(
+            name, False, f"no {' or '.join(missing)} in the answer: not the videobridge's stats?"
+        )
+    return CheckResult(
+        name,
+        True,
+        f"{stats['conferences']} conferences, {stats['participants']} participants "
+        f"({_milliseconds(started)})",
     )

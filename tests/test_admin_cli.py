@@ -15,6 +15,7 @@ import subprocess
 import sys
 import termios
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import redis
 
 from demo.jitsi_http import Fault, JitsiHttp
 from demo.nginx import free_port
-from demo.run import SUBJECT, write_demo_config
+from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config import load_settings
@@ -249,9 +250,14 @@ def test_offline_and_quiet_is_one_line_even_with_ldap_down(config: Path) -> None
 def test_ldap_check_binds_and_searches(config: Path, slapd: Slapd) -> None:
     result = cli("check-config", "--quiet", "--config", config)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert check_lines(result.stdout) == {f"LDAP {slapd.ldap_url}": "ok"}
+    assert check_lines(result.stdout) == {
+        f"LDAP {slapd.ldap_url}": "ok",
+        "ldap.user_filter": "ok",
+        "[[roles]]": "ok",
+    }
     assert f"bound as {SCHOOL.service_dn}, read ou=people,{SCHOOL.base_dn}" in result.stdout
-    assert "live checks: all 1 ok" in result.stdout
+    assert "[[roles]]: all 3 groups exist and have members" in result.stdout
+    assert "live checks: all 3 ok" in result.stdout
 
 
 def test_ldap_check_names_the_server_nobody_listens_on(config: Path, slapd: Slapd) -> None:
@@ -264,9 +270,15 @@ def test_ldap_check_names_the_server_nobody_listens_on(config: Path, slapd: Slap
         env={"JITSI_AUTH_SIDECAR_LDAP_URLS": f"{slapd.ldap_url},{dead}"},
     )
     assert result.returncode == 3
-    assert check_lines(result.stdout) == {f"LDAP {slapd.ldap_url}": "ok", f"LDAP {dead}": "FAILED"}
+    assert check_lines(result.stdout) == {
+        f"LDAP {slapd.ldap_url}": "ok",
+        f"LDAP {dead}": "FAILED",
+        # What the directory holds: read on the server that answered.
+        "ldap.user_filter": "ok",
+        "[[roles]]": "ok",
+    }
     assert re.search(rf"FAILED  LDAP {re.escape(dead)}: cannot connect: ", result.stdout)
-    assert "live checks: 1 of 2 FAILED" in result.stdout
+    assert "live checks: 1 of 4 FAILED" in result.stdout
 
 
 def test_ldap_check_tells_a_refused_service_account(tmp_path: Path, config: Path) -> None:
@@ -407,6 +419,146 @@ def test_room_size_check_fails_when_nothing_listens(tmp_path: Path, slapd: Slapd
     assert f"FAILED  room-size API {url}: cannot connect" in result.stdout
 
 
+# -- check-config: the admin's likely mistakes -----------------------------------------
+
+
+def failed_lines(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if line.startswith("  FAILED")]
+
+
+def planted(config: Path, old: str, new: str) -> None:
+    text = config.read_text("utf-8")
+    assert old in text, old
+    config.write_text(text.replace(old, new), "utf-8")
+
+
+def test_check_config_passes_the_demos_correct_configuration(
+    tmp_path: Path, slapd: Slapd, jitsi: JitsiHttp
+) -> None:
+    config = school_config(tmp_path, slapd, extra=classroom_config(jitsi))
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert check_lines(result.stdout) == {
+        f"LDAP {slapd.ldap_url}": "ok",
+        "ldap.user_filter": "ok",
+        "[[roles]]": "ok",
+        f"room-size API {jitsi.room_size_url}": "ok",
+        f"bridge statistics {jitsi.bridge_stats_url}": "ok",
+    }
+    assert "live checks: all 5 ok" in result.stdout
+
+
+TEACHERS = SCHOOL.teachers_group_dn
+TYPO = TEACHERS.replace("cn=teachers", "cn=teachrs")
+PEOPLE = f"ou=people,{SCHOOL.base_dn}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "exit_code", "line"),
+    [
+        (
+            TEACHERS,
+            TYPO,
+            1,
+            f"[[roles]] teacher: the group '{TYPO}' does not exist "
+            "(or the service account may not read it): fix the DN in its groups",
+        ),
+        (
+            "(uid={username})",
+            "(uidd={username})",
+            1,
+            "ldap.user_filter: the directory's schema has no attribute 'uidd': "
+            "fix 'uidd' in '(uidd={username})'",
+        ),
+        (
+            # The other branch finds people: the typo never matches anybody itself.
+            "(uid={username})",
+            "(|(uid={username})(mial={username}))",
+            1,
+            "ldap.user_filter: the directory's schema has no attribute 'mial'",
+        ),
+        (
+            "(uid={username})",
+            "(&(objectClass=posixAccount)(uid={username}))",
+            1,
+            f"ldap.user_filter: (&(objectClass=posixAccount)(uid=*)) finds nobody under {PEOPLE}",
+        ),
+        (
+            f'user_base = "{PEOPLE}"',
+            f'user_base = "ou=leute,{SCHOOL.base_dn}"',
+            1,
+            f"ldap.user_base: 'ou=leute,{SCHOOL.base_dn}' does not exist, or the service "
+            "account may not read it: fix the DN in ldap.user_base",
+        ),
+    ],
+    ids=[
+        "typo in a group DN",
+        "unknown attribute",
+        "unknown attribute in one branch",
+        "filter finds nobody",
+        "wrong base",
+    ],
+)
+def test_check_config_names_each_planted_mistake_in_one_line(
+    tmp_path: Path, slapd: Slapd, old: str, new: str, exit_code: int, line: str
+) -> None:
+    config = school_config(tmp_path, slapd)
+    planted(config, old, new)
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    (failed,) = failed_lines(result.stdout)
+    assert line in failed, failed
+    assert result.stderr == ""
+
+
+def test_check_config_names_a_wrong_service_password_with_the_fix(
+    tmp_path: Path, config: Path
+) -> None:
+    (tmp_path / "ldap_password").write_text("Falsches-Dienst-Passwort-78", "utf-8")
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 1
+    (failed,) = failed_lines(result.stdout)
+    assert f"refused the bind as {SCHOOL.service_dn}" in failed
+    assert failed.endswith("fix ldap.bind_password_file (or ldap.bind_dn)")
+
+
+def test_check_config_names_a_group_without_members(tmp_path: Path) -> None:
+    """class7b, a posixGroup (its memberUid may be left out), with nobody in it."""
+    school = replace(SCHOOL, posix_group_members=())
+    with Slapd(tmp_path / "slapd", school=school) as empty_class:
+        config = school_config(tmp_path, empty_class)
+        result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 1, result.stdout
+    (failed,) = failed_lines(result.stdout)
+    assert (
+        f"[[roles]] pupil: the group '{SCHOOL.posix_group_dn}' has no members "
+        "the service account can read" in failed
+    )
+
+
+def test_check_config_fails_when_the_bridge_statistics_do_not_answer(
+    tmp_path: Path, slapd: Slapd
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/colibri/stats"
+    config = school_config(tmp_path, slapd, extra=f'\n[classroom]\nbridge_stats_url = "{url}"\n')
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 3, result.stdout
+    (failed,) = failed_lines(result.stdout)
+    assert failed.startswith(f"FAILED  bridge statistics {url}: cannot connect: ")
+    assert failed.endswith("fix the URL, or start the videobridge's REST API")
+
+
+def test_check_config_fails_when_the_bridge_statistics_are_not_the_bridges(
+    tmp_path: Path, slapd: Slapd, jitsi: JitsiHttp
+) -> None:
+    url = jitsi.room_size_url  # answers, but no statistics there
+    config = school_config(tmp_path, slapd, extra=f'\n[classroom]\nbridge_stats_url = "{url}"\n')
+    result = cli("check-config", "--quiet", "--config", config)
+    assert result.returncode == 1, result.stdout
+    (failed,) = failed_lines(result.stdout)
+    assert failed.startswith(f"FAILED  bridge statistics {url}: status 404: fix the URL")
+
+
 # -- test-login ------------------------------------------------------------------------
 
 
@@ -460,6 +612,34 @@ def test_test_login_refusals(
     assert message in line
     assert "token" not in result.stdout
     assert password not in result.stdout + result.stderr
+
+
+def test_test_login_names_a_wrong_service_password(tmp_path: Path, config: Path) -> None:
+    (tmp_path / "ldap_password").write_text("Falsches-Dienst-Passwort-79", "utf-8")
+    result = cli("test-login", TEACHER.uid, "--config", config, stdin=TEACHER.password)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        "jitsi-auth-sidecar: the directory refused the service account's password "
+        f"({SCHOOL.service_dn}): fix ldap.bind_password_file (or ldap.bind_dn)"
+    )
+    assert "Falsches-Dienst-Passwort-79" not in result.stdout + result.stderr
+
+
+def test_test_login_tells_a_wrong_base_from_no_such_user(config: Path) -> None:
+    wrong = f"ou=leute,{SCHOOL.base_dn}"
+    result = cli(
+        "test-login",
+        TEACHER.uid,
+        "--config",
+        config,
+        stdin=TEACHER.password,
+        env={"JITSI_AUTH_SIDECAR_LDAP_USER_BASE": wrong},
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert f"the base {wrong} does not exist: fix ldap.user_base" in line
+    assert "no such user" not in line
 
 
 def test_test_login_with_the_directory_down(config: Path) -> None:
@@ -633,6 +813,15 @@ def test_mint_with_the_directory_down(config: Path) -> None:
     assert "LDAP unavailable" in result.stderr
 
 
+def test_mint_names_a_wrong_service_password(tmp_path: Path, config: Path) -> None:
+    (tmp_path / "ldap_password").write_text("Falsches-Dienst-Passwort-80", "utf-8")
+    result = cli("mint", "--config", config, "--user", PUPIL.uid, "--room", "Mathe7b")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "the directory refused the service account's password" in line
+
+
 def test_mint_without_a_service_account_needs_a_role(config: Path) -> None:
     without_service_account(config)
     result = cli("mint", "--config", config, "--user", PUPIL.uid, "--room", "Mathe7b")
@@ -677,3 +866,17 @@ def test_undecodable_passwords_and_room_names_get_a_clean_refusal(config: Path) 
     )
     assert room.returncode == 2, room.stderr
     assert b"Traceback" not in room.stderr
+
+
+# -- --help ---------------------------------------------------------------------------------
+
+RST_MARKUP = re.compile(r"``|:[a-z]+:`")
+
+
+def test_help_has_no_restructuredtext_markup() -> None:
+    """What argparse prints is read at a console: no ``literals``, no :roles:."""
+    for command in ((), ("serve",), ("check-config",), ("test-login",), ("mint",)):
+        result = cli(*command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "usage: jitsi-auth-sidecar" in result.stdout
+        assert not RST_MARKUP.search(result.stdout), (command, result.stdout)
