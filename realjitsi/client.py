@@ -131,11 +131,8 @@ class XmppClient:
         await self.send(stanzas.join_presence(occupant, display_name, identity=identity))
         async with asyncio.timeout(TIMEOUT):
             while True:
-                element = await self.receive()
-                if stanzas.local_name(element) != "presence":
-                    continue
-                presence = stanzas.read_presence(element)
-                if presence.sender.lower() != occupant.lower():
+                presence = await self._next_presence()
+                if presence is None or presence.sender.lower() != occupant.lower():
                     continue
                 if presence.error:
                     return presence
@@ -156,24 +153,25 @@ class XmppClient:
         while True:
             try:
                 async with asyncio.timeout(AFFILIATION_SETTLE_SECONDS):
-                    element = await self.receive()
+                    presence = await self._next_presence()
             except TimeoutError:
                 return latest
-            if stanzas.local_name(element) != "presence":
-                continue
-            presence = stanzas.read_presence(element)
-            if about(presence):
+            if presence is not None and about(presence):
                 latest = presence
+
+    async def _next_presence(self) -> Presence | None:
+        """The next frame read, as a presence; None when it is something else."""
+        element = await self.receive()
+        if stanzas.local_name(element) != "presence":
+            return None
+        return stanzas.read_presence(element)
 
     async def presence_of(self, occupant_nick: str) -> Presence:
         """What the room says about another occupant, by nick, once it is quiet."""
         async with asyncio.timeout(TIMEOUT):
             while True:
-                element = await self.receive()
-                if stanzas.local_name(element) != "presence":
-                    continue
-                presence = stanzas.read_presence(element)
-                if presence.occupant_nick == occupant_nick:
+                presence = await self._next_presence()
+                if presence is not None and presence.occupant_nick == occupant_nick:
                     break
         return await self._settled(lambda later: later.occupant_nick == occupant_nick, presence)
 
