@@ -100,7 +100,9 @@ class RegulationStore(Protocol):
         """The check is over, for the other processes too (after :meth:`release`)."""
 
     async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        """Bans and failures of ``consulted``; whether the pair ``known`` is known."""
+        """Bans of ``consulted`` and whether the pair ``known`` is known: what a ban
+        check needs (asked before every cached Basic answer, so failures and checks
+        under way, which only a password check needs, are left out where they cost)."""
 
     async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
         """One failure for each of the hold's counts; one that reaches its limit is banned."""
@@ -255,8 +257,14 @@ class MemoryStore:
     async def unmark(self, hold: Hold) -> None:
         """Nobody else counts this process's checks."""
 
+    def read_bans_now(self, consulted: Sequence[Count], known: str) -> Reading:
+        return Reading(
+            bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
+            known=self._known.knows(known),
+        )
+
     async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        return self.read_now(consulted, known)
+        return self.read_bans_now(consulted, known)
 
     async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
         for name, key in hold.counts:
@@ -351,7 +359,7 @@ class RedisStore:
         await self._shared("end", pipe.execute(), done)
 
     async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        local = self._local.read_now(consulted, known)
+        local = self._local.read_bans_now(consulted, known)
         pipe = self._redis.pipeline(transaction=False)
         self._queue_reading(pipe, consulted, known, self._clock())
         answers = await self._shared("read", pipe.execute(), integers_then_score(len(pipe)))
