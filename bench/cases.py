@@ -30,8 +30,8 @@ from bench.prepared import (
 from bench.samples import Sample
 from bench.servers import Servers, Site
 from bench.wrk import Expected, Load, run_wrk
-from sidecar.config import load_settings
-from sidecar.csrf import FIELD as CSRF_FIELD
+from sidecar.config.settings import load_settings
+from sidecar.web.csrf import FIELD as CSRF_FIELD
 
 HOST = "127.0.0.1"
 
@@ -157,7 +157,7 @@ def login_steps(config: Path) -> LoginSteps:
         group_base=ldap.group_base,
         group_filter=ldap.group_filter,
         id_attribute=ldap.id_attribute,
-        # What sidecar/directory.py reads of an entry.
+        # What sidecar/ldap/directory.py reads of an entry.
         attributes=[
             ldap.id_attribute,
             ldap.name_attribute,

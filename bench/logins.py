@@ -3,7 +3,7 @@
 For each person: a room token (a Basic login, which also puts them in the
 Basic credentials cache) and a session cookie (a form login). And one CSRF
 pair for the login form: the sidecar's CSRF check is a double submit (the
-cookie and the form field must be equal, ``sidecar/csrf.py``) with no state
+cookie and the form field must be equal, ``sidecar/web/csrf.py``) with no state
 on the server, so one pair fetched from the login page serves every POST.
 """
 
@@ -20,7 +20,7 @@ import aiohttp
 
 from bench.prepared import ACCEPT_LANGUAGE, LOGIN_PATH, ROOM_PATH, basic_authorization
 from demo.school import Person
-from sidecar.csrf import FIELD as CSRF_FIELD
+from sidecar.web.csrf import FIELD as CSRF_FIELD
 
 REQUEST_TIMEOUT = 30.0
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Baseline: the LDAP steps of one sidecar login, with python-ldap, in one thread.
 
-The steps follow the bench configuration's [ldap] as ``sidecar/directory.py``
+The steps follow the bench configuration's [ldap] as ``sidecar/ldap/directory.py``
 does: find the person (a search through the service account, or anonymously;
 or the DN from ``user_dn_template``), bind as them on a new connection, read
 their groups (from ``memberOf``, or a search under ``group_base`` through the

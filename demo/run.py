@@ -18,7 +18,7 @@ from demo.nginx import STANDIN, Nginx
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.cli import serve
-from sidecar.config import load_settings
+from sidecar.config.settings import load_settings
 
 CONFIG = """\
 # The demo's configuration: the same keys a school uses in production.

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from sidecar.config import RoleRule
+from sidecar.config.settings import RoleRule
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
-from sidecar.directory import Directory
+from sidecar.ldap.directory import Directory
 from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import NoRole
@@ -78,7 +78,7 @@ class Authenticator:
 
     async def _checked(self, credentials: Credentials, address: str) -> Person:
         """A regulated check against the directory. Refusals are told once, in the
-        decision's log line (sidecar.logs)."""
+        decision's log line (sidecar.web.logs)."""
         async with self._regulator.attempt(credentials.username, address) as attempt:
             person = await self._directory.authenticate(credentials, found=attempt.found_entry)
             await attempt.succeeded()

@@ -15,9 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import admin
-from sidecar.appkeys import METRICS
-from sidecar.config import (
+from sidecar.admin import commands as admin
+from sidecar.config.settings import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     ListenAddress,
@@ -26,19 +25,20 @@ from sidecar.config import (
     UnixAddress,
     load_settings,
 )
-from sidecar.descriptors import (
+from sidecar.daemon.descriptors import (
     PacedListener,
     quiet_accept_failures,
     raise_descriptor_limit,
 )
-from sidecar.draining import drain
+from sidecar.daemon.memory import settle_after_start
+from sidecar.daemon.systemd import inherited_socket, notify
+from sidecar.daemon.workers import Supervisor, Worker, listening_socket
 from sidecar.guest_links import StateFileError
-from sidecar.logs import configure as configure_logging
-from sidecar.memory import settle_after_start
-from sidecar.metrics_server import start_metrics_listener
-from sidecar.systemd import inherited_socket, notify
-from sidecar.web import ACCEPT_FAILURES, DIRECTORY, PathOnlyAccessLogger, create_app
-from sidecar.workers import Supervisor, Worker, listening_socket
+from sidecar.web.app import ACCEPT_FAILURES, DIRECTORY, PathOnlyAccessLogger, create_app
+from sidecar.web.app_keys import METRICS
+from sidecar.web.draining import drain
+from sidecar.web.logs import configure as configure_logging
+from sidecar.web.metrics_app import start_metrics_listener
 
 log = logging.getLogger("sidecar")
 
@@ -76,7 +76,7 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); as worker ``worker`` on
-    ``listener`` when a supervisor runs several (sidecar.workers)."""
+    ``listener`` when a supervisor runs several (sidecar.daemon.workers)."""
     raise_descriptor_limit()
     loop = asyncio.get_running_loop()
     quiet_accept_failures(loop)

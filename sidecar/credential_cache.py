@@ -39,7 +39,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sidecar.config import CacheSettings, Secret
+from sidecar.config.settings import CacheSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.people import Person
 from sidecar.single_flight import SingleFlight

@@ -15,10 +15,12 @@ from typing import Literal
 from urllib.parse import quote
 
 from sidecar.authentication import Authenticator
-from sidecar.config import GUEST_RULE, LoginMethod, RoleRule
+from sidecar.config.settings import GUEST_RULE, LoginMethod, RoleRule
 from sidecar.credentials import Credentials, parse_basic_authorization
-from sidecar.directory import Directory
 from sidecar.guest_links import GuestLinks
+from sidecar.jitsi.room_size import Asker, RoomSize
+from sidecar.jitsi.tokens import RoomTokens
+from sidecar.ldap.directory import Directory
 from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import (
@@ -29,10 +31,8 @@ from sidecar.refusals import (
 )
 from sidecar.regulation import place_of
 from sidecar.roles import RoleRules
-from sidecar.room_size import Asker, RoomSize
 from sidecar.rooms import NotARoom, RoomRequest, backend_safe_room_name, parse_room_uri
 from sidecar.sessions import Session, SessionCookies
-from sidecar.tokens import RoomTokens
 
 log = logging.getLogger(__name__)
 

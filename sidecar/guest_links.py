@@ -33,7 +33,7 @@ from typing import Literal
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sidecar.config import GuestSettings, Secret
+from sidecar.config.settings import GuestSettings, Secret
 from sidecar.rooms import NotARoom, RoomRequest, room_named
 from sidecar.shared_state import SharedState, done, optional_texts, texts
 from sidecar.state_files import StateFileError as StateFileError  # what the start catches

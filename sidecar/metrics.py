@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per application, handed to whoever counts.
 
-Served by :mod:`sidecar.metrics_server` on a listener of their own
+Served by :mod:`sidecar.web.metrics_app` on a listener of their own
 (``server.metrics_listen``), never through nginx's include. Names start with
 ``jitsi_auth_``; labels carry kinds and outcomes, never a user or a room
 (one series per pupil would grow without bound).

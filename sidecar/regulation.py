@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from sidecar.config import RegulationSettings
+from sidecar.config.settings import RegulationSettings
 from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, BanScope, InvalidCredentials
 from sidecar.regulation_store import (

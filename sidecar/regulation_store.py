@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from sidecar.config import RegulationSettings
+from sidecar.config.settings import RegulationSettings
 from sidecar.shared_state import (
     SharedState,
     digest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sidecar.config import RoleRule
+from sidecar.config.settings import RoleRule
 from sidecar.people import Person
 
 

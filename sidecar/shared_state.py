@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sidecar.config import StateSettings
+from sidecar.config.settings import StateSettings
 from sidecar.metrics import Metrics
 
 if TYPE_CHECKING:

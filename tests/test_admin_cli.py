@@ -28,9 +28,9 @@ from demo.nginx import free_port
 from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import load_settings
+from sidecar.config.settings import load_settings
+from sidecar.jitsi.tokens import RoomTokens
 from sidecar.people import Person
-from sidecar.tokens import RoomTokens
 from tests.jitsi_rules import JitsiSite, admit
 from tests.redis_server import RedisServer
 

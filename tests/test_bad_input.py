@@ -9,7 +9,7 @@ import http.client
 import pytest
 
 from demo.school import SCHOOL
-from sidecar.web import PAGE_HEADER, REDIRECT_HEADER
+from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER
 from tests.stack import Reply, Stack, UnixHTTPConnection, request, token_in
 
 TEACHER = SCHOOL.teachers[0]

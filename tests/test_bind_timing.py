@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.bind_timing import FIRST_GUESS_SECONDS, JITTER, RECENT_BINDS, BindTimings
+from sidecar.ldap.bind_timing import FIRST_GUESS_SECONDS, JITTER, RECENT_BINDS, BindTimings
 
 
 def test_before_any_bind_a_first_guess() -> None:

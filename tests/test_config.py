@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.config import (
+from sidecar.config.fields import key_of
+from sidecar.config.settings import (
     JITSI_PATH_NAMES,
     MIN_SECRET_BYTES,
     SECTIONS,
@@ -30,8 +31,7 @@ from sidecar.config import (
     UnixAddress,
     load_settings,
 )
-from sidecar.dn import canonical_dn
-from sidecar.options import key_of
+from sidecar.ldap.dn import canonical_dn
 
 SECRET = "s" * 40
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import CacheSettings, Secret
+from sidecar.config.settings import CacheSettings, Secret
 from sidecar.credential_cache import CredentialCache
 from sidecar.credentials import Credentials
 from sidecar.people import Person

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.cookies import CookiePolicy
-from sidecar.csrf import COOKIE_MAX_AGE, CsrfTokens
-from sidecar.csrf import COOKIE_NAME as CSRF
 from sidecar.sessions import COOKIE_NAME as SESSION
+from sidecar.web.cookies import CookiePolicy
+from sidecar.web.csrf import COOKIE_MAX_AGE, CsrfTokens
+from sidecar.web.csrf import COOKIE_NAME as CSRF
 
 WELL_FORMED = "A" * 20 + "b" * 20 + "-_9"
 

@@ -12,10 +12,10 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import LdapSettings, Secret
+from sidecar.config.settings import LdapSettings, Secret
 from sidecar.credentials import Credentials
-from sidecar.directory import Directory
-from sidecar.dn import canonical_dn
+from sidecar.ldap.directory import Directory
+from sidecar.ldap.dn import canonical_dn
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 
 TEACHERS = canonical_dn(SCHOOL.teachers_group_dn)
@@ -284,6 +284,6 @@ async def test_waiting_for_a_pooled_connection_has_a_deadline(slapd: Slapd) -> N
     ],
 )
 def test_only_a_plain_https_url_becomes_an_avatar(value: str, usable: bool) -> None:
-    from sidecar.directory import _is_https_url
+    from sidecar.ldap.directory import _is_https_url
 
     assert _is_https_url(value) is usable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.directory_checks import filter_attributes, has_members, schema_attribute_names
+from sidecar.admin.directory_checks import filter_attributes, has_members, schema_attribute_names
 
 # attributeTypes values as slapd's cn=Subschema hands them out.
 CN = (

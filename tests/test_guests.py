@@ -24,7 +24,7 @@ import pytest
 from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL, Person
 from demo.slapd import Slapd
-from sidecar.config import GuestSettings, Secret
+from sidecar.config.settings import GuestSettings, Secret
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved, StateFileError
 from sidecar.rooms import room_named
 from tests.conftest import LENIENT_REGULATION
@@ -580,7 +580,14 @@ def test_an_unreadable_revocation_file_stops_the_daemon_with_one_line(
     revocation_file = stack.sidecar.config.parent / "revoked_sessions.json"
     revocation_file.write_text("jitsi-auth-sidecar revoked sessions v1\n1700000000 ab")
     finished = subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", "serve", "--config", str(stack.sidecar.config)],
+        [
+            sys.executable,
+            "-m",
+            "sidecar.cli",
+            "serve",
+            "--config",
+            str(stack.sidecar.config),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

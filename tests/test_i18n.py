@@ -6,8 +6,8 @@ import string
 
 import pytest
 
-from sidecar.config import LANGUAGES, Language
-from sidecar.i18n import TEXTS, Translator, choose_language
+from sidecar.config.settings import LANGUAGES, Language
+from sidecar.web.i18n import TEXTS, Translator, choose_language
 
 
 @pytest.mark.parametrize(

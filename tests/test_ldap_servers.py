@@ -17,10 +17,10 @@ import pytest
 from demo.nginx import default_include, free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import MAX_DEADLINE_SECONDS, LdapSettings
+from sidecar.config.settings import MAX_DEADLINE_SECONDS, LdapSettings
 from sidecar.credentials import Credentials
-from sidecar.directory import Directory, _Outcome
-from sidecar.ldap_servers import ServerHealth
+from sidecar.ldap.directory import Directory, _Outcome
+from sidecar.ldap.servers import ServerHealth
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 from soak.proxy import DelayingProxy

@@ -12,7 +12,7 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import Secret, SessionSettings
+from sidecar.config.settings import Secret, SessionSettings
 from sidecar.people import Person
 from sidecar.sessions import COOKIE_NAME as SESSION
 from sidecar.sessions import SessionCookies

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from sidecar.config import LogFormat
-from sidecar.logs import (
+from sidecar.config.settings import LogFormat
+from sidecar.web.logs import (
     ATOMIC_WRITE_BYTES,
     MAX_VALUE,
     DecisionLog,
@@ -97,7 +97,7 @@ def assert_one_line_of_its_own(text: str) -> None:
 
 def plain_line(message: str, *args: object, error: BaseException | None = None) -> str:
     record = logging.LogRecord(
-        "sidecar.pages",
+        "sidecar.web.pages",
         logging.INFO,
         __file__,
         1,

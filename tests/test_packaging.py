@@ -83,8 +83,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_the_daemon_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "sidecar/cli.py" in names
-    assert "sidecar/templates/login.html" in names
-    assert "sidecar/static/style.css" in names
+    assert "sidecar/web/templates/login.html" in names
+    assert "sidecar/web/static/style.css" in names
     for name in names:
         assert not name.startswith(("demo/", "tests/", "sidecar/demo/")), name
     # The demo school's passwords and its root nginx configuration are not shipped.

@@ -27,7 +27,7 @@ from hypothesis import assume, example, given, reject, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from sidecar.config import GuestSettings, Secret, SessionSettings
+from sidecar.config.settings import GuestSettings, Secret, SessionSettings
 from sidecar.credentials import (
     MAX_BASIC_HEADER_LENGTH,
     MAX_PASSWORD_LENGTH,
@@ -45,7 +45,6 @@ from sidecar.guest_links import (
     InvalidLink,
     _signing_key,
 )
-from sidecar.logs import render_json, render_plain
 from sidecar.names import (
     MAX_DISPLAY_NAME,
     MAX_GUEST_NAME,
@@ -72,6 +71,7 @@ from sidecar.rooms import (
     safe_next,
 )
 from sidecar.sessions import MAX_COOKIE_LENGTH, Session, SessionCookies
+from sidecar.web.logs import render_json, render_plain
 
 # Hypothesis caches Unicode tables and constants found in the source under
 # ./.hypothesis even without an example database: keep them out of the tree.
@@ -1168,7 +1168,7 @@ def test_the_suffix_outlasts_any_cut(name: str, suffix: str) -> None:
     assert len(shown) <= 40
 
 
-# -- log lines (sidecar.logs) --------------------------------------------------------------
+# -- log lines (sidecar.web.logs) --------------------------------------------------------------
 
 LOG_TEXT = st.text(st.one_of(st.sampled_from(UNSEEN + '"\\= '), st.characters()), max_size=200)
 
@@ -1179,10 +1179,10 @@ LOG_TEXT = st.text(st.one_of(st.sampled_from(UNSEEN + '"\\= '), st.characters())
     fields=st.dictionaries(st.sampled_from(["user", "room", "path", "reason"]), LOG_TEXT),
 )
 def test_a_log_line_is_one_line_whatever_it_carries(message: str, fields: dict[str, str]) -> None:
-    plain = render_plain(1.7e9, "INFO", "sidecar.pages", message, fields)
+    plain = render_plain(1.7e9, "INFO", "sidecar.web.pages", message, fields)
     assert plain.isprintable(), repr(plain)  # no line break, control or direction character
-    assert plain.startswith("2023-11-14T22:13:20.000Z INFO sidecar.pages: ")
-    document = render_json(1.7e9, "INFO", "sidecar.pages", message, fields)
+    assert plain.startswith("2023-11-14T22:13:20.000Z INFO sidecar.web.pages: ")
+    document = render_json(1.7e9, "INFO", "sidecar.web.pages", message, fields)
     assert document.isascii()
     assert document.isprintable()
     assert json.loads(document)["message"] == message

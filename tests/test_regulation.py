@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from sidecar.config import RegulationSettings
+from sidecar.config.settings import RegulationSettings
 from sidecar.refusals import Banned, DirectoryUnavailable, InvalidCredentials
 from sidecar.regulation import (
     BUSY_RETRY_SECONDS,

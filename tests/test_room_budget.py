@@ -14,9 +14,8 @@ import aiohttp
 import pytest
 
 from demo.jitsi_http import JitsiHttp
-from sidecar.config import ClassroomSettings, StateSettings
-from sidecar.metrics import Metrics
-from sidecar.room_budget import (
+from sidecar.config.settings import ClassroomSettings, StateSettings
+from sidecar.jitsi.room_budget import (
     NEW_NAMES_SHARE,
     PER_ADDRESS,
     PER_PERSON,
@@ -24,7 +23,8 @@ from sidecar.room_budget import (
     RoomBudget,
     WindowCounts,
 )
-from sidecar.room_size import ANSWER_SECONDS, Asker, RoomSize
+from sidecar.jitsi.room_size import ANSWER_SECONDS, Asker, RoomSize
+from sidecar.metrics import Metrics
 from sidecar.shared_state import SharedState, open_redis
 from tests.redis_server import RedisServer
 

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.asap import PublicKeys, key_file_name
-from sidecar.config import ConfigError, JitsiSettings, Secret, load_settings
-from sidecar.tokens import RoomTokens
+from sidecar.config.settings import ConfigError, JitsiSettings, Secret, load_settings
+from sidecar.jitsi.public_keys import PublicKeys, key_file_name
+from sidecar.jitsi.tokens import RoomTokens
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
 from tests.stack import Stack, basic_auth, token_in
 from tests.test_config import MINIMAL, write_config
@@ -105,7 +105,7 @@ def test_an_rs256_token_verifies_with_the_key_the_sidecar_serves(
     forged = RoomTokens(other).mint(
         # Any person: the signature is what fails.
         __import__("sidecar.people", fromlist=["Person"]).Person("x", "X", "", frozenset()),
-        __import__("sidecar.config", fromlist=["RoleRule"]).RoleRule(
+        __import__("sidecar.config.settings", fromlist=["RoleRule"]).RoleRule(
             name="teacher", groups=frozenset(), moderator=True, any_room=False
         ),
         "mathe7b",

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sidecar import revocations
-from sidecar.config import Secret, SessionSettings
+from sidecar.config.settings import Secret, SessionSettings
 from sidecar.people import Person
 from sidecar.revocations import BUCKET_SECONDS, HEADER, RevokedSessions
 from sidecar.sessions import (

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from sidecar.config import GuestSettings, RegulationSettings, Secret, StateSettings
+from sidecar.config.settings import GuestSettings, RegulationSettings, Secret, StateSettings
 from sidecar.guest_links import GuestLinks, InvalidLink
 from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, InvalidCredentials

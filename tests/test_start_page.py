@@ -14,8 +14,8 @@ from demo.jitsi_http import JitsiHttp
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.app_links import app_links, web_link_with_token
-from sidecar.config import JITSI_MEET_APP, AppLink
+from sidecar.config.settings import JITSI_MEET_APP, AppLink
+from sidecar.jitsi.app_links import app_links, web_link_with_token
 from sidecar.rooms import backend_safe_room_name, room_named, safe_next
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, admit

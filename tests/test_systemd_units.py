@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.cli import LISTEN_BACKLOG, STOP_SECONDS
-from sidecar.config import ServerSettings, UnixAddress
+from sidecar.config.settings import ServerSettings, UnixAddress
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "jitsi-auth-sidecar.service"

@@ -9,7 +9,7 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import ConfigError, load_settings
+from sidecar.config.settings import ConfigError, load_settings
 from tests.jitsi_rules import JitsiSite, admit
 from tests.stack import Stack, basic_auth, token_in
 from tests.test_config import MINIMAL, write_config

@@ -8,10 +8,10 @@ from urllib.parse import unquote
 import jwt
 import pytest
 
-from sidecar.config import MODERATOR_FEATURES, JitsiSettings, RoleRule, Secret
+from sidecar.config.settings import MODERATOR_FEATURES, JitsiSettings, RoleRule, Secret
+from sidecar.jitsi.tokens import MIN_REMAINING_SECONDS, NOT_BEFORE_SLACK_SECONDS, RoomTokens
 from sidecar.people import Person
 from sidecar.rooms import backend_safe_room_name
-from sidecar.tokens import MIN_REMAINING_SECONDS, NOT_BEFORE_SLACK_SECONDS, RoomTokens
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
 
 SECRET = b"k" * 64

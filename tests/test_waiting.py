@@ -20,12 +20,12 @@ import pytest
 from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import ClassroomSettings
-from sidecar.cookies import CookiePolicy
+from sidecar.config.settings import ClassroomSettings
+from sidecar.jitsi.room_budget import PER_PERSON, PERSON_WINDOW
+from sidecar.jitsi.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
 from sidecar.metrics import Metrics
-from sidecar.room_budget import PER_PERSON, PERSON_WINDOW
-from sidecar.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
-from sidecar.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
+from sidecar.web.cookies import CookiePolicy
+from sidecar.web.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
 from tests.stack import Browser, Reply, Stack, basic_auth, token_in

@@ -12,10 +12,10 @@ from pytest_aiohttp import AiohttpClient
 from demo.run import write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.appkeys import GUARD
-from sidecar.config import Settings, load_settings
+from sidecar.config.settings import Settings, load_settings
 from sidecar.guard import Guard, RoomAccessRequest, Verdict
-from sidecar.web import PAGE_HEADER, REDIRECT_HEADER, create_app
+from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER, create_app
+from sidecar.web.app_keys import GUARD
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config import ConfigError, load_settings
-from sidecar.workers import MAX_START_FAILURES, Supervisor, Worker, restart_pause
+from sidecar.config.settings import ConfigError, load_settings
+from sidecar.daemon.workers import MAX_START_FAILURES, Supervisor, Worker, restart_pause
 from tests.redis_server import RedisServer
 from tests.stack import Browser, Stack, UnixHTTPConnection, basic_auth
 from tests.test_config import MINIMAL, write_config

@@ -19,8 +19,36 @@ import aiohttp
 import jinja2
 from aiohttp import web
 
-from sidecar import guest_pages, pages, start
-from sidecar.appkeys import (
+from sidecar.authentication import Authenticator
+from sidecar.config.settings import Settings
+from sidecar.credential_cache import CredentialCache
+from sidecar.daemon.descriptors import AcceptFailures
+from sidecar.guard import (
+    LOGIN_PATH,
+    Allow,
+    Challenge,
+    Decision,
+    Guard,
+    Page,
+    Redirect,
+    RoomAccessRequest,
+    Verdict,
+)
+from sidecar.guest_links import GuestLinks
+from sidecar.jitsi.bridge_stats import BridgeStatistics
+from sidecar.jitsi.public_keys import PublicKeys
+from sidecar.jitsi.room_budget import RoomBudget
+from sidecar.jitsi.room_size import RoomSize
+from sidecar.jitsi.tokens import RoomTokens
+from sidecar.ldap.directory import Directory
+from sidecar.metrics import Metrics
+from sidecar.regulation import Regulator
+from sidecar.roles import RoleRules
+from sidecar.sessions import Session, SessionCookies
+from sidecar.shared_state import SharedState, open_redis
+from sidecar.single_flight import SingleFlight
+from sidecar.web import guest_pages, pages, start
+from sidecar.web.app_keys import (
     AUTHENTICATOR,
     BRIDGE,
     CSRF_TOKENS,
@@ -39,39 +67,11 @@ from sidecar.appkeys import (
     TOKENS,
     WAITING,
 )
-from sidecar.asap import PublicKeys
-from sidecar.authentication import Authenticator
-from sidecar.config import Settings
-from sidecar.cookies import CookiePolicy
-from sidecar.credential_cache import CredentialCache
-from sidecar.csrf import CsrfTokens
-from sidecar.descriptors import AcceptFailures
-from sidecar.directory import Directory
-from sidecar.guard import (
-    LOGIN_PATH,
-    Allow,
-    Challenge,
-    Decision,
-    Guard,
-    Page,
-    Redirect,
-    RoomAccessRequest,
-    Verdict,
-)
-from sidecar.guest_links import GuestLinks
-from sidecar.logs import VERIFY_PATH, DecisionLog
-from sidecar.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what the server uses
-from sidecar.metrics import Metrics
-from sidecar.regulation import Regulator
-from sidecar.roles import RoleRules
-from sidecar.room_budget import RoomBudget
-from sidecar.room_size import RoomSize
-from sidecar.sessions import Session, SessionCookies
-from sidecar.shared_state import SharedState, open_redis
-from sidecar.single_flight import SingleFlight
-from sidecar.statistics import BridgeStatistics
-from sidecar.tokens import RoomTokens
-from sidecar.waiting import WaitingPace
+from sidecar.web.cookies import CookiePolicy
+from sidecar.web.csrf import CsrfTokens
+from sidecar.web.logs import VERIFY_PATH, DecisionLog
+from sidecar.web.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what the server uses
+from sidecar.web.waiting import WaitingPace
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ READINESS_SECONDS = 2.0
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 # The directory, for a stopping daemon to bring its deadlines forward (sidecar.cli).
 DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
-# Failed accepts (out of descriptors), for the liveness check (sidecar.descriptors).
+# Failed accepts (out of descriptors), for the liveness check (sidecar.daemon.descriptors).
 ACCEPT_FAILURES: web.AppKey[AcceptFailures] = web.AppKey("accept_failures")
 
 # The sidecar's pages load nothing from anywhere else and cannot be framed.
@@ -253,7 +253,7 @@ def _add_page_headers(response: web.StreamResponse) -> None:
 
 def make_templates() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("sidecar", "templates"),
+        loader=jinja2.PackageLoader("sidecar.web", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )

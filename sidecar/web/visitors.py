@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar.appkeys import AUTHENTICATOR, GUARD, SESSIONS
-from sidecar.config import RoleRule
+from sidecar.config.settings import RoleRule
 from sidecar.credentials import parse_basic_authorization
 from sidecar.people import Person
 from sidecar.refusals import LoginRefused
 from sidecar.sessions import Session
+from sidecar.web.app_keys import AUTHENTICATOR, GUARD, SESSIONS
 
 
 @dataclass(frozen=True)

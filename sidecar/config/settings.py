@@ -28,10 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.dn import canonical_dn
-from sidecar.options import ENV_PREFIX, Sources, known_env_names, option, read_table
-from sidecar.options import ConfigError as ConfigError
-from sidecar.options import Secret as Secret
+from sidecar.config.fields import ENV_PREFIX, Sources, known_env_names, option, read_table
+from sidecar.config.fields import ConfigError as ConfigError
+from sidecar.config.fields import Secret as Secret
+from sidecar.ldap.dn import canonical_dn
 
 DEFAULT_CONFIG_PATH = Path("/etc/jitsi-auth-sidecar/config.toml")
 MIN_SECRET_BYTES = 32

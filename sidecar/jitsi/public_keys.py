@@ -14,8 +14,8 @@ import re
 
 from cryptography.hazmat.primitives import serialization
 
-from sidecar.config import Settings
-from sidecar.tokens import signing_keys
+from sidecar.config.settings import Settings
+from sidecar.jitsi.tokens import signing_keys
 
 PATH_PREFIX = "/auth/asap/"
 _FILE_NAME = re.compile(r"[0-9a-f]{64}\.pem")

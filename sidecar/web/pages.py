@@ -8,7 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import (
+from sidecar.config.settings import LOGO_TYPES
+from sidecar.credentials import check_credentials, parse_basic_authorization
+from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
+from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
+from sidecar.sessions import Session
+from sidecar.web.app_keys import (
     AUTHENTICATOR,
     CSRF_TOKENS,
     DECISION_LOG,
@@ -19,13 +24,8 @@ from sidecar.appkeys import (
     TEMPLATES,
     WAITING,
 )
-from sidecar.config import LOGO_TYPES
-from sidecar.credentials import check_credentials, parse_basic_authorization
-from sidecar.csrf import FIELD as CSRF_FIELD
-from sidecar.i18n import Translator, choose_language
-from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
-from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
-from sidecar.sessions import Session
+from sidecar.web.csrf import FIELD as CSRF_FIELD
+from sidecar.web.i18n import Translator, choose_language
 
 log = logging.getLogger(__name__)
 

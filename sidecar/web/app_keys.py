@@ -6,20 +6,20 @@ import jinja2
 from aiohttp import web
 
 from sidecar.authentication import Authenticator
-from sidecar.config import Settings
-from sidecar.csrf import CsrfTokens
+from sidecar.config.settings import Settings
 from sidecar.guard import Guard
 from sidecar.guest_links import GuestLinks
-from sidecar.logs import DecisionLog
+from sidecar.jitsi.bridge_stats import BridgeStatistics
+from sidecar.jitsi.room_size import RoomSize
+from sidecar.jitsi.tokens import RoomTokens
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
-from sidecar.room_size import RoomSize
 from sidecar.sessions import SessionCookies
 from sidecar.site_limits import SiteLimit
-from sidecar.statistics import BridgeStatistics
-from sidecar.tokens import RoomTokens
-from sidecar.waiting import WaitingPace
+from sidecar.web.csrf import CsrfTokens
+from sidecar.web.logs import DecisionLog
+from sidecar.web.waiting import WaitingPace
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.config import LANGUAGES, Language
+from sidecar.config.settings import LANGUAGES, Language
 
 TEXTS: dict[Language, dict[str, str]] = {
     "en": {

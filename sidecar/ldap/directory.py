@@ -22,13 +22,13 @@ from urllib.parse import urlsplit
 
 import bonsai
 
-from sidecar.bind_timing import BindTimings
-from sidecar.cancellable_ldap import CancellableConnection
-from sidecar.config import LdapSettings, Secret
+from sidecar.config.settings import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.deadlines import Deadlines
-from sidecar.dn import canonical_dn
-from sidecar.ldap_servers import ServerHealth
+from sidecar.ldap.bind_timing import BindTimings
+from sidecar.ldap.connection import CancellableConnection
+from sidecar.ldap.dn import canonical_dn
+from sidecar.ldap.servers import ServerHealth
 from sidecar.metrics import Metrics
 from sidecar.names import display_name
 from sidecar.people import Person

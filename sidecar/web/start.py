@@ -14,16 +14,24 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from sidecar.app_links import app_links, web_link_with_token
-from sidecar.appkeys import BRIDGE, CSRF_TOKENS, GUEST_LINKS, ROOM_SIZE, SESSIONS, SETTINGS, TOKENS
-from sidecar.config import JITSI_MEET_APP
-from sidecar.guest_pages import DEFAULT_DAYS, until_text
-from sidecar.pages import guest_room_message, named_page, render, translator
+from sidecar.config.settings import JITSI_MEET_APP
+from sidecar.jitsi.app_links import app_links, web_link_with_token
+from sidecar.jitsi.bridge_stats import UNKNOWN, BridgeFigures
+from sidecar.jitsi.room_size import Asker
 from sidecar.regulation import place_of
-from sidecar.room_size import Asker
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
-from sidecar.statistics import UNKNOWN, BridgeFigures
-from sidecar.visitors import Visitor, visitor
+from sidecar.web.app_keys import (
+    BRIDGE,
+    CSRF_TOKENS,
+    GUEST_LINKS,
+    ROOM_SIZE,
+    SESSIONS,
+    SETTINGS,
+    TOKENS,
+)
+from sidecar.web.guest_pages import DEFAULT_DAYS, until_text
+from sidecar.web.pages import guest_room_message, named_page, render, translator
+from sidecar.web.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from jwt import PyJWS
 from jwt.algorithms import Algorithm
 from jwt.types import JWKDict
 
-from sidecar.config import JitsiSettings, RoleRule
+from sidecar.config.settings import JitsiSettings, RoleRule
 from sidecar.people import Person
 
 # Clocks of this host and Prosody's may differ by this much.

@@ -23,7 +23,7 @@ again after a while, in case Prosody was upgraded meanwhile).
 Answers are kept for a couple of seconds per room, and concurrent checks of
 one room share one request: a class of thirty waiting pupils costs Prosody
 one request per room every few seconds. A check that needs a request is paid
-for by whoever asks (:mod:`sidecar.room_budget`): over her own budget a
+for by whoever asks (:mod:`sidecar.jitsi.room_budget`): over her own budget a
 person waits, and nobody else does; rooms that others are waiting in, or
 that were open, go before names only one person asks about, and when the
 site's budget is spent the last answer about the room stands (a minute at
@@ -48,9 +48,9 @@ import aiohttp
 from cachetools import TTLCache
 from yarl import URL
 
-from sidecar.config import ClassroomSettings
+from sidecar.config.settings import ClassroomSettings
+from sidecar.jitsi.room_budget import RoomBudget
 from sidecar.metrics import Metrics
-from sidecar.room_budget import RoomBudget
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
-from sidecar.cookies import CookiePolicy
+from sidecar.web.cookies import CookiePolicy
 
 COOKIE_NAME = "jitsi_auth_waiting"
 FIRST_MINUTES = 180  # seconds of checking often

@@ -17,8 +17,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from sidecar.config import Settings, TcpAddress, UnixAddress
-from sidecar.options import Secret, env_name, key_of, option_of
+from sidecar.config.fields import Secret, env_name, key_of, option_of
+from sidecar.config.settings import Settings, TcpAddress, UnixAddress
 
 MASKED = "********"
 NOT_SET = "(not set)"

@@ -2,7 +2,7 @@
 
 One check per LDAP server in ``ldap.urls`` (connect, bind as the service
 account if there is one, one search); then, on the first server that passed,
-what the directory holds (:mod:`sidecar.directory_checks`: the ``[[roles]]``
+what the directory holds (:mod:`sidecar.admin.directory_checks`: the ``[[roles]]``
 groups and ``ldap.user_filter``); one of Redis when ``state.redis_url``
 is set (PING), one of the room-size API when ``classroom.room_size_url`` is
 set (the daemon's own question, for a room that does not exist), one of the
@@ -25,10 +25,10 @@ from typing import Any
 import aiohttp
 import bonsai
 
-from sidecar.config import LdapSettings, Settings, StateSettings
-from sidecar.directory import ldap_client
-from sidecar.directory_checks import check_role_groups, check_user_filter
-from sidecar.room_size import (
+from sidecar.admin.directory_checks import check_role_groups, check_user_filter
+from sidecar.config.settings import LdapSettings, Settings, StateSettings
+from sidecar.jitsi.bridge_stats import REQUEST_TIMEOUT_SECONDS as BRIDGE_TIMEOUT_SECONDS
+from sidecar.jitsi.room_size import (
     REQUEST_TIMEOUT_SECONDS,
     Occupants,
     RoomSizeError,
@@ -37,10 +37,10 @@ from sidecar.room_size import (
     room_parameter,
     spellings_for,
 )
+from sidecar.jitsi.tokens import RoomTokens
+from sidecar.ldap.directory import ldap_client
 from sidecar.rooms import backend_safe_room_name
 from sidecar.shared_state import open_redis
-from sidecar.statistics import REQUEST_TIMEOUT_SECONDS as BRIDGE_TIMEOUT_SECONDS
-from sidecar.tokens import RoomTokens
 
 # A room (and a user name) that exists nowhere: asking about it changes nothing.
 _NOBODY_PREFIX = "jitsi-auth-sidecar-check-"
@@ -260,7 +260,7 @@ def _is_authentication(error: BaseException) -> bool:
 
 
 async def check_room_size(settings: Settings) -> CheckResult:
-    """The question :mod:`sidecar.room_size` asks, for a room nobody is in, end to end.
+    """The question :mod:`sidecar.jitsi.room_size` asks, for a room nobody is in, end to end.
 
     The same request as the daemon's (mod_muc_size's occupants endpoint, the
     XMPP domain as ``Host``, a token when configured), for a name with a
@@ -318,7 +318,7 @@ async def check_room_size(settings: Settings) -> CheckResult:
 
 
 async def check_bridge_statistics(url: str) -> CheckResult:
-    """The request :mod:`sidecar.statistics` makes: a JSON object with the two counts."""
+    """The request :mod:`sidecar.jitsi.bridge_stats` makes: a JSON object with the two counts."""
     name = f"bridge statistics {url}"
     started = time.monotonic()
     try:

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
-from sidecar.config import Settings, UnixAddress
-from sidecar.systemd import inherited_socket, notify
+from sidecar.config.settings import Settings, UnixAddress
+from sidecar.daemon.systemd import inherited_socket, notify
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sidecar.config import ListenAddress, UnixAddress
+from sidecar.config.settings import ListenAddress, UnixAddress
 from sidecar.metrics import Metrics
 
 # Whoever may read the socket's directory and is in its group (a scraper's user).

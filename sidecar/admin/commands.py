@@ -52,7 +52,10 @@ from typing import Any
 import bonsai
 import jwt
 
-from sidecar.config import (
+from sidecar.admin.directory_checks import base_exists
+from sidecar.admin.live_checks import live_checks
+from sidecar.config.effective import render_settings
+from sidecar.config.settings import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     LdapSettings,
@@ -61,15 +64,12 @@ from sidecar.config import (
     load_settings,
 )
 from sidecar.credentials import Credentials, check_credentials
-from sidecar.directory import Directory, ldap_client
-from sidecar.directory_checks import base_exists
-from sidecar.effective_config import render_settings
-from sidecar.live_checks import live_checks
+from sidecar.jitsi.tokens import RoomTokens
+from sidecar.ldap.directory import Directory, ldap_client
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials, UnacceptableCredentials
 from sidecar.roles import RoleRules
 from sidecar.rooms import NotARoom, RoomRequest, room_named
-from sidecar.tokens import RoomTokens
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

@@ -14,18 +14,25 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import CSRF_TOKENS, GUEST_LIMIT, GUEST_LINKS, LINK_LIMIT, SESSIONS, SETTINGS
-from sidecar.csrf import FIELD as CSRF_FIELD
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved
-from sidecar.i18n import Translator
 from sidecar.names import NameRefused, guest_name, with_suffix
-from sidecar.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.refusals import minutes_to_wait
 from sidecar.regulation import place_of
 from sidecar.rooms import NotARoom, room_named, start_page_location
 from sidecar.shared_state import SharedState
 from sidecar.site_limits import SiteLimit
-from sidecar.visitors import Visitor, visitor
+from sidecar.web.app_keys import (
+    CSRF_TOKENS,
+    GUEST_LIMIT,
+    GUEST_LINKS,
+    LINK_LIMIT,
+    SESSIONS,
+    SETTINGS,
+)
+from sidecar.web.csrf import FIELD as CSRF_FIELD
+from sidecar.web.i18n import Translator
+from sidecar.web.pages import form_field, message, named_page, read_form, render, translator
+from sidecar.web.visitors import Visitor, visitor
 
 log = logging.getLogger(__name__)
 

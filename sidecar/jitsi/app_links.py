@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from sidecar.config import AppLink
+from sidecar.config.settings import AppLink
 from sidecar.rooms import TOKEN_PARAMETER, RoomRequest
 
 

@@ -1,6 +1,6 @@
 """Whether the directory holds what the configuration names (``check-config``).
 
-The connection checks (:mod:`sidecar.live_checks`) see that a server answers
+The connection checks (:mod:`sidecar.admin.live_checks`) see that a server answers
 and the bases exist; these see the admin's likely typos, which a server
 answers without any error: a ``[[roles]]`` group DN that names no entry, or a
 group nobody is in (every teacher then gets the 403 page), and an
@@ -20,7 +20,7 @@ from typing import Any
 
 import bonsai
 
-from sidecar.config import LdapSettings, RoleRule
+from sidecar.config.settings import LdapSettings, RoleRule
 
 # Where a group lists its members: groupOfNames, groupOfUniqueNames, posixGroup.
 MEMBER_ATTRIBUTES = ("member", "uniqueMember", "memberUid")

@@ -30,12 +30,12 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from sidecar.config import LogFormat
+from sidecar.config.settings import LogFormat
 from sidecar.guest_links import PATH_PREFIX as GUEST_LINK_PREFIX
 
 # The logger name decision lines carry.
 DECISIONS = "sidecar.decisions"
-# nginx's auth_request endpoint (sidecar.web): its decision line is the record of it.
+# nginx's auth_request endpoint (sidecar.web.app): its decision line is the record of it.
 VERIFY_PATH = "/auth/verify"
 # A plain value needs no quotes when it is one run of printable ASCII but these.
 _BARE = re.compile(r"[!#-&(-<>-\[\]-~]+")

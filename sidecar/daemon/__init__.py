@@ -1,0 +1,1 @@
+"""The process: systemd's socket and notifications, descriptors, workers, the collector."""

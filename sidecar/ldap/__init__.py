@@ -1,0 +1,1 @@
+"""The school's LDAP directory: connections, servers, binds."""

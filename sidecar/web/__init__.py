@@ -1,0 +1,1 @@
+"""The aiohttp application: nginx's subrequests, the pages, the metrics listener, the stop."""
