@@ -81,6 +81,10 @@ class DelayingProxy:
         # slapd would keep its port from being listened on again.
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The proxy stops. Ended quietly: asyncio's stream server asks a
+            # cancelled connection task for its exception, and logs the answer.
+            pass
         finally:
             for pipe in pipes:
                 pipe.cancel()
