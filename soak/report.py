@@ -1,4 +1,4 @@
-"""The soak's results as the README shows them, and what in them failed."""
+"""The soak's results as docs/reliability.md shows them, and what in them failed."""
 
 from __future__ import annotations
 
