@@ -18,8 +18,8 @@ from demo.nginx import STANDIN, Nginx
 from demo.ports import port_is_taken, remote_access_lines, taken_port_message
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.cli import serve
 from sidecar.config.settings import load_settings
+from sidecar.web.server import serve
 
 CONFIG = """\
 # The demo's configuration: the same keys a school uses in production.

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.cli import LISTEN_BACKLOG, STOP_SECONDS
 from sidecar.config.settings import ServerSettings, UnixAddress
+from sidecar.web.server import LISTEN_BACKLOG, STOP_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "jitsi-auth-sidecar.service"
@@ -210,7 +210,7 @@ def test_the_service_may_hold_many_descriptors() -> None:
 
 
 def test_a_stop_has_time_to_drain() -> None:
-    # The daemon bounds its own stop (sidecar.cli.STOP_SECONDS); systemd must not
+    # The daemon bounds its own stop (sidecar.web.server.STOP_SECONDS); systemd must not
     # kill it before, or the requests it took in are cut.
     timeout = value(SERVICE, "Service", "TimeoutStopSec")
     assert timeout.endswith("s")
