@@ -440,3 +440,24 @@ def test_docker_include_is_tested_by_nginx(
     assert code == 1
     assert "nginx -t failed" in err
     assert snapshot(root) == before
+
+
+def test_a_file_setup_cannot_read_is_named(
+    debian: Path,
+    slapd: Slapd,
+    password_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (debian / JICOFO).write_bytes(b"jicofo { \xff }\n")
+    before = snapshot(debian)
+    code, _, err = setup(
+        debian,
+        "--yes",
+        *directory_options(slapd, password_file),
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert code == 2
+    assert "not UTF-8" in err
+    assert snapshot(debian) == before

@@ -181,6 +181,14 @@ def run_setup(
     except SetupFailed as failure:
         print(f"jitsi-auth-sidecar: setup: {failure}", file=sys.stderr)
         return failure.exit_code
+    except UnicodeDecodeError as error:
+        print(f"jitsi-auth-sidecar: setup: a file is not UTF-8 text: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        # Most often: not run as root on the real host.
+        where = f" {error.filename}" if error.filename else ""
+        print(f"jitsi-auth-sidecar: setup:{where}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _given(args: argparse.Namespace, previous: DirectoryAnswers) -> DirectoryAnswers:
