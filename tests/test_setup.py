@@ -461,3 +461,50 @@ def test_a_file_setup_cannot_read_is_named(
     assert code == 2
     assert "not UTF-8" in err
     assert snapshot(debian) == before
+
+
+def test_every_answer_can_be_typed(
+    debian: Path, slapd: Slapd, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing given on the command line: each question asked in turn, then each file."""
+    typed = [
+        slapd.ldap_url,
+        SCHOOL.service_dn,
+        SCHOOL.service_password,
+        SCHOOL.people_dn,
+        SCHOOL.teachers_group_dn,
+        SCHOOL.pupils_group_dn,
+    ]
+    code, out, err = setup(
+        debian,
+        "--no-reload",
+        stdin="\n".join(typed + ["y"] * 8) + "\n",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert code == 0, err
+    for prompt in ("LDAP URL", "service account DN", "the teachers' group DN"):
+        assert f"{prompt}" in out
+    settings = load_settings(
+        debian / ETC / "config.toml", environ={"CREDENTIALS_DIRECTORY": str(debian / ETC)}
+    )
+    assert settings.ldap.urls == (slapd.ldap_url,)
+    assert settings.ldap.bind_dn == SCHOOL.service_dn
+    assert [rule.name for rule in settings.roles] == ["teacher", "pupil"]
+    # Input that ends early is an answer missing, said as such; nothing more is written.
+    before = snapshot(debian)
+    code, out, err = setup(
+        debian,
+        "--no-reload",
+        "--domain",
+        DOMAIN,
+        "--ldap-url",
+        "ldap://127.0.0.1:1",
+        stdin="",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert code == 1
+    assert "FAILED  no LDAP server answers at ldap://127.0.0.1:1" in out
+    assert "no answer (end of input)" in err
+    assert snapshot(debian) == before
