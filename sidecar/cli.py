@@ -1,4 +1,4 @@
-"""``jitsi-auth-sidecar``: serve, and the admin commands check-config, test-login, mint."""
+"""``jitsi-auth-sidecar``: serve, and the admin commands check-config, test-login, mint, setup."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sidecar.web.server import LISTEN_BACKLOG, ListenError, serve
 
 DESCRIPTION = (
     "Logs school people into Jitsi Meet rooms against the LDAP directory: serve runs the "
-    "daemon beside nginx; check-config, test-login and mint are the admin's commands."
+    "daemon beside nginx; check-config, test-login, mint and setup are the admin's commands."
 )
 
 
