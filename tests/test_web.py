@@ -4,9 +4,12 @@ cookies follow the public URL's scheme (the access log: tests/test_logs.py)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from demo.run import write_demo_config
@@ -14,8 +17,10 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import Settings, load_settings
 from sidecar.guard import Guard, RoomAccessRequest, Verdict
+from sidecar.people import Person
+from sidecar.sessions import Session, SessionCookies
 from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER, create_app
-from sidecar.web.app_keys import GUARD
+from sidecar.web.app_keys import GUARD, SESSIONS
 
 
 @pytest.fixture
@@ -49,7 +54,7 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
     assert csrf_cookie.startswith("__Host-jitsi_auth_csrf=")
     assert "Secure" in csrf_cookie
     assert "SameSite=Strict" in csrf_cookie
-    token = csrf_cookie.split("=", 1)[1].split(";", 1)[0]
+    token = _cookie_value(csrf_cookie)
     teacher = SCHOOL.teachers[0]
     response = await client.post(
         "/auth/login",
@@ -68,7 +73,7 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
     for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
         assert flag in session_cookie
     # The verify endpoint reads the prefixed name, and only that one.
-    value = session_cookie.split("=", 1)[1].split(";", 1)[0]
+    value = _cookie_value(session_cookie)
     verify = await client.get(
         "/auth/verify",
         headers={"X-Original-URI": "/Mathe7b", "Cookie": f"__Host-jitsi_auth_session={value}"},
@@ -80,3 +85,55 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
         headers={"X-Original-URI": "/Mathe7b", "Cookie": f"jitsi_auth_session={value}"},
     )
     assert unprefixed.headers[REDIRECT_HEADER].startswith("/auth/login")
+
+
+def _cookie_value(set_cookie: str) -> str:
+    return set_cookie.split("=", 1)[1].split(";", 1)[0]
+
+
+class CountedLoads:
+    """Every time a request's session is loaded (with Redis: a GET each)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        load = SessionCookies.load
+
+        async def counted(sessions: SessionCookies, cookies: Mapping[str, str]) -> Session | None:
+            self.count += 1
+            return await load(sessions, cookies)
+
+        monkeypatch.setattr(SessionCookies, "load", counted)
+
+
+async def _teacher_cookie(client: TestClient[web.Request, web.Application]) -> str:
+    sessions = client.app[SESSIONS]
+    assert sessions is not None
+    teacher = SCHOOL.teachers[0]
+    person = Person(teacher.uid, teacher.display_name, email="", groups=frozenset())
+    return f"__Host-jitsi_auth_session={sessions.seal(sessions.new(person, 'teacher'))}"
+
+
+async def test_the_start_page_loads_the_session_once(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await aiohttp_client(create_app(https_settings))
+    cookie = await _teacher_cookie(client)
+    loads = CountedLoads(monkeypatch)
+    response = await client.get("/auth/?room=Mathe7b", headers={"Cookie": cookie})
+    assert response.status == 200
+    assert SCHOOL.teachers[0].display_name in await response.text()
+    assert loads.count == 1
+
+
+async def test_verify_loads_the_session_once(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await aiohttp_client(create_app(https_settings))
+    cookie = await _teacher_cookie(client)
+    loads = CountedLoads(monkeypatch)
+    response = await client.get(
+        "/auth/verify", headers={"X-Original-URI": "/Mathe7b", "Cookie": cookie}
+    )
+    assert response.status == 401
+    assert response.headers[REDIRECT_HEADER].startswith("/Mathe7b?jwt=")
+    assert loads.count == 1
