@@ -70,7 +70,7 @@ Verdict = Allow | Redirect | Challenge | Page
 
 
 @dataclass
-class Decision:
+class DecisionRecord:
     """What is known of one room request's decision, for its log line and the metrics;
     filled in while it is decided. Never a password, cookie or token."""
 
@@ -103,7 +103,7 @@ class _Case:
 
     request: RoomAccessRequest
     room: RoomRequest
-    decision: Decision
+    decision: DecisionRecord
 
     def waiting(self, room_size: RoomSize | None, user_id: str) -> WaitingRule:
         asker = Asker(user_id, place_of(self.request.client_address))
@@ -135,9 +135,11 @@ class Guard:
         self._guest_links = guest_links
         self._tenants = tenants
 
-    async def decide(self, request: RoomAccessRequest, decision: Decision | None = None) -> Verdict:
+    async def decide(
+        self, request: RoomAccessRequest, decision: DecisionRecord | None = None
+    ) -> Verdict:
         """The answer to ``request``; ``decision`` is filled in with what led to it."""
-        decision = decision or Decision()
+        decision = decision or DecisionRecord()
         try:
             room = parse_room_uri(request.uri, self._tenants)
         except NotARoom as reason:
@@ -188,7 +190,7 @@ class Guard:
         assert self._sessions is not None
         if self._guest_links is None or await self._guest_links.withdrawn(session.link_id):
             case.decision.reason = "guest link withdrawn"
-            await self._sessions.end(session)
+            await self._sessions.log_out(session)
             return Page("guest-invalid")
         # Invitations name a room of the site itself, never a tenant's.
         room = case.room

@@ -217,7 +217,7 @@ class Regulator:
             await attempt.failed()
             raise
         finally:
-            await attempt.end()
+            await attempt.release()
 
     # -- what an Attempt does, for every "who" it names ----------------------
 
@@ -306,7 +306,7 @@ class Attempt:
         for who in [*self._holds, _UNKNOWN + self.name]:
             await self._regulator._succeed(who, self._place)
 
-    async def end(self) -> None:
+    async def release(self) -> None:
         holds = list(self._holds.values())
         self._holds.clear()
         await self._regulator._end(holds)

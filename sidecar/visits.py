@@ -75,7 +75,7 @@ class Visits:
                 found = self._roles.role_for(person) if person is not None else None
                 if person is None or found is None:
                     log.info("session of %r ended: no longer has a role", session.user_id)
-                    await sessions.end(session)
+                    await sessions.log_out(session)
                     return None
                 if found.name != session.role:
                     log.info("role of %r is now %s", session.user_id, found.name)
@@ -84,7 +84,7 @@ class Visits:
         rule = self._roles.rule_named(current.role)
         if rule is None:
             # The configuration no longer has this role.
-            await sessions.end(session)
+            await sessions.log_out(session)
             return None
         return SessionRole(current, rule, changed is not None)
 

@@ -30,7 +30,7 @@ from sidecar.credentials import Credentials
 from sidecar.guard import (
     Allow,
     Challenge,
-    Decision,
+    DecisionRecord,
     Guard,
     Page,
     Redirect,
@@ -146,7 +146,7 @@ class Site:
         cookies: dict[str, str] | None = None,
         basic: tuple[str, str] | None = None,
         method: str = "GET",
-        decision: Decision | None = None,
+        decision: DecisionRecord | None = None,
     ) -> Verdict:
         authorization = None
         if basic is not None:
@@ -284,7 +284,7 @@ def _followed(redirect: Verdict) -> str:
 
 @pytest.mark.parametrize("uri", ["/auth/login", "/a/b/c", "/", ""])
 async def test_what_is_no_room_gets_the_not_a_room_page(site: Site, uri: str) -> None:
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(uri, cookies=site.session_of(TEACHER.uid, "teacher"))
     assert verdict == Page("not-a-room")
     verdict = await site.decide(uri, decision=decision)
@@ -298,7 +298,7 @@ async def test_what_is_no_room_gets_the_not_a_room_page(site: Site, uri: str) ->
 async def test_nobody_is_sent_to_the_login_form_with_the_room_to_come_back_to(
     site: Site,
 ) -> None:
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide("/Mathe7b?lang=de", decision=decision)
     assert verdict == Redirect("/auth/login?next=%2FMathe7b%3Flang%3Dde")
     assert decision.method == "none"
@@ -309,7 +309,7 @@ async def test_nobody_is_challenged_where_basic_comes_first(basic_site: Site) ->
 
 
 async def test_a_wrong_password_is_challenged_again(site: Site) -> None:
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide("/Mathe7b", basic=(TEACHER.uid, "wrong"), decision=decision)
     assert verdict == Challenge()
     assert decision.method == "basic"
@@ -327,7 +327,7 @@ async def test_a_session_of_a_school_person_does_not_count_where_only_basic_is(
 
 
 async def test_a_session_without_a_token_gets_a_fresh_one_for_the_room(site: Site) -> None:
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(
         "/Mathe7b", cookies=site.session_of(TEACHER.uid, "teacher"), decision=decision
     )
@@ -343,7 +343,7 @@ async def test_a_session_without_a_token_gets_a_fresh_one_for_the_room(site: Sit
 async def test_a_current_token_serves_the_page(site: Site) -> None:
     cookies = site.session_of(TEACHER.uid, "teacher")
     first = await site.decide("/Mathe7b", cookies=cookies)
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(_followed(first), cookies=cookies, decision=decision)
     assert verdict == Allow(TEACHER.uid)
     assert not decision.minted
@@ -352,7 +352,7 @@ async def test_a_current_token_serves_the_page(site: Site) -> None:
 async def test_another_method_with_a_current_token_goes_to_the_same_address(site: Site) -> None:
     cookies = site.session_of(TEACHER.uid, "teacher")
     first = await site.decide("/Mathe7b", cookies=cookies)
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(_followed(first), cookies=cookies, method="POST", decision=decision)
     assert verdict == first
     assert not decision.minted
@@ -374,7 +374,7 @@ async def test_a_token_for_another_room_or_person_is_replaced(site: Site) -> Non
 
 
 async def test_basic_credentials_get_a_token_without_a_session(site: Site) -> None:
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(
         "/Mathe7b", basic=(TEACHER.uid, TEACHER.password), decision=decision
     )
@@ -391,7 +391,7 @@ async def test_a_pupil_waits_while_the_room_is_closed_and_a_teacher_never_does(
     site: Site,
 ) -> None:
     pupil = site.session_of(PUPIL.uid, "pupil")
-    decision = Decision()
+    decision = DecisionRecord()
     assert await site.decide("/Mathe7b", cookies=pupil, decision=decision) == Page("waiting")
     assert decision.reason == "room not open yet"
     teacher = await site.decide("/Mathe7b", cookies=site.session_of(TEACHER.uid, "teacher"))
@@ -435,7 +435,7 @@ async def test_a_session_whose_person_lost_every_role_is_forbidden_and_ended(sit
     site.directory.people[TEACHER.uid] = _person(TEACHER.uid)
     assert isinstance(await site.decide("/Mathe7b", cookies=cookies), Redirect)  # not due yet
     site.clock.now += site.settings.sessions.role_refresh
-    decision = Decision()
+    decision = DecisionRecord()
     assert await site.decide("/Mathe7b", cookies=cookies, decision=decision) == Page("forbidden")
     assert decision.reason == "no role any more"
     # Ended: the same cookie is nobody now.
@@ -448,7 +448,7 @@ async def test_a_role_re_read_is_sent_back_with_the_token(site: Site) -> None:
     cookies = site.session_of(PUPIL.uid, "pupil")
     site.directory.people[PUPIL.uid] = _person(PUPIL.uid, SCHOOL.teachers_group_dn)
     site.clock.now += site.settings.sessions.role_refresh
-    decision = Decision()
+    decision = DecisionRecord()
     # Waiting is judged from the role the session has, then the new one counts.
     verdict = await site.decide("/Mathe7b", cookies=cookies, decision=decision)
     assert verdict == Page("waiting")
@@ -475,7 +475,7 @@ async def test_too_many_wrong_passwords_get_the_banned_page_before_any_bind(site
     for _ in range(site.settings.regulation.max_failures_per_user):
         assert await site.decide("/Mathe7b", basic=(PUPIL.uid, "wrong")) == Challenge()
     binds = site.directory.binds
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide("/Mathe7b", basic=(PUPIL.uid, PUPIL.password), decision=decision)
     assert verdict == Page("banned")
     assert site.directory.binds == binds
@@ -484,7 +484,7 @@ async def test_too_many_wrong_passwords_get_the_banned_page_before_any_bind(site
 
 async def test_an_unavailable_directory_gets_its_page(site: Site) -> None:
     site.directory.available = False
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await site.decide(
         "/Mathe7b", basic=(TEACHER.uid, TEACHER.password), decision=decision
     )
@@ -524,7 +524,7 @@ async def _guest(site: Site, room: str) -> tuple[dict[str, str], str]:
 
 async def test_a_guest_enters_the_one_room_of_the_invitation(site: Site) -> None:
     cookies, _ = await _guest(site, "Mathe7b")
-    decision = Decision()
+    decision = DecisionRecord()
     assert await site.decide("/Mathe7b", cookies=cookies, decision=decision) == Page("waiting")
     assert decision.method == "guest"
     site.open_room("Mathe7b")
@@ -536,7 +536,7 @@ async def test_a_guest_enters_the_one_room_of_the_invitation(site: Site) -> None
 
 async def test_a_guest_in_another_room_gets_the_wrong_room_page(site: Site) -> None:
     cookies, _ = await _guest(site, "Mathe7b")
-    decision = Decision()
+    decision = DecisionRecord()
     assert await site.decide("/Physik8a", cookies=cookies, decision=decision) == Page("wrong-room")
     assert decision.reason == "a guest in another room"
 

@@ -25,7 +25,7 @@ from sidecar.jitsi.room_budget import PER_PERSON, PERSON_WINDOW
 from sidecar.jitsi.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
 from sidecar.metrics import Metrics
 from sidecar.web.cookies import CookiePolicy
-from sidecar.web.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
+from sidecar.web.waiting import JITTER, LATER_SECONDS, OFTEN_FOR_SECONDS, OFTEN_SECONDS, WaitingPace
 from tests.conftest import LENIENT_REGULATION
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
 from tests.stack import Browser, Reply, Stack, basic_auth, token_in
@@ -281,7 +281,7 @@ def test_the_pace_slows_after_the_first_minutes() -> None:
     assert cookie is not None
     name, value = cookie.split(";")[0].split("=", 1)
     assert round(OFTEN_SECONDS * (1 - JITTER)) <= delay <= round(OFTEN_SECONDS * (1 + JITTER))
-    now[0] += FIRST_MINUTES + 1
+    now[0] += OFTEN_FOR_SECONDS + 1
     delays = [pace.next_check({name: value}, "/Mathe7b") for _ in range(20)]
     assert all(cookie is None for _, cookie in delays)
     low, high = round(LATER_SECONDS * (1 - JITTER)), round(LATER_SECONDS * (1 + JITTER))

@@ -193,7 +193,7 @@ def supervised(tmp_path: Path, *, first: float, longest: float) -> tuple[int, Pa
                 first_pause=first,
                 longest_pause=longest,
             )
-            code = supervisor.run()
+            code = supervisor.supervise()
         finally:
             os._exit(code)
     wait_for(lambda: len(children(pid)) == 2 and answering(listen) is not None)

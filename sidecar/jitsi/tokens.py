@@ -197,8 +197,8 @@ class RoomTokens:
             # boolean true; nothing reads a lobby bypass in context.features.
             user["lobby_bypass"] = True
         context: dict[str, Any] = {"user": user, "features": rule.token_features}
-        if person.group:
-            context["group"] = person.group
+        if person.context_group:
+            context["group"] = person.context_group
         return context
 
     def room_check_token(self, backend_room: str, tenant: str = "") -> str:

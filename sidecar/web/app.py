@@ -27,7 +27,7 @@ from sidecar.guard import (
     LOGIN_PATH,
     Allow,
     Challenge,
-    Decision,
+    DecisionRecord,
     Guard,
     Page,
     Redirect,
@@ -116,7 +116,7 @@ def _verdict_response(verdict: Verdict) -> web.Response:
     return web.Response(status=403, headers={PAGE_HEADER: verdict.name})
 
 
-def _outcome(verdict: Verdict, decision: Decision) -> str:
+def _outcome(verdict: Verdict, decision: DecisionRecord) -> str:
     if isinstance(verdict, Allow):
         return "allowed"
     if isinstance(verdict, Redirect):
@@ -137,7 +137,7 @@ async def verify(request: web.Request) -> web.Response:
         authorization=request.headers.get("Authorization"),
         client_address=request.headers.get("X-Real-IP", ""),
     )
-    decision = Decision()
+    decision = DecisionRecord()
     try:
         verdict: Verdict = await request.app[GUARD].decide(access, decision)
         response = _verdict_response(verdict)
@@ -203,7 +203,7 @@ class Readiness:
     async def ready(self) -> bool:
         if self._last is not None and self._clock() - self._last[0] < READINESS_SECONDS:
             return self._last[1]
-        answer = await self._checks.run("ldap", self._reachable)
+        answer = await self._checks.ask_once("ldap", self._reachable)
         self._last = (self._clock(), answer)
         return answer
 

@@ -364,7 +364,7 @@ async def logout(request: web.Request) -> web.Response:
     visit = visit_of(request)
     session = await visit.cookie_session()
     if sessions is not None and session is not None:
-        saved = await sessions.end(session)
+        saved = await sessions.log_out(session)
         log.info("%r logged out%s", session.user_id, "" if saved else " (not saved)")
     # Not saved: this browser is logged out all the same (the cookie goes), and
     # the page says that a restart could bring the session back elsewhere.
