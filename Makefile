@@ -16,8 +16,8 @@ DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-d
 	deb-debian-packages clean
 
 test: $(VENV)/.installed deb-debian-packages
-	$(BIN)/ruff check sidecar demo tests bench soak realjitsi
-	$(BIN)/ruff format --check sidecar demo tests bench soak realjitsi
+	$(BIN)/ruff check sidecar demo tests testbed bench soak realjitsi
+	$(BIN)/ruff format --check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 

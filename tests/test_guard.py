@@ -11,11 +11,9 @@ of each verdict is tested through nginx (tests/test_flows.py and others).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -50,6 +48,7 @@ from sidecar.roles import RoleRules
 from sidecar.rooms import room_named
 from sidecar.sessions import COOKIE_NAME, SECURE_COOKIES, Session, SessionCookies
 from sidecar.visits import Visits
+from testbed.stack import basic_auth, followed, token_in
 from tests.jitsi_rules import JitsiSite, admit
 
 ADDRESS = "192.0.2.7"
@@ -148,10 +147,7 @@ class Site:
         method: str = "GET",
         decision: DecisionRecord | None = None,
     ) -> Verdict:
-        authorization = None
-        if basic is not None:
-            pair = f"{basic[0]}:{basic[1]}".encode()
-            authorization = "Basic " + base64.b64encode(pair).decode()
+        authorization = basic_auth(*basic)["Authorization"] if basic is not None else None
         visit = self.visits.of(cookies or {})
         verdict = await self.guard.decide(
             RoomAccessRequest(
@@ -269,14 +265,9 @@ async def basic_site(tmp_path: Path, jitsi: JitsiHttp) -> AsyncIterator[Site]:
         yield made
 
 
-def _token_in(location: str) -> str:
-    return parse_qs(urlsplit(location).query)["jwt"][0]
-
-
 def _followed(redirect: Verdict) -> str:
-    """The URI a browser asks for next (never the fragment)."""
     assert isinstance(redirect, Redirect)
-    return redirect.location.split("#", 1)[0]
+    return followed(redirect.location)
 
 
 # -- not a room ---------------------------------------------------------------
@@ -333,7 +324,7 @@ async def test_a_session_without_a_token_gets_a_fresh_one_for_the_room(site: Sit
     )
     assert isinstance(verdict, Redirect)
     assert verdict.location.startswith("/Mathe7b?jwt=")
-    admission = admit(_token_in(verdict.location), site.jitsi_site, "Mathe7b")
+    admission = admit(token_in(verdict.location), site.jitsi_site, "Mathe7b")
     assert admission.user_id == TEACHER.uid
     assert admission.moderator
     assert decision.minted
@@ -364,11 +355,11 @@ async def test_a_token_for_another_room_or_person_is_replaced(site: Site) -> Non
     other_room = _followed(teacher).replace("/Mathe7b?", "/Physik8a?")
     verdict = await site.decide(other_room, cookies=site.session_of(TEACHER.uid, "teacher"))
     assert isinstance(verdict, Redirect)
-    assert admit(_token_in(verdict.location), site.jitsi_site, "Physik8a").user_id == TEACHER.uid
+    assert admit(token_in(verdict.location), site.jitsi_site, "Physik8a").user_id == TEACHER.uid
     site.open_room("Mathe7b")
     pupil = await site.decide(_followed(teacher), cookies=site.session_of(PUPIL.uid, "pupil"))
     assert isinstance(pupil, Redirect)
-    admission = admit(_token_in(pupil.location), site.jitsi_site, "Mathe7b")
+    admission = admit(token_in(pupil.location), site.jitsi_site, "Mathe7b")
     assert admission.user_id == PUPIL.uid
     assert not admission.moderator
 
@@ -379,7 +370,7 @@ async def test_basic_credentials_get_a_token_without_a_session(site: Site) -> No
         "/Mathe7b", basic=(TEACHER.uid, TEACHER.password), decision=decision
     )
     assert isinstance(verdict, Redirect)
-    assert admit(_token_in(verdict.location), site.jitsi_site, "Mathe7b").user_id == TEACHER.uid
+    assert admit(token_in(verdict.location), site.jitsi_site, "Mathe7b").user_id == TEACHER.uid
     assert (decision.method, decision.role) == ("basic", "teacher")
     assert site.sent == [None]
 
@@ -459,7 +450,7 @@ async def test_a_role_re_read_is_sent_back_with_the_token(site: Site) -> None:
     renewed = site.sent[-1]
     assert renewed is not None
     assert renewed.role == "teacher"
-    assert admit(_token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
+    assert admit(token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
 
 
 async def test_basic_credentials_without_a_role_are_forbidden(site: Site) -> None:
@@ -498,7 +489,7 @@ async def test_an_outage_keeps_a_session_s_role(site: Site) -> None:
     site.clock.now += site.settings.sessions.role_refresh
     verdict = await site.decide("/Mathe7b", cookies=cookies)
     assert isinstance(verdict, Redirect)
-    assert admit(_token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
+    assert admit(token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
     # Asked again one refresh interval later, not at the next request.
     kept = site.sent[-1]
     assert kept is not None
@@ -530,7 +521,7 @@ async def test_a_guest_enters_the_one_room_of_the_invitation(site: Site) -> None
     site.open_room("Mathe7b")
     verdict = await site.decide("/Mathe7b", cookies=cookies)
     assert isinstance(verdict, Redirect)
-    assert not admit(_token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
+    assert not admit(token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
     assert site.directory.look_ups == 0
 
 

@@ -13,10 +13,9 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.sessions import COOKIE_NAME as SESSION
 from sidecar.sessions import Session
-from tests.conftest import LENIENT_REGULATION
+from testbed.configs import LENIENT_REGULATION
+from testbed.stack import Browser, Stack, stack_sessions, token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack, token_in
-from tests.test_login import stack_sessions
 
 TEACHER = SCHOOL.teachers[0]
 

@@ -25,7 +25,7 @@ from sidecar.shared_state import (
     optional_text,
 )
 from sidecar.site_limits import SiteLimit
-from tests.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 LIMIT = 3
 SETTINGS = RegulationSettings(max_failures_per_user=LIMIT, max_failures_per_address=1000)

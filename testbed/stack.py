@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from demo.nginx import Nginx, free_port
 from demo.processes import terminate
 from demo.slapd import Slapd
-
-POLL_INTERVAL = 0.05
+from sidecar.config.settings import Secret, SessionSettings
+from sidecar.sessions import SessionCookies
+from testbed.poll import accepts, poll_until
 
 
 def basic_auth(uid: str, password: str) -> dict[str, str]:
@@ -114,16 +114,17 @@ class SidecarProcess:
             env=env,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sidecar exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if request(UnixHTTPConnection(self.socket_path), "/auth/health").status == 200:
-                    return
-            except OSError:
-                time.sleep(POLL_INTERVAL)
-        raise RuntimeError("sidecar did not answer in time")
+        if not poll_until(self._healthy, seconds=timeout):
+            raise RuntimeError("sidecar did not answer in time")
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"sidecar exited:\n{self.log_path.read_text()[-3000:]}")
+        try:
+            return request(UnixHTTPConnection(self.socket_path), "/auth/health").status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -167,14 +168,8 @@ class XmppStandIn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(POLL_INTERVAL)
-        raise RuntimeError("xmpp stand-in did not start")
+        if not poll_until(lambda: accepts(("127.0.0.1", self.port)), seconds=20):
+            raise RuntimeError("xmpp stand-in did not start")
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -357,3 +352,11 @@ class SilentServer:
         self._listener.close()
         for connection in self._held:
             connection.close()
+
+
+def stack_sessions(stack: Stack, keys: tuple[bytes, ...] | None = None) -> SessionCookies:
+    """SessionCookies sealing like the stack's sidecar (same keys unless given)."""
+    key_file = stack.sidecar.config.parent / "session_keys"
+    own_keys = keys or tuple(line for line in key_file.read_bytes().splitlines() if line)
+    settings = SessionSettings(keys=tuple(Secret(key) for key in own_keys))
+    return SessionCookies(settings)
