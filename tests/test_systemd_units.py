@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "jitsi-auth-sidecar.service"
 SOCKET = REPO / "systemd" / "jitsi-auth-sidecar.socket"
 NGINX_INCLUDE = REPO / "nginx" / "jitsi-auth-sidecar.conf"
-# Where the README installs the daemon; the units name it in ExecStartPre= and ExecStart=.
+# Where docs/install.md installs the daemon; the units name it in ExecStartPre= and ExecStart=.
 INSTALLED_BINARY = "/opt/jitsi-auth-sidecar/bin/jitsi-auth-sidecar"
 # systemd-analyze security's scale: 0 (locked down) to 10 (not sandboxed at all).
 MAX_EXPOSURE = 2.0
