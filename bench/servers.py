@@ -30,8 +30,7 @@ from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
-from testbed.poll import poll_until
-from testbed.stack import SidecarProcess, UnixHTTPConnection, request
+from testbed.stack import SidecarProcess, until_answering
 
 POLL_SECONDS = 0.05
 START_TIMEOUT = 20.0
@@ -80,17 +79,14 @@ class BareApp:
                 stdout=log,
                 stderr=log,
             )
-        if not poll_until(self._answering, seconds=timeout, interval=POLL_SECONDS):
-            raise RuntimeError("bare app did not answer in time")
-
-    def _answering(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"bare app exited: {self.log_path.read_text()[-2000:]}")
-        try:
-            return request(UnixHTTPConnection(self.socket_path), "/auth/verify").status == 200
-        except OSError:
-            return False
+        until_answering(
+            self.process,
+            self.socket_path,
+            "/auth/verify",
+            self.log_path,
+            timeout,
+            interval=POLL_SECONDS,
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None

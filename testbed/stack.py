@@ -25,7 +25,7 @@ from demo.processes import terminate
 from demo.slapd import Slapd
 from sidecar.config.settings import Secret, SessionSettings
 from sidecar.sessions import SessionCookies
-from testbed.poll import accepts, poll_until
+from testbed.poll import POLL_INTERVAL, accepts, poll_until
 
 
 def basic_auth(uid: str, password: str) -> dict[str, str]:
@@ -97,6 +97,30 @@ def request(
         connection.close()
 
 
+def until_answering(
+    process: subprocess.Popen[bytes],
+    socket_path: Path,
+    path: str,
+    log_path: Path,
+    seconds: float,
+    *,
+    interval: float = POLL_INTERVAL,
+) -> None:
+    """Until ``process`` answers ``path`` with 200 on its unix socket; RuntimeError with
+    the end of its log when it exits first, or when ``seconds`` pass."""
+
+    def answering() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            return request(UnixHTTPConnection(socket_path), path).status == 200
+        except OSError:
+            return False
+
+    if not poll_until(answering, seconds=seconds, interval=interval):
+        raise RuntimeError(f"{process.args!r} did not answer {path} in time")
+
+
 @dataclass
 class SidecarProcess:
     config: Path
@@ -114,17 +138,7 @@ class SidecarProcess:
             env=env,
         )
         log.close()
-        if not poll_until(self._healthy, seconds=timeout):
-            raise RuntimeError("sidecar did not answer in time")
-
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"sidecar exited:\n{self.log_path.read_text()[-3000:]}")
-        try:
-            return request(UnixHTTPConnection(self.socket_path), "/auth/health").status == 200
-        except OSError:
-            return False
+        until_answering(self.process, self.socket_path, "/auth/health", self.log_path, timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -105,35 +106,41 @@ class CountedLoads:
         monkeypatch.setattr(SessionCookies, "load", counted)
 
 
-async def _teacher_cookie(client: TestClient[web.Request, web.Application]) -> str:
+@dataclass
+class TeacherAsking:
+    """An app, a teacher's session cookie for it, and its session loads counted from now."""
+
+    client: TestClient[web.Request, web.Application]
+    cookie: str
+    loads: CountedLoads
+
+
+@pytest.fixture
+async def teacher_asking(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> TeacherAsking:
+    client = await aiohttp_client(create_app(https_settings))
     sessions = client.app[SESSIONS]
     assert sessions is not None
     teacher = SCHOOL.teachers[0]
     person = Person(teacher.uid, teacher.display_name, email="", groups=frozenset())
-    return f"__Host-jitsi_auth_session={sessions.seal(sessions.new(person, 'teacher'))}"
+    sealed = sessions.seal(sessions.new(person, "teacher"))
+    return TeacherAsking(client, f"__Host-jitsi_auth_session={sealed}", CountedLoads(monkeypatch))
 
 
-async def test_the_start_page_loads_the_session_once(
-    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = await aiohttp_client(create_app(https_settings))
-    cookie = await _teacher_cookie(client)
-    loads = CountedLoads(monkeypatch)
-    response = await client.get("/auth/?room=Mathe7b", headers={"Cookie": cookie})
+async def test_the_start_page_loads_the_session_once(teacher_asking: TeacherAsking) -> None:
+    response = await teacher_asking.client.get(
+        "/auth/?room=Mathe7b", headers={"Cookie": teacher_asking.cookie}
+    )
     assert response.status == 200
     assert SCHOOL.teachers[0].display_name in await response.text()
-    assert loads.count == 1
+    assert teacher_asking.loads.count == 1
 
 
-async def test_verify_loads_the_session_once(
-    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = await aiohttp_client(create_app(https_settings))
-    cookie = await _teacher_cookie(client)
-    loads = CountedLoads(monkeypatch)
-    response = await client.get(
-        "/auth/verify", headers={"X-Original-URI": "/Mathe7b", "Cookie": cookie}
+async def test_verify_loads_the_session_once(teacher_asking: TeacherAsking) -> None:
+    response = await teacher_asking.client.get(
+        "/auth/verify", headers={"X-Original-URI": "/Mathe7b", "Cookie": teacher_asking.cookie}
     )
     assert response.status == 401
     assert response.headers[REDIRECT_HEADER].startswith("/Mathe7b?jwt=")
-    assert loads.count == 1
+    assert teacher_asking.loads.count == 1
