@@ -411,11 +411,16 @@ async def test_one_decision_asks_whether_the_room_is_open_once(
 
 
 async def test_a_waiting_class_costs_no_directory_look_ups(site: Site) -> None:
-    pupil = site.session_of(PUPIL.uid, "pupil")
+    """The waiting page checks again every few seconds: with the role check due, no
+    check may cost a directory request (the room is closed: no token is minted)."""
+    pupils = [site.session_of(PUPIL.uid, "pupil") for _ in range(5)]
     site.clock.now += site.settings.sessions.role_refresh
-    assert await site.decide("/Mathe7b", cookies=pupil) == Page("waiting")
-    assert site.directory.look_ups == 0
-    assert site.sent == [None]
+    for _ in range(3):
+        for pupil in pupils:
+            assert await site.decide("/Mathe7b", cookies=pupil) == Page("waiting")
+        site.clock.now += ANSWER_SECONDS  # each check asks Prosody again
+    assert (site.directory.look_ups, site.directory.binds) == (0, 0)
+    assert set(site.sent) == {None}
 
 
 # -- roles ----------------------------------------------------------------------------
