@@ -18,8 +18,8 @@ DEMO_DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libl
 	deb-debian-packages demo-debian-packages clean
 
 test: $(VENV)/.installed deb-debian-packages
-	$(BIN)/ruff check sidecar demo tests bench soak realjitsi
-	$(BIN)/ruff format --check sidecar demo tests bench soak realjitsi
+	$(BIN)/ruff check sidecar demo tests testbed bench soak realjitsi
+	$(BIN)/ruff format --check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 

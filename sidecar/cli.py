@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in admin.COMMANDS:
-        return admin.run(args)
+        return admin.run_command(args)
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.server.log_format)
         if settings.server.workers > 1:
             try:
-                return Supervisor(settings, _worker(settings), backlog=LISTEN_BACKLOG).run()
+                return Supervisor(settings, _worker(settings), backlog=LISTEN_BACKLOG).supervise()
             except OSError as error:
                 print(f"jitsi-auth-sidecar: server.listen: {error.strerror}", file=sys.stderr)
                 return 2
@@ -87,10 +87,10 @@ def _serve_here(settings: Settings, **how: Any) -> int:
 
 
 def _worker(settings: Settings) -> Worker:
-    def run(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
+    def serve_as_worker(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
         return _serve_here(settings, listener=listener, worker=number, on_ready=ready)
 
-    return run
+    return serve_as_worker
 
 
 if __name__ == "__main__":

@@ -15,26 +15,10 @@ from pathlib import Path
 
 from demo.nginx import free_port
 from demo.school import SCHOOL, Person
+from testbed.demo_process import REPOSITORY, wait_for_banner
+from testbed.poll import poll_until
+from testbed.stack import token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import token_in
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> str:
-    assert process.stdout is not None
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        if "Ctrl-C stops everything" in line:
-            return seen
-    raise AssertionError(f"no banner; output so far:\n{seen}")
 
 
 def basic(person: Person) -> dict[str, str]:
@@ -111,10 +95,13 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
         opened.request("POST", "/demo/rooms/mathe7b/open")
         assert opened.getresponse().status == 204
         opened.close()
-        deadline = time.monotonic() + 10
-        while (reply := get(port, "/Mathe7b", basic(pupil)))[0] != 302:
-            assert time.monotonic() < deadline, reply
-            time.sleep(0.2)
+        reply = poll_until(
+            lambda: get(port, "/Mathe7b", basic(pupil)),
+            lambda answer: answer[0] == 302,
+            seconds=10,
+            interval=0.2,
+        )
+        assert reply[0] == 302, reply
         assert reply[1].startswith("/Mathe7b?jwt=")
         # The start page and the videobridge's figures answer.
         assert get(port, "/auth/statistics", basic(teacher))[0] == 200

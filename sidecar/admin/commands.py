@@ -164,7 +164,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_setup_command(commands)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     """Run the admin command ``args`` names; its exit code."""
     # Each command says what failed itself, in one line with the fix; the modules'
     # warnings and errors (written for the daemon's log) would say it twice.
