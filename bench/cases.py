@@ -48,10 +48,14 @@ ADMITTED_SESSION = "token-session"
 BIND_EACH = "basic-bind-each"
 REFUSED_BASIC = "wrong-password"
 LOGIN_POST = "login-post"
+TWO_WORKERS = "-2w"  # suffix of the cases against workers = 2
+BIND_EACH_2W = BIND_EACH + TWO_WORKERS
+REFUSED_BASIC_2W = REFUSED_BASIC + TWO_WORKERS
 PEER_BIND_EACH = "peer-basic-bind-each"
 PEER_REFUSED = "peer-wrong-password"
 RUSH = "rush-bind-each"
 PEER_RUSH = "peer-rush"
+RUSH_2W = RUSH + TWO_WORKERS
 HALF_LOAD = "@half"  # suffix of the fixed-rate cases
 
 ROOM_PAGE = Expected(200, (("Referrer-Policy", "strict-origin"),))  # the include's room page
@@ -399,6 +403,30 @@ def build_cases(workload: Workload) -> list[Case]:
             f"{ROOM_REDIRECT.status}",
             rush(servers.uncached, ROOM_REDIRECT.status, RUSH),
             baseline=PEER_RUSH,
+        ),
+        Case(
+            BIND_EACH_2W,
+            "(d) with workers = 2 (and Redis)",
+            "sidecar",
+            ROOM_REDIRECT.describe(),
+            wrk(servers.two_workers, "basic", ROOM_REDIRECT, BIND_EACH_2W),
+            baseline=BIND_EACH,
+        ),
+        Case(
+            REFUSED_BASIC_2W,
+            "(e) with workers = 2 (and Redis)",
+            "sidecar",
+            BASIC_CHALLENGE.describe(),
+            wrk(servers.two_workers, "wrong-basic", BASIC_CHALLENGE, REFUSED_BASIC_2W),
+            baseline=REFUSED_BASIC,
+        ),
+        Case(
+            RUSH_2W,
+            "morning rush with workers = 2 (and Redis)",
+            "sidecar",
+            f"{ROOM_REDIRECT.status}",
+            rush(servers.two_workers, ROOM_REDIRECT.status, RUSH_2W),
+            baseline=RUSH,
         ),
         Case(
             PEER_BIND_EACH,

@@ -21,6 +21,7 @@ from bench.cases import (
     HALF_LOAD,
     PEER_RUSH,
     RUSH,
+    RUSH_2W,
     Case,
     FixedRateRound,
     Workload,
@@ -205,7 +206,9 @@ def _notes(
         f"(a)-(c) are compared with {same_handling_baseline(servers)}.",
         "Sidecar configuration: the demo's (service account search, group search), "
         f"regulation limits raised (counted over 1 s), Basic cache {CACHED_BASIC_TTL} s "
-        "for (a)-(c) and (f), off for (d) and (e).",
+        "for (a)-(c) and (f), off for (d), (e) and the rush; the -2w cases: the same "
+        "without the cache, with [server] workers = 2 and a local redis-server on a unix "
+        "socket (Redis's CPU counted with the sidecar's).",
         "CPU µs/req: utime+stime from /proc of nginx (master and worker) and the app "
         "behind it; for the LDAP baselines the client process itself. slapd apart.",
         "Half load: an open-loop asyncio client (bench/fixed_rate.py; wrk2 is not in "
@@ -227,7 +230,7 @@ def _rush_times(summaries: Mapping[str, Summary]) -> str:
     """Seconds per rush (a round is one whole rush), the sidecar's and the peer's."""
     times = [
         f"{name} {summaries[name].seconds / summaries[name].rounds:.1f} s per rush"
-        for name in (RUSH, PEER_RUSH)
+        for name in (RUSH, RUSH_2W, PEER_RUSH)
         if name in summaries and summaries[name].rounds
     ]
     return "; ".join(times)

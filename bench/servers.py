@@ -1,10 +1,11 @@
 """Every server of a bench run, started in a temporary directory and stopped again.
 
 - slapd holding the generated school (``demo.slapd.Slapd``);
-- two sidecars (``testbed.stack.SidecarProcess``) with the demo's configuration
+- three sidecars (``testbed.stack.SidecarProcess``) with the demo's configuration
   (``demo.run.write_demo_config``): one with the Basic credentials cache, one
-  without (``[cache] basic_ttl = 0``), each behind its own nginx with the
-  project's include (``demo.nginx.Nginx``);
+  without (``[cache] basic_ttl = 0``), and one without it with ``[server]
+  workers = 2`` and a local redis-server (``testbed.redis_server``), each
+  behind its own nginx with the project's include (``demo.nginx.Nginx``);
 - the bare aiohttp app, behind one nginx with the include as it is and one
   with the include sent through a keep-alive upstream;
 - nginx answering 200 itself;
@@ -36,6 +37,7 @@ from demo.run import write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
 from sidecar.config.settings import load_settings
+from testbed.redis_server import RedisServer
 from testbed.stack import SidecarProcess, until_answering
 
 POLL_SECONDS = 0.05
@@ -54,6 +56,11 @@ max_failures_per_user_overall = 1000000
 max_failures_per_address = 100000
 window = 1
 ban_time = 1
+"""
+# With more than one worker, Redis keeps what the demo keeps in state files.
+SHARED_STATE = """
+[state]
+redis_url = "{redis_url}"
 """
 # Longer than a whole run: "cached Basic" stays cached throughout.
 CACHED_BASIC_TTL = 3600
@@ -168,6 +175,7 @@ class Site:
 
     nginx: Nginx
     app_pid: int | None
+    helper_pids: tuple[int, ...] = ()  # what the app asks on every request (Redis)
 
     @property
     def url(self) -> str:
@@ -186,7 +194,9 @@ class Site:
         return [master, *procstat.children(master)]
 
     def pids(self) -> list[int]:
-        return [*self.nginx_pids(), *([self.app_pid] if self.app_pid is not None else [])]
+        """nginx, the app with its worker processes, and its helpers."""
+        app = [] if self.app_pid is None else [self.app_pid, *procstat.children(self.app_pid)]
+        return [*self.nginx_pids(), *app, *self.helper_pids]
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,7 @@ class Servers:
     bare_keepalive: Site
     cached: Site  # the sidecar with the Basic cache
     uncached: Site  # the sidecar without
+    two_workers: Site  # without the cache, workers = 2 sharing a local Redis
     include_handling: str
     peer: Site  # nginx-ldap-auth's daemon or its stand-in
     peer_label: str
@@ -212,17 +223,36 @@ def _started_nginx(stack: ExitStack, workdir: Path, nginx: Nginx) -> Nginx:
     return nginx
 
 
+def _with_workers(config: Path, workers: int) -> None:
+    """The demo's configuration with ``workers`` processes: no state files (Redis keeps
+    that state, and the configuration refuses both)."""
+    text = config.read_text("utf-8")
+    for key in ("public_url = ", "revocation_file = ", "state_file = "):
+        if f"\n{key}" not in text:
+            raise RuntimeError(f"the demo's configuration has no `{key.strip()}` line any more")
+    text = text.replace("\npublic_url = ", f"\nworkers = {workers}\npublic_url = ", 1)
+    text = text.replace("\nrevocation_file = ", "\n# revocation_file = ")
+    text = text.replace("\nstate_file = ", "\n# state_file = ")
+    config.write_text(text, "utf-8")
+
+
 def _sidecar_site(
-    stack: ExitStack, workdir: Path, slapd: Slapd, *, basic_ttl: int
+    stack: ExitStack,
+    workdir: Path,
+    slapd: Slapd,
+    *,
+    basic_ttl: int,
+    workers: int = 1,
+    redis: RedisServer | None = None,
 ) -> tuple[SidecarProcess, Site]:
     workdir.mkdir(parents=True)
     port = free_port()
-    config = write_demo_config(
-        workdir,
-        port=port,
-        ldap_url=slapd.ldap_url,
-        extra=LOAD_SETTINGS.format(basic_ttl=basic_ttl),
-    )
+    extra = LOAD_SETTINGS.format(basic_ttl=basic_ttl)
+    if redis is not None:
+        extra += SHARED_STATE.format(redis_url=redis.url)
+    config = write_demo_config(workdir, port=port, ldap_url=slapd.ldap_url, extra=extra)
+    if workers > 1:
+        _with_workers(config, workers)
     sidecar = SidecarProcess(config, workdir / "sidecar.sock", workdir / "sidecar.log")
     stack.callback(sidecar.stop)
     sidecar.start()
@@ -233,7 +263,9 @@ def _sidecar_site(
         sidecar_socket=sidecar.socket_path,
         xmpp_port=free_port(),  # /http-bind is never asked for here
     )
-    return sidecar, Site(_started_nginx(stack, workdir / "nginx", nginx), sidecar.process.pid)
+    helpers = () if redis is None or redis.process is None else (redis.process.pid,)
+    site = Site(_started_nginx(stack, workdir / "nginx", nginx), sidecar.process.pid, helpers)
+    return sidecar, site
 
 
 def _slapd_pid(slapd: Slapd) -> int:
@@ -296,6 +328,13 @@ def start_servers(
         stack, workdir / "sidecar-uncached", slapd, basic_ttl=0
     )
 
+    redis = RedisServer(workdir / "redis")
+    stack.callback(redis.stop)
+    redis.start()
+    _, two_workers = _sidecar_site(
+        stack, workdir / "sidecar-two-workers", slapd, basic_ttl=0, workers=2, redis=redis
+    )
+
     peer, peer_site = _peer_site(
         stack, workdir / "peer", peer_daemon, _peer_ldap(uncached_sidecar.config)
     )
@@ -337,6 +376,7 @@ def start_servers(
         bare_keepalive=Site(sites["bare_keepalive"], bare_app.pid),
         cached=cached,
         uncached=uncached,
+        two_workers=two_workers,
         include_handling=handling,
         peer=peer_site,
         peer_label=peer.label,
