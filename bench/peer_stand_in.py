@@ -58,10 +58,10 @@ def _credentials(header: str | None) -> tuple[str, str]:
 
 
 def _password_accepted(headers: Any, user: str, password: str) -> bool:
-    """The daemon's LDAP steps, all on one connection."""
+    """The daemon's LDAP steps, all on one connection; a wrong password is False."""
     connection = ldap.initialize(headers["X-Ldap-URL"])
+    connection.protocol_version = ldap.VERSION3
     try:
-        connection.protocol_version = ldap.VERSION3
         connection.simple_bind_s(
             headers.get("X-Ldap-BindDN", ""), headers.get("X-Ldap-BindPass", "")
         )
@@ -75,7 +75,7 @@ def _password_accepted(headers: Any, user: str, password: str) -> bool:
             return False
         connection.simple_bind_s(found[0][0], password)
         return True
-    except ldap.LDAPError:
+    except ldap.INVALID_CREDENTIALS:
         return False
     finally:
         connection.unbind_s()
@@ -86,7 +86,9 @@ class StandInHandler(BaseHTTPRequestHandler):
         try:
             user, password = _credentials(self.headers.get("Authorization"))
             accepted = _password_accepted(self.headers, user, password)
-        except (Refused, KeyError):
+        except (Refused, ldap.LDAPError, KeyError, ValueError, TypeError):
+            # As the daemon: whatever went wrong (a header missing, a template that
+            # does not format, the directory away) is a refusal, never an error page.
             accepted = False
         self.send_response(200 if accepted else 401)
         if not accepted:

@@ -221,6 +221,19 @@ def test_the_peer_admits_the_right_password_only(peer_url: str) -> None:
     assert _get(peer_url, wrong) == (401, CHALLENGE)
 
 
+def test_the_stand_in_refuses_a_request_without_the_ldap_settings(tmp_path: Path) -> None:
+    """Asked directly, not through nginx: no directory to ask, a refusal, never a 500.
+    (The daemon closes the connection without an answer here: nginx makes that a 500.)"""
+    stand_in = PeerProcess(None, free_port(), tmp_path / "peer.log")
+    try:
+        stand_in.start()
+        person = SCHOOL.people[0]
+        credentials = basic_auth(person.uid, person.password)
+        assert _get(f"127.0.0.1:{stand_in.port}", credentials) == (401, CHALLENGE)
+    finally:
+        stand_in.stop()
+
+
 @pytest.mark.parametrize(
     "headers",
     [
