@@ -153,6 +153,10 @@ class FixedRateRound:
         return sample
 
 
+# However long a rush takes, it is one round; a stuck one stops here.
+RUSH_LIMIT_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class RushRound:
     """One whole morning rush against a site (bench/rush.py); ``seconds`` is not used:
@@ -176,16 +180,12 @@ class RushRound:
         pids = self.site.pids()
         server_before = procstat.total_cpu_seconds(pids)
         slapd_before = procstat.cpu_seconds(self.slapd_pid)
-        # However long it takes: RUSH_LIMIT_SECONDS is only where a stuck run stops.
         sample = run_driver(
             VENV_PYTHON, "bench.rush", self.job_file, self.result_file, RUSH_LIMIT_SECONDS
         )
         sample.server_cpu = procstat.total_cpu_seconds(pids) - server_before
         sample.slapd_cpu = procstat.cpu_seconds(self.slapd_pid) - slapd_before
         return sample
-
-
-RUSH_LIMIT_SECONDS = 300
 
 
 def login_steps(config: Path) -> LoginSteps:

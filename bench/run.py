@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -323,6 +324,8 @@ def tools_missing() -> list[str]:
     missing = [
         tool for tool in (WRK, "/usr/sbin/nginx", "/usr/sbin/slapd") if not Path(tool).exists()
     ]
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server")  # the two-worker cases' shared state
     # Debian's python3-ldap, for Debian's python: the python-ldap baseline.
     check = subprocess.run(  # noqa: S603
         [SYSTEM_PYTHON, "-c", "import ldap"], capture_output=True, timeout=30, check=False
