@@ -14,6 +14,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+# The deadline of the work under way, seen by the tasks it starts too.
+_CURRENT: ContextVar[asyncio.Timeout | None] = ContextVar("ldap_deadline", default=None)
+
+
+def deadline_passed() -> bool:
+    """Whether the deadline of the work this runs in has passed: work cut short
+    by it, rather than given up because it was no longer wanted."""
+    timeout = _CURRENT.get()
+    return timeout is not None and timeout.expired()
 
 
 class Deadlines:
@@ -32,9 +43,11 @@ class Deadlines:
             when = min(when, self._latest)
         async with asyncio.timeout_at(when) as timeout:
             self._running.add(timeout)
+            current = _CURRENT.set(timeout)
             try:
                 yield
             finally:
+                _CURRENT.reset(current)
                 self._running.discard(timeout)
 
     def hurry(self, seconds: float) -> None:

@@ -394,3 +394,24 @@ async def test_a_slow_directory_makes_logins_wait_for_it_not_for_each_other(
     finally:
         directory.close()
         proxy.stop()
+
+
+async def test_a_connection_no_longer_wanted_does_not_blame_its_server(
+    slapd: Slapd, silent: Callable[[], SilentServer]
+) -> None:
+    """A group search given up because the bind beside it was refused cancels
+    its pooled connection's open: the server has not failed."""
+    first = silent()
+    settings = ldap_settings(
+        slapd, urls=(first.url, slapd.ldap_url), timeout=NEVER, deadline=5.0, hedge_delay=1.0
+    )
+    directory = Directory(settings)
+    try:
+        opening = asyncio.ensure_future(directory.connect_reader())
+        await poll_until_async(lambda: first.connections == 1)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        assert directory._servers.ordered() == [first.url, slapd.ldap_url]
+    finally:
+        directory.close()

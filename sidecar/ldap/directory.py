@@ -24,7 +24,7 @@ import bonsai
 
 from sidecar.config.settings import LdapSettings, Secret
 from sidecar.credentials import Credentials
-from sidecar.deadlines import Deadlines
+from sidecar.deadlines import Deadlines, deadline_passed
 from sidecar.ldap.bind_timing import BindTimings
 from sidecar.ldap.connection import CancellableConnection
 from sidecar.ldap.dn import canonical_dn
@@ -244,19 +244,22 @@ class _HedgedConnect:
         del self._attempts[task]
         return task.result()
 
-    async def finish(self, *, given_up: bool) -> None:
-        """Give up the attempts still running: another answered, or (``given_up``)
-        the deadline came before any answer.
+    async def finish(self) -> None:
+        """Give up the attempts still running: another answered, the deadline
+        came, or the login no longer needs the connection (a cancel).
 
         Waited for (they end at once when cancelled), so that no socket of
         theirs outlives the login.
         """
         now = time.monotonic()
+        cut_short = deadline_passed()
         attempts, self._attempts = self._attempts, {}
         for task, (url, started) in attempts.items():
             task.cancel()
-            # Beaten by another: not blamed for an answer still due within the hedge delay.
-            if given_up or now - started >= self._directory.hedge_delay:
+            # Silent until the deadline, or for the hedge delay: that server is
+            # slow. Otherwise it is not blamed: beaten by another server, or no
+            # longer wanted (a group search given up as the password was wrong).
+            if cut_short or now - started >= self._directory.hedge_delay:
                 self._directory._servers.failed(url, "no answer in time")
         if attempts:
             await asyncio.wait(attempts)
@@ -302,19 +305,14 @@ class Directory:
         that has not answered within ``ldap.hedge_delay`` does not hold up the
         next: it is asked too, and the first answer wins. A refused bind is an
         answer: it ends every attempt, and no other server is asked to turn it
-        into a success. Servers still silent at the end are counted as failed.
+        into a success. Servers still silent at the deadline, or for
+        ``hedge_delay`` when another answered, are counted as failed.
         """
         hedged = _HedgedConnect(self, dn, password)
-        given_up = True  # until run() ends by itself: the deadline came first
         try:
-            result = await hedged.first_connected(self._servers.ordered())
-            given_up = False
-            return result
-        except (bonsai.AuthenticationError, DirectoryUnavailable):
-            given_up = False
-            raise
+            return await hedged.first_connected(self._servers.ordered())
         finally:
-            await hedged.finish(given_up=given_up)
+            await hedged.finish()
 
     async def _attempt(self, url: str, dn: str | None, password: Secret | str | None) -> _Outcome:
         """One server asked for a connection: how it answered, never an error it raised.
