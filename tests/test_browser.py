@@ -120,7 +120,7 @@ def test_pupil_is_no_moderator(stack: Stack, page_in: PageIn) -> None:
     pupil = SCHOOL.pupils[1]
     page.goto(f"{stack.nginx.url}/Mathe%207b")
     expect(page.get_by_role("heading", level=1)).to_have_text("Log in to join the lesson")
-    expect(page.get_by_text("Meeting room: Mathe 7b")).to_be_visible()
+    expect(page.get_by_text("Room: Mathe 7b")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "login-en.png"))
     log_in(page, "User name", "Password", "Log in", pupil.uid, pupil.password)
     expect(page).to_have_url(re.compile(r"/Mathe%207b\?jwt="))
@@ -197,7 +197,7 @@ def test_a_pupil_waits_and_is_let_in_when_the_room_opens(
         "Der Unterricht hat noch nicht begonnen"
     )
     expect(page).to_have_url(re.compile(r"/Mathe%207b$"))
-    expect(page.get_by_text("Besprechungsraum: Mathe 7b")).to_be_visible()
+    expect(page.get_by_text("Raum: Mathe 7b")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "waiting-page.png"))
     jitsi.open("mathe%207b")
     # Nobody touches the page: it checks again by itself and leads in.
@@ -226,7 +226,7 @@ def test_a_guest_link_from_creation_to_the_room_on_a_phone(
         guest = phone.new_page()
         guest.goto(url)
         expect(guest.get_by_text(f"Eingeladen von {teacher.display_name}")).to_be_visible()
-        guest.get_by_label("Dein Name").fill("Oma Erna")
+        guest.get_by_label("Name", exact=True).fill("Oma Erna")
         guest.screenshot(path=str(ARTIFACTS / "guest-page.png"))
         guest.get_by_role("button", name="Als Gast teilnehmen").click()
         expect(guest.get_by_role("heading", level=1)).to_have_text(
