@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from sidecar.config.settings import LANGUAGES, Language
+from sidecar.config.settings import LANGUAGES, Address, Language
 from sidecar.web.i18n import DU, TEXTS, Translator, choose_language
 
 
@@ -160,7 +160,8 @@ def test_the_school_chooses_how_the_german_pages_address_people() -> None:
 def test_a_german_page_says_du_or_sie_never_both() -> None:
     informal = re.compile(r"\b(du|dich|dir|dein\w*)\b", re.IGNORECASE)
     formal = re.compile(r"\b(Sie|Ihnen|Ihr\w*)\b")
-    for address, wrong in (("Sie", informal), ("du", formal)):
+    cases: tuple[tuple[Address, re.Pattern[str]], ...] = (("Sie", informal), ("du", formal))
+    for address, wrong in cases:
         translate = Translator("de", address)
         for key, text in TEXTS["de"].items():
             filled = translate(key, **{name: "X" for name in _placeholders(text)})
