@@ -1,5 +1,5 @@
 # make test: install what is missing, then lint, type-check and run every test.
-# make demo: a throwaway school (slapd), nginx on 127.0.0.1:8080 and the sidecar.
+# make demo [DEMO_PORT=8081]: a throwaway school (slapd), nginx on 127.0.0.1:8080 and the sidecar.
 # make bench: the sidecar against its baselines, in one run (bench/results/).
 # make soak: mixed load while slapd, Redis, the state disk and the sidecar itself fail.
 # make test-jitsi JITSI_PLUGINS=<folder> [JITSI_CONTRIB=<folder>]: the tokens against a
@@ -22,7 +22,7 @@ test: $(VENV)/.installed deb-debian-packages node_modules/.installed
 	$(BIN)/pytest
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m demo
+	$(BIN)/python -m demo $(if $(DEMO_PORT),--port=$(DEMO_PORT))
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench

@@ -1,6 +1,6 @@
 """The bare baseline: an aiohttp app whose ``/auth/verify`` always answers 200.
 
-Served the way the sidecar serves itself (``sidecar/cli.py``): an AppRunner
+Served the way the sidecar serves itself (``sidecar/web/server.py``): an AppRunner
 on a unix socket with the same backlog and header limits, on the same event
 loop, but without access log or anything else. nginx reaches it through the
 project's include, so that the difference to the sidecar is the sidecar's own
@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from sidecar.cli import LISTEN_BACKLOG, MAX_HEADER_BYTES
+from sidecar.web.server import LISTEN_BACKLOG, MAX_HEADER_BYTES
 
 
 async def allow(request: web.Request) -> web.Response:

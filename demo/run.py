@@ -17,8 +17,8 @@ from demo.jitsi_http import JitsiHttp
 from demo.nginx import STANDIN, Nginx
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.cli import serve
 from sidecar.config.settings import load_settings
+from sidecar.web.server import serve
 
 CONFIG = """\
 # The demo's configuration: the same keys a school uses in production.

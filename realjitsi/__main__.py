@@ -141,7 +141,7 @@ def run_phase(workdir: Path, slapd: Slapd, paths: tuple[Path, ...], phase: Phase
     port, prosody_port = free_port(), free_port()
     options = SidecarOptions(
         wait_for_teacher=phase.wait_for_teacher,
-        # As the README has it: Prosody's HTTP port on loopback.
+        # As docs/jitsi.md has it: Prosody's HTTP port on loopback.
         room_size_url=f"http://127.0.0.1:{prosody_port}/room-size",
         rs256_key_id=KEY_ID if phase.rs256 else "",
     )

@@ -61,6 +61,11 @@ class Metrics:
             "Pooled LDAP connections in use (service account searches).",
             registry=registry,
         )
+        self.pool_idle = Gauge(
+            "jitsi_auth_ldap_pool_idle",
+            "Pooled LDAP connections open and idle (closed after ldap.pool_idle_timeout).",
+            registry=registry,
+        )
         self.tokens = Counter(
             "jitsi_auth_tokens_minted",
             "Room tokens minted, by role.",

@@ -10,7 +10,7 @@ once it is on disk; a record that did not fit is cut off again, so the file
 never ends in half a record.
 
 Both raise :class:`OSError` when the state was not written: the caller then
-tells the person that the action did not happen (see the README's "State on
+tells the person that the action did not happen (see docs/operations.md's "State on
 disk"). A state file that exists but cannot be read in full stops the start
 with a :class:`StateFileError`, for both files alike: starting without it
 would bring back what it holds (logged-out sessions, withdrawn links).

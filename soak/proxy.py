@@ -20,6 +20,10 @@ class DelayingProxy:
         # over, can end in a connection to itself (Linux picks the same port as
         # the source), which would keep slapd from listening there again.
         self.forwarding = True
+        # Answers held back at once, now and at most so far: requests a client
+        # had under way side by side while the directory was slow.
+        self.held = 0
+        self.most_held = 0
         self._target_port = target_port
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -77,6 +81,10 @@ class DelayingProxy:
         # slapd would keep its port from being listened on again.
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The proxy stops. Ended quietly: asyncio's stream server asks a
+            # cancelled connection task for its exception, and logs the answer.
+            pass
         finally:
             for pipe in pipes:
                 pipe.cancel()
@@ -91,6 +99,11 @@ class DelayingProxy:
             # directory is down from then on, pooled connections included.
             while (chunk := await source.read(CHUNK_BYTES)) and self.forwarding:
                 if slow and self.delay:
-                    await asyncio.sleep(self.delay)
+                    self.held += 1
+                    self.most_held = max(self.most_held, self.held)
+                    try:
+                        await asyncio.sleep(self.delay)
+                    finally:
+                        self.held -= 1
                 sink.write(chunk)
                 await sink.drain()

@@ -1,4 +1,4 @@
-"""The soak's results as the README shows them, and what in them failed."""
+"""The soak's results as docs/reliability.md shows them, and what in them failed."""
 
 from __future__ import annotations
 
@@ -182,6 +182,7 @@ def _mixed(phase: dict[str, Any] | None) -> list[str]:
         f"{'flat' if phase['memory flat'] else 'not flat'} over the last "
         f"{phase['judged part s']} s (slope {phase['slope MB/min (judged part)']} MB/min, "
         f"{phase['growth over the judged part MB']} MB in all).",
+        *_filled(phase.get("caps filled first")),
         "",
         "| minute | resident MB | descriptors | answers | failures | p99 ms (worst 10 s) "
         "| max ms |",
@@ -193,6 +194,17 @@ def _mixed(phase: dict[str, Any] | None) -> list[str]:
             f"| {row['answers']:,} | {row['failures']} | {row['p99 ms']} | {row['max ms']} |"
         )
     return lines
+
+
+def _filled(filled: dict[str, Any] | None) -> list[str]:
+    if not filled:
+        return []
+    return [
+        "",
+        f"Before it, {filled['names']:,} made-up names from addresses of their own filled "
+        f"every failure-count table ({filled['seconds']} s): resident "
+        f"{filled['resident MB before']} → {filled['resident MB after']} MB.",
+    ]
 
 
 def _logged(phases: dict[str, Any]) -> list[str]:

@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from soak.phases import PHASES, RUNNERS, Durations
+from soak.phases import FILL_NAMES, PHASES, RUNNERS, Durations
 from soak.report import markdown, verdicts
 from soak.service import RESTART_ORDERS
 from soak.stack import Options, SoakStack
@@ -83,8 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     add("--nofile", type=int, default=1024, help="the sidecar's descriptor limit (soft = hard)")
     add("--sample-seconds", type=float, default=10.0, help="memory and descriptors, how often")
     add("--window-seconds", type=float, default=10.0, help="the mixed load's time series")
+    add(
+        "--fill-names",
+        type=int,
+        default=FILL_NAMES,
+        help="made-up names that fill the failure-count tables before the mixed load (0: none)",
+    )
     # Above ldap.timeout and Redis's pause: work still under way has ended by then.
-    add("--settle-seconds", type=float, default=20.0, help="descriptors may close until then")
+    add(
+        "--settle-seconds",
+        type=float,
+        default=30.0,
+        help="descriptors may close until then (the LDAP pool closes idle ones after 15 s)",
+    )
     add("--out", type=Path, default=RESULTS)
     add("--keep", action="store_true", help="keep the working directory (logs) and say where")
     return parser
@@ -120,6 +131,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         restart_interval=args.restart_interval,
         slow_delay=args.slow_delay,
         window=args.window_seconds,
+        fill_names=args.fill_names,
     )
     report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ class SoakStack:
 
     # -- the load ---------------------------------------------------------------------
 
-    def job(self, mode: str, seconds: float) -> LoadJob:
+    def job(self, mode: str, seconds: float, weights: dict[str, float] | None = None) -> LoadJob:
         teachers = [(p.uid, p.password) for p in self.school.teachers]
         pupils = [(p.uid, p.password) for p in self.school.pupils]
         cached, sessions = teachers[:8], pupils[:4]
@@ -258,7 +258,7 @@ class SoakStack:
             for p in people_with_a_role(self.school)
             if (p.uid, p.password) not in cached and (p.uid, p.password) not in sessions
         ]
-        return LoadJob(
+        job = LoadJob(
             port=self.port,
             mode=mode,
             rate=max(self.rate, 1.0),
@@ -270,12 +270,21 @@ class SoakStack:
             basic_ttl=BASIC_TTL,
             seed=random.randrange(1 << 30),  # noqa: S311
         )
+        return replace(job, weights=weights) if weights else job
 
     @contextmanager
-    def load(self, name: str, seconds: float) -> Iterator[LoadRun]:
-        """Load at the soak's rate for at most ``seconds`` (stopped earlier on leaving)."""
+    def load(
+        self,
+        name: str,
+        seconds: float,
+        *,
+        mode: str = "open",
+        weights: dict[str, float] | None = None,
+    ) -> Iterator[LoadRun]:
+        """Load for at most ``seconds`` (stopped earlier on leaving): at the soak's
+        rate (``open``), or as fast as the connections go (``closed``)."""
         self.loaded = True
-        run = LoadRun(self.workdir, self.job("open", seconds), name).start()
+        run = LoadRun(self.workdir, self.job(mode, seconds, weights), name).start()
         try:
             yield run
         finally:

@@ -10,7 +10,7 @@ for good (here: this process); each start runs ``ExecStartPre=`` (check-config
 socket's listen queue for the next process.
 
 ``python -m tests.systemd_player --restarts 30`` measures how many requests a
-series of restarts loses (the README's figures come from it).
+series of restarts loses (docs/operations.md's figures come from it).
 """
 
 from __future__ import annotations

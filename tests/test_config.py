@@ -451,9 +451,8 @@ def test_the_example_tables_load(tmp_path: Path) -> None:
 
 
 def test_the_readme_example_works_with_the_shipped_unit(tmp_path: Path) -> None:
-    """The README's smallest file, with the credentials the systemd unit passes in."""
-    section = (ROOT / "README.md").read_text("utf-8").split("\n## Configuration\n", 1)[1]
-    section = section.split("\n## ", 1)[0]
+    """The configuration guide's smallest file, with the credentials the systemd unit passes in."""
+    section = (ROOT / "docs" / "configuration.md").read_text("utf-8").split("\n## ", 1)[0]
     (example,) = re.findall(r"^```toml\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
     unit = (ROOT / "systemd" / "jitsi-auth-sidecar.service").read_text("utf-8")
     credentials = tmp_path / "credentials"

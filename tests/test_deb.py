@@ -144,6 +144,7 @@ def test_package_is_named_and_depends_as_documented(deb: Path) -> None:
         f"./usr/share/doc/{PACKAGE}/copyright",
         f"./usr/share/doc/{PACKAGE}/changelog.Debian.gz",
         f"./usr/share/doc/{PACKAGE}/README.md",
+        f"./usr/share/doc/{PACKAGE}/docs/configuration.md",
         f"./opt/{PACKAGE}/bin/{PACKAGE}",
     ):
         assert f" {path}\n" in listing or f" {path} ->" in listing, path

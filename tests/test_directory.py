@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +17,10 @@ from sidecar.config.settings import LdapSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.ldap.directory import Directory
 from sidecar.ldap.dn import canonical_dn
+from sidecar.metrics import Metrics
+from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
+from soak.proxy import DelayingProxy
 
 TEACHERS = canonical_dn(SCHOOL.teachers_group_dn)
 PUPILS = canonical_dn(SCHOOL.pupils_group_dn)
@@ -287,3 +291,112 @@ def test_only_a_plain_https_url_becomes_an_avatar(value: str, usable: bool) -> N
     from sidecar.ldap.directory import _is_https_url
 
     assert _is_https_url(value) is usable
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_bursts_pooled_connections_are_closed_once_idle_and_a_used_one_is_kept(
+    slapd: Slapd,
+) -> None:
+    metrics = Metrics()
+    directory = Directory(ldap_settings(slapd, pool_size=8, pool_idle_timeout=2.0), metrics=metrics)
+
+    def service_binds() -> float:
+        value = metrics.registry.get_sample_value(
+            "jitsi_auth_ldap_operations_total", {"operation": "service_bind", "result": "ok"}
+        )
+        return value or 0.0
+
+    def idle() -> float:
+        return metrics.registry.get_sample_value("jitsi_auth_ldap_pool_idle") or 0.0
+
+    try:
+        await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        before = open_descriptors()
+        # A class at once: several searches overlap, each on a connection of its own.
+        await asyncio.gather(
+            *(directory.authenticate(login(p.uid, p.password)) for p in SCHOOL.pupils[:8])
+        )
+        burst = open_descriptors()
+        assert burst > before
+        opened = service_binds()
+        assert opened > 1
+        # One login every 0.2 s keeps reusing the most recent connection, never
+        # opening another, while the burst's others pass their idle time.
+        for _ in range(16):
+            await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+            await asyncio.sleep(0.2)
+        assert service_binds() == opened
+        assert idle() == 1
+        assert open_descriptors() == before
+        # Unused for longer than the idle time: the last one goes too.
+        for _ in range(60):
+            if idle() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert idle() == 0
+        assert open_descriptors() < before
+        # And the pool opens a new one when it is wanted again.
+        person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert person.user_id == TEACHER.uid
+        assert service_binds() == opened + 1
+    finally:
+        directory.close()
+
+
+async def test_with_a_slow_directory_the_group_search_goes_beside_the_bind(slapd: Slapd) -> None:
+    """Every answer 1 s late: the group search does not wait for the person's
+    bind (two round trips a login, not three), and a refused bind still gives
+    nothing but InvalidCredentials, with no search left running."""
+    proxy = DelayingProxy(slapd.port).start()
+    directory = Directory(ldap_settings(slapd, urls=(proxy.url,), group_mode="search", timeout=5.0))
+    try:
+        # The pool's connection opened while the directory is quick.
+        await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert proxy.most_held == 0
+        proxy.delay = 1.0
+        person = await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        assert TEACHERS in person.groups
+        # The bind's answer and the group search's answer were held back together.
+        assert proxy.most_held == 2
+        with pytest.raises(InvalidCredentials):
+            await directory.authenticate(login(TEACHER.uid, "not the password"))
+        assert directory._pool.in_use == 0
+        # On time again: one request at a time, nothing started beside the bind.
+        proxy.delay = 0.0
+        proxy.most_held = 0
+        assert PUPILS in (await directory.authenticate(login(PUPIL.uid, PUPIL.password))).groups
+        assert proxy.most_held == 0
+    finally:
+        directory.close()
+        proxy.stop()
+
+
+async def test_a_slow_directory_never_admits_a_wrong_password_for_its_groups(
+    slapd: Slapd,
+) -> None:
+    proxy = DelayingProxy(slapd.port).start()
+    proxy.delay = 0.5
+    directory = Directory(
+        ldap_settings(slapd, urls=(proxy.url,), group_mode="search", timeout=5.0, pool_size=8)
+    )
+    try:
+        people = [*SCHOOL.teachers, *SCHOOL.pupils]
+        assert len(people) >= 4
+        results = await asyncio.gather(
+            *(
+                directory.authenticate(login(p.uid, "wrong" if i % 2 else p.password))
+                for i, p in enumerate(people)
+            ),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, InvalidCredentials) for r in results[1::2]), results
+        assert [r.user_id for r in results[0::2] if isinstance(r, Person)] == [
+            p.uid for p in people[0::2]
+        ]
+        assert directory._pool.in_use == 0
+    finally:
+        directory.close()
+        proxy.stop()

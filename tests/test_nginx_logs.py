@@ -82,7 +82,7 @@ def test_the_rest_of_the_site_is_untouched(stack: Stack) -> None:
 
 @pytest.fixture(scope="module")
 def query_free_nginx(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    """The stock-shaped site with the optional log format, as the README says to add it."""
+    """The stock-shaped site with the optional log format, as docs/jitsi.md says to add it."""
     workdir: Path = tmp_path_factory.mktemp("log-format")
     site = SITE.replace(
         "    include {include};",

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.cli import LISTEN_BACKLOG, STOP_SECONDS
 from sidecar.config.settings import ServerSettings, UnixAddress
+from sidecar.web.server import LISTEN_BACKLOG, STOP_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "jitsi-auth-sidecar.service"
 SOCKET = REPO / "systemd" / "jitsi-auth-sidecar.socket"
 NGINX_INCLUDE = REPO / "nginx" / "jitsi-auth-sidecar.conf"
-# Where the README installs the daemon; the units name it in ExecStartPre= and ExecStart=.
+# Where docs/install.md installs the daemon; the units name it in ExecStartPre= and ExecStart=.
 INSTALLED_BINARY = "/opt/jitsi-auth-sidecar/bin/jitsi-auth-sidecar"
 # systemd-analyze security's scale: 0 (locked down) to 10 (not sandboxed at all).
 MAX_EXPOSURE = 2.0
@@ -210,7 +210,7 @@ def test_the_service_may_hold_many_descriptors() -> None:
 
 
 def test_a_stop_has_time_to_drain() -> None:
-    # The daemon bounds its own stop (sidecar.cli.STOP_SECONDS); systemd must not
+    # The daemon bounds its own stop (sidecar.web.server.STOP_SECONDS); systemd must not
     # kill it before, or the requests it took in are cut.
     timeout = value(SERVICE, "Service", "TimeoutStopSec")
     assert timeout.endswith("s")

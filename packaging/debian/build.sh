@@ -117,6 +117,9 @@ done
 doc=$root/usr/share/doc/$package
 install -D -m 0644 "$here/copyright" "$doc/copyright"
 install -m 0644 "$source_tree/README.md" "$source_tree/config.example.toml" "$doc/"
+# The README links the admin guide's pages under docs/.
+install -d -m 0755 "$doc/docs"
+install -m 0644 "$source_tree"/docs/*.md "$doc/docs/"
 {
     if [ "$version" != "$changelog_version" ]; then
         printf '%s (%s) unstable; urgency=medium\n\n  * Local build of %s.\n\n -- %s  %s\n\n' \

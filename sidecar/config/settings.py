@@ -426,6 +426,9 @@ class LdapSettings:
     timeout: float = option(5.0, minimum=0.1, maximum=60.0)  # every LDAP operation
     # Searches at once; libldap through bonsai answers one operation per connection at a time.
     pool_size: int = option(128, minimum=1, maximum=512)
+    # A pooled connection unused this long is closed: a burst's connections go
+    # back once it is over (slapd's own idletimeout, if set, should be longer).
+    pool_idle_timeout: float = option(15.0, minimum=1.0, maximum=3600.0)
     # One login or role refresh in all, every server and step included. nginx
     # gives up after proxy_read_timeout (15 s in the include) with a 500.
     deadline: float = option(10.0, minimum=0.5, maximum=MAX_DEADLINE_SECONDS)

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import bonsai
@@ -42,6 +42,10 @@ MAX_GROUP_NAME = 64
 
 # Told the entry a search found, before its bind: may refuse it (a ban) by raising.
 EntryFound = Callable[[str], Awaitable[None]]
+_Read = TypeVar("_Read")
+# A person's bind unanswered this long (local binds take milliseconds): the
+# directory is slow, and the group search starts beside the bind.
+OVERLAP_AFTER = 0.1
 
 
 def _is_https_url(value: str) -> bool:
@@ -97,13 +101,26 @@ class _ConnectionPool:
     Hand-made rather than bonsai's pool so that a connection which died with
     the server is dropped instead of handed out again, and so that waiting
     for a free connection has a deadline.
+
+    The most recently returned connection is handed out first, so that a
+    steady load keeps reusing a few warm ones while the rest stay idle; a
+    connection idle for ``idle_timeout`` is closed. A burst (a class logging
+    in at once, or a directory that held every request for a while) opens
+    many connections; this gives their descriptors back once it is over.
     """
 
-    def __init__(self, directory: Directory, size: int) -> None:
+    def __init__(self, directory: Directory, size: int, idle_timeout: float) -> None:
         self._directory = directory
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[tuple[str, Any]] = []  # (server URL, connection)
+        self._idle_timeout = idle_timeout
+        # (returned at, server URL, connection): oldest on the left, reused from the right.
+        self._idle: deque[tuple[float, str, Any]] = deque()
+        self._closing_idle: asyncio.TimerHandle | None = None
         self.in_use = 0
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
 
     @asynccontextmanager
     async def connection(self, *, fresh: bool = False) -> AsyncIterator[Any]:
@@ -119,7 +136,7 @@ class _ConnectionPool:
             if fresh:
                 self.close()
             if self._idle:
-                url, conn = self._idle.pop()
+                _, url, conn = self._idle.pop()
             else:
                 url, conn = await self._directory.connect_reader()
             try:
@@ -132,14 +149,33 @@ class _ConnectionPool:
             except BaseException:
                 conn.close()
                 raise
-            self._idle.append((url, conn))
+            self._idle.append((time.monotonic(), url, conn))
+            self._close_idle_later()
         finally:
             self.in_use -= 1
             self._slots.release()
 
+    def _close_idle_later(self) -> None:
+        """Have the oldest idle connection closed when its idle time is up."""
+        if self._closing_idle is not None or not self._idle:
+            return
+        due = self._idle[0][0] + self._idle_timeout - time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._closing_idle = loop.call_later(max(due, 0.0), self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._closing_idle = None
+        expired = time.monotonic() - self._idle_timeout
+        while self._idle and self._idle[0][0] <= expired:
+            self._idle.popleft()[2].close()
+        self._close_idle_later()
+
     def close(self) -> None:
+        if self._closing_idle is not None:
+            self._closing_idle.cancel()
+            self._closing_idle = None
         while self._idle:
-            self._idle.pop()[1].close()
+            self._idle.pop()[2].close()
 
 
 @dataclass(frozen=True)
@@ -241,9 +277,10 @@ class Directory:
         self.attempts_started: deque[str] = deque(maxlen=64)
         # ldap.deadline per login or lookup; a stopping daemon brings it forward.
         self.deadlines = Deadlines(settings.deadline)
-        self._pool = _ConnectionPool(self, settings.pool_size)
+        self._pool = _ConnectionPool(self, settings.pool_size, settings.pool_idle_timeout)
         self._metrics = metrics or Metrics()
         self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
+        self._metrics.pool_idle.set_function(lambda: self._pool.idle)
         self._bind_timings = BindTimings()
         self._servers = ServerHealth(
             settings.urls, probe=self._answers, retry_interval=settings.retry_interval
@@ -487,13 +524,54 @@ class Directory:
         entry = entries[0]
         if found is not None:
             await found(_entry_key(entry))
-        conn = await self._bind_as(str(entry.dn), credentials.password)
-        try:
-            reader = conn if settings.bind_dn is None else None
-            groups = await self._groups(entry, credentials.username, reader)
-        finally:
+        if settings.bind_dn is None:
+            # Anonymous searches may not see groups: they are read as the person.
+            conn = await self._bind_as(str(entry.dn), credentials.password)
+            try:
+                groups = await self._groups(entry, credentials.username, conn)
+            finally:
+                conn.close()
+        else:
+            conn, groups = await self._bind_and_read(
+                self._bind_as(str(entry.dn), credentials.password),
+                lambda: self._groups(entry, credentials.username, None),
+            )
             conn.close()
         return self._person(entry, credentials.username, groups)
+
+    async def _bind_and_read(
+        self, bind: Awaitable[Any], read: Callable[[], Awaitable[_Read]]
+    ) -> tuple[Any, _Read]:
+        """A person's bind, and a read on a pooled connection that does not need it.
+
+        While the bind answers quickly the read follows it, so a wrong password
+        costs the directory nothing more. A bind still unanswered after
+        OVERLAP_AFTER means a slow directory (or a slow password hash): the read
+        starts beside it, so a login takes two round trips rather than three.
+        What the read found is used only once the bind has succeeded.
+        """
+        binding = asyncio.ensure_future(bind)
+        reading: asyncio.Future[_Read] | None = None
+        try:
+            await asyncio.wait({binding}, timeout=OVERLAP_AFTER)
+            if not binding.done():
+                reading = asyncio.ensure_future(read())
+            conn = await binding
+            try:
+                return conn, await (reading if reading is not None else read())
+            except BaseException:
+                conn.close()
+                raise
+        finally:
+            # Given up (a refused bind, a deadline): neither outlives the login,
+            # so no pooled connection or socket is left to a task nobody awaits.
+            pending = {task for task in (binding, reading) if task is not None and not task.done()}
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            if reading is not None and not reading.cancelled():
+                reading.exception()  # a read that failed beside a refused bind: not news
 
     async def _groups(self, entry: Any, username: str, conn: Any | None) -> frozenset[str]:
         settings = self._settings

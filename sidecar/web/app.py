@@ -84,7 +84,7 @@ MAX_FORM_BYTES = 16 * 1024
 # How long one readiness answer is believed (load balancers poll every second or so).
 READINESS_SECONDS = 2.0
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
-# The directory, for a stopping daemon to bring its deadlines forward (sidecar.cli).
+# The directory, for a stopping daemon to bring its deadlines forward (sidecar.web.server).
 DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
 # Failed accepts (out of descriptors), for the liveness check (sidecar.daemon.descriptors).
 ACCEPT_FAILURES: web.AppKey[AcceptFailures] = web.AppKey("accept_failures")
