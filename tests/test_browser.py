@@ -1,8 +1,8 @@
 """The login flow as a person uses it: Debian's Chromium, headless, driven by Playwright.
 
 Screenshots go to ``artifacts/`` (login page in German and English, the landing,
-the waiting page, the start page with a guest link, the guest page); the ones
-in ``docs/`` and the README are copies of them.
+the waiting page, the start page with a guest link, the guest page); the German
+phone ones in ``docs/`` and the README come from ``tests/test_pages_a11y.py``.
 """
 
 from __future__ import annotations

@@ -287,6 +287,13 @@ WATCH = """() => {
 }"""
 
 
+def screenshot(page: Page, name: str) -> None:
+    """Into artifacts/: docs/ holds copies of the German phone ones."""
+    page.wait_for_load_state("load")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def open_the_room_as_a_teacher(contexts: Callable[..., BrowserContext], url: str) -> None:
     teaching = contexts(locale="de-DE").new_page()
     teaching.goto(f"{url}/Mathe%207b")
@@ -327,8 +334,7 @@ def test_the_start_page_shows_a_waiting_pupil_the_app_links_without_a_reload(
     assert navigated == []
     # Said once, for a screen reader to read once.
     assert pupil.evaluate("window.statusTexts") == [WORDS["de"]["start_open"]]
-    ARTIFACTS.mkdir(exist_ok=True)
-    pupil.screenshot(path=str(ARTIFACTS / "start-page-pupil.png"), full_page=True)
+    screenshot(pupil, "start-page-pupil-phone.png")
 
 
 def test_the_waiting_page_lets_a_pupil_in_without_a_reload(
@@ -337,8 +343,10 @@ def test_the_waiting_page_lets_a_pupil_in_without_a_reload(
     url = school.nginx.url
     pupil = contexts(locale="de-DE", viewport={"width": 390, "height": 844}).new_page()
     pupil.goto(f"{url}/Mathe%207b")
+    screenshot(pupil, "login-page-phone.png")
     log_in(pupil, "de", PUPIL)
     expect(pupil.get_by_role("heading", level=1)).to_have_text(WORDS["de"]["waiting"])
+    screenshot(pupil, "waiting-page-phone.png")
     pupil.evaluate(WATCH)
     navigated = asks_twice_without_a_reload(pupil)
     assert navigated == []
@@ -377,11 +385,14 @@ def test_a_new_guest_link_is_shown_first_with_a_copy_button(
     created = teacher.locator("#guest-created")
     expect(created).to_contain_text("Der Gästelink ist fertig.")
     expect(created).to_contain_text("Mathe 7b")
-    expect(created).to_contain_text("erstellt am")
+    expect(created).to_contain_text("Erstellt am")
     assert teacher.locator(".guest-link").first.get_attribute("id") == "guest-created"
     expect(teacher.locator(".guest-link")).to_have_count(2)
     teacher.get_by_role("button", name="Link kopieren").click()
     expect(teacher.locator("#copy-state")).to_have_text("Der Link ist kopiert.")
     assert teacher.evaluate("navigator.clipboard.readText()") == first
-    ARTIFACTS.mkdir(exist_ok=True)
-    teacher.screenshot(path=str(ARTIFACTS / "start-page-guest-link.png"), full_page=True)
+    screenshot(teacher, "start-page-phone.png")
+    guest = contexts(locale="de-DE", viewport={"width": 390, "height": 844}).new_page()
+    guest.goto(first)
+    guest.get_by_label("Name", exact=True).fill("Oma Erna")
+    screenshot(guest, "guest-page-phone.png")

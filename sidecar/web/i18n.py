@@ -114,7 +114,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.share": "Share",
         "guest.share_title": "Invitation to {room}",
         "guest.link_for": "Guest link for {room}",
-        "guest.created_at": "created {when}",
+        "guest.created_at": "Created {when}.",
         "guest.withdraw": "Withdraw",
         "guest.withdraw_question": "Withdraw the guest link for {room}? Whoever has it "
         "can no longer get in.",
@@ -274,7 +274,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "guest.share": "Teilen",
         "guest.share_title": "Einladung in den Raum {room}",
         "guest.link_for": "Gästelink für {room}",
-        "guest.created_at": "erstellt am {when}",
+        "guest.created_at": "Erstellt am {when}.",
         "guest.withdraw": "Zurückziehen",
         "guest.withdraw_question": "Den Gästelink für {room} zurückziehen? Wer ihn hat, "
         "kommt dann nicht mehr hinein.",
