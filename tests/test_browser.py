@@ -105,6 +105,8 @@ def test_wrong_password_shows_an_error_and_stays(stack: Stack, page_in: PageIn) 
     expect(page).to_have_url(re.compile(r"/auth/login$"))
     expect(page.get_by_label("User name")).to_have_value(SCHOOL.pupils[0].uid)
     expect(page.get_by_label("Password")).to_have_attribute("aria-describedby", "login-error")
+    # The name is there already: the focus is where the mistake is, on the password.
+    expect(page.get_by_label("Password")).to_be_focused()
 
 
 def test_keyboard_only_login(stack: Stack, page_in: PageIn) -> None:

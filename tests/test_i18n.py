@@ -176,3 +176,16 @@ def test_a_german_page_says_du_or_sie_never_both() -> None:
 def test_counts_have_their_plural_forms(count: int, english: str, german: str) -> None:
     assert Translator("en").count("start.rooms", count) == english
     assert Translator("de").count("start.rooms", count) == german
+
+
+def _words(text: str) -> set[str]:
+    without_placeholders = re.sub(r"\{[^}]*\}", "", text)
+    return {word.lower() for word in re.findall(r"[A-Za-zÄÖÜäöüß]{3,}", without_placeholders)}
+
+
+def test_no_english_word_on_a_german_page() -> None:
+    """Only the words both languages use: product names, and a few German has taken in."""
+    shared = {"android", "app", "browser", "ipad", "iphone", "link", "links", "minute", "name"}
+    english = set().union(*(_words(text) for text in TEXTS["en"].values()))
+    for key, text in [*TEXTS["de"].items(), *DU.items()]:
+        assert not (_words(text) & english) - shared, (key, text)

@@ -182,6 +182,7 @@ def visit_every_page(
     guest.get_by_role("button", name=words["enter"]).click()
     expect(guest.get_by_role("heading", level=1)).to_have_text(words["waiting"])
     check(guest, "waiting, guest")
+    expect(guest.get_by_role("link", name=words["log_out"])).to_be_visible()
     guest.goto(f"{url}/auth/")
     check(guest, "start page, guest")
 
@@ -391,6 +392,15 @@ def test_a_new_guest_link_is_shown_first_with_a_copy_button(
     teacher.get_by_role("button", name="Link kopieren").click()
     expect(teacher.locator("#copy-state")).to_have_text("Der Link ist kopiert.")
     assert teacher.evaluate("navigator.clipboard.readText()") == first
+    # What acts is big enough for a finger: 44 px high at least.
+    for control in (
+        teacher.get_by_role("button", name="Link kopieren"),
+        teacher.get_by_role("link", name="Zurückziehen").first,
+        teacher.get_by_role("link", name="Abmelden"),
+    ):
+        box = control.bounding_box()
+        assert box is not None
+        assert box["height"] >= 44, control
     screenshot(teacher, "start-page-phone.png")
     guest = contexts(locale="de-DE", viewport={"width": 390, "height": 844}).new_page()
     guest.goto(first)
