@@ -11,17 +11,20 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev \
 	chromium fonts-dejavu-core redis-server systemd wrk python3-ldap
+# What make demo needs: slapd and nginx, and what bonsai is built with.
+DEMO_DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libldap-dev libsasl2-dev
 
 .PHONY: test demo bench soak test-jitsi deb lint debian-packages jitsi-debian-packages \
-	deb-debian-packages clean
+	deb-debian-packages demo-debian-packages clean
 
 test: $(VENV)/.installed deb-debian-packages node_modules/.installed
-	$(BIN)/ruff check sidecar demo tests bench soak realjitsi
-	$(BIN)/ruff format --check sidecar demo tests bench soak realjitsi
+	$(BIN)/ruff check sidecar demo tests testbed bench soak realjitsi
+	$(BIN)/ruff format --check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/mypy --strict
 	$(BIN)/pytest
 
-demo: $(VENV)/.installed
+# The demo needs slapd, nginx and the daemon's own libraries: no browser, no test tools.
+demo: $(VENV)/.demo-installed
 	$(BIN)/python -m demo $(if $(DEMO_PORT),--port=$(DEMO_PORT))
 
 bench: $(VENV)/.bench-installed
@@ -78,6 +81,16 @@ jitsi-debian-packages:
 
 deb-debian-packages:
 	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(DEB_DEBIAN_PACKAGES)"
+
+demo-debian-packages:
+	@$(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="$(DEMO_DEBIAN_PACKAGES)"
+
+# The daemon and its runtime libraries only; make test adds the dev tools to the same .venv.
+$(VENV)/.demo-installed: pyproject.toml | demo-debian-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
 
 $(VENV)/.installed: pyproject.toml | debian-packages
 	$(PYTHON) -m venv $(VENV)

@@ -34,7 +34,7 @@ from bench.school import generated_school, people_with_a_role
 from bench.servers import CACHED_BASIC_TTL, Servers, start_servers
 from bench.targets import HALF_LOAD_CASES, verdicts
 from bench.wrk import WRK, Load
-from tests.stack import SidecarProcess
+from testbed.stack import SidecarProcess
 
 RESULTS = Path(__file__).with_name("results")
 CACHED = "with Basic cache"

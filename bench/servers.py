@@ -1,7 +1,7 @@
 """Every server of a bench run, started in a temporary directory and stopped again.
 
 - slapd holding the generated school (``demo.slapd.Slapd``);
-- two sidecars (``tests.stack.SidecarProcess``) with the demo's configuration
+- two sidecars (``testbed.stack.SidecarProcess``) with the demo's configuration
   (``demo.run.write_demo_config``): one with the Basic credentials cache, one
   without (``[cache] basic_ttl = 0``), each behind its own nginx with the
   project's include (``demo.nginx.Nginx``);
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
-from tests.stack import SidecarProcess, UnixHTTPConnection, request
+from testbed.stack import SidecarProcess, until_answering
 
 POLL_SECONDS = 0.05
 START_TIMEOUT = 20.0
@@ -80,16 +79,14 @@ class BareApp:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bare app exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if request(UnixHTTPConnection(self.socket_path), "/auth/verify").status == 200:
-                    return
-            except OSError:
-                time.sleep(POLL_SECONDS)
-        raise RuntimeError("bare app did not answer in time")
+        until_answering(
+            self.process,
+            self.socket_path,
+            "/auth/verify",
+            self.log_path,
+            timeout,
+            interval=POLL_SECONDS,
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -26,7 +26,7 @@ import aiohttp
 from demo.nginx import Nginx, free_port
 from demo.run import write_demo_config
 from demo.slapd import Slapd
-from tests.stack import SidecarProcess, XmppStandIn
+from testbed.stack import SidecarProcess, XmppStandIn
 
 REAL_IP_FROM_FORWARDED = "set_real_ip_from 127.0.0.1;\nreal_ip_header X-Forwarded-For;\n"
 

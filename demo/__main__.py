@@ -18,6 +18,8 @@ def main() -> int:
         help="the nginx include file (default: the one in this source tree)",
     )
     args = parser.parse_args()
+    if not 0 < args.port < 65536:
+        parser.error(f"--port {args.port}: a port is 1 to 65535")
     return run_demo(port=args.port, include=args.include)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from demo.jitsi_http import JitsiHttp
 from demo.nginx import STANDIN, Nginx
+from demo.ports import port_is_taken, remote_access_lines, taken_port_message
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import load_settings
@@ -123,7 +124,7 @@ def classroom_config(jitsi: JitsiHttp) -> str:
     )
 
 
-def _banner(url: str, config: Path) -> str:
+def _banner(url: str, config: Path, port: int) -> str:
     lines = [
         "",
         "jitsi-auth-sidecar demo is running.",
@@ -146,6 +147,8 @@ def _banner(url: str, config: Path) -> str:
         "",
         f"  Try: curl -u '{teacher.uid}:{teacher.password}' -i {url}/Mathe7b",
         "",
+        *remote_access_lines(port),
+        "",
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -159,13 +162,21 @@ async def _run(config: Path, nginx: Nginx) -> None:
     await ready.wait()
     try:
         nginx.start()
-        print(_banner(nginx.url, config), flush=True)
+        print(_banner(nginx.url, config, nginx.port), flush=True)
         await server
     finally:
         nginx.stop()
 
 
 def run_demo(*, port: int, include: Path | None) -> int:
+    try:
+        taken = port_is_taken(port)
+    except OSError as error:  # a port below 1024 without root, for one
+        print(f"demo: cannot listen on port {port}: {error.strerror}", file=sys.stderr)
+        return 1
+    if taken:
+        print(taken_port_message(port), file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="jitsi-auth-sidecar-demo-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)

@@ -23,7 +23,7 @@ from realjitsi.prosody import FOCUS_USER, JitsiHost
 from realjitsi.site import TENANT, SchoolSite, guest_link_path, token_of, user_claim
 from realjitsi.stanzas import ForgedIdentity, Presence
 from realjitsi.table import Row
-from tests.stack import basic_auth
+from testbed.stack import basic_auth
 
 TEACHER, SECOND_TEACHER = SCHOOL.teachers[0], SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from demo.nginx import Nginx
 from demo.run import write_demo_config
-from tests.stack import Browser, SidecarProcess, Stack, XmppStandIn, basic_auth
+from testbed.stack import Browser, SidecarProcess, Stack, XmppStandIn, basic_auth
 
 SUBJECT_LINE = 'subject = "meet.school.example"\n'
 TENANT = "schule-a"
@@ -114,7 +114,7 @@ class SchoolSite:
             xmpp_port=prosody_port,
             tenants=f"({TENANT})",
         )
-        # tests.stack's Stack and Browser drive nginx; its Prosody stand-in is
+        # testbed.stack's Stack and Browser drive nginx; its Prosody stand-in is
         # never started here (the real one answers instead).
         self.stack = Stack(nginx, self.sidecar, XmppStandIn(workdir))
 

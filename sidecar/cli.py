@@ -1,4 +1,4 @@
-"""``jitsi-auth-sidecar``: serve, and the admin commands check-config, test-login, mint."""
+"""``jitsi-auth-sidecar``: serve, and the admin commands check-config, test-login, mint, setup."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sidecar.web.server import LISTEN_BACKLOG, ListenError, serve
 
 DESCRIPTION = (
     "Logs school people into Jitsi Meet rooms against the LDAP directory: serve runs the "
-    "daemon beside nginx; check-config, test-login and mint are the admin's commands."
+    "daemon beside nginx; check-config, test-login, mint and setup are the admin's commands."
 )
 
 
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in admin.COMMANDS:
-        return admin.run(args)
+        return admin.run_command(args)
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.server.log_format)
         if settings.server.workers > 1:
             try:
-                return Supervisor(settings, _worker(settings), backlog=LISTEN_BACKLOG).run()
+                return Supervisor(settings, _worker(settings), backlog=LISTEN_BACKLOG).supervise()
             except OSError as error:
                 print(f"jitsi-auth-sidecar: server.listen: {error.strerror}", file=sys.stderr)
                 return 2
@@ -87,10 +87,10 @@ def _serve_here(settings: Settings, **how: Any) -> int:
 
 
 def _worker(settings: Settings) -> Worker:
-    def run(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
+    def serve_as_worker(listener: socket.socket, number: int, ready: Callable[[], None]) -> int:
         return _serve_here(settings, listener=listener, worker=number, on_ready=ready)
 
-    return run
+    return serve_as_worker
 
 
 if __name__ == "__main__":

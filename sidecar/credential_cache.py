@@ -120,7 +120,7 @@ class CredentialCache:
         person = self._get(key)
         if person is not None:
             return person
-        person = await self._checks.run(key + place.encode(), lambda: check(credentials))
+        person = await self._checks.ask_once(key + place.encode(), lambda: check(credentials))
         # Only a good check gets here: failures are never remembered.
         self._people[key] = _Entry(person, self._clock() + self._ttl)
         return person
@@ -171,7 +171,7 @@ class CredentialCache:
                 display_name=str(item["display_name"]),
                 email=str(item["email"]),
                 groups=frozenset(str(group) for group in item["groups"]),
-                group=str(item["group"]),
+                context_group=str(item["group"]),
                 avatar=str(item["avatar"]),
             )
             found.append((key, person, float(item["left"]) - elapsed))
@@ -191,7 +191,7 @@ class CredentialCache:
                 "display_name": entry.person.display_name,
                 "email": entry.person.email,
                 "groups": sorted(entry.person.groups),
-                "group": entry.person.group,
+                "group": entry.person.context_group,
                 "avatar": entry.person.avatar,
             }
             for key, entry in self._people.items()

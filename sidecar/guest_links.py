@@ -167,19 +167,19 @@ class GuestLinks:
         pipe.zadd(mine, {link.link_id: link.expires_at})
         pipe.zremrangebyscore(mine, "-inf", self._clock())
         pipe.expire(mine, self._settings.max_days * 86400)
-        await shared.run(LINK, pipe.execute(), done)
+        await shared.ask(LINK, pipe.execute(), done)
 
     async def _shared_links(self, shared: SharedState, inviter_id: str) -> list[GuestLink] | None:
         """Her links as Redis knows them; None when it does not answer."""
         mine = shared.key(LINKS_OF, inviter_id)
-        ids = await shared.run(
+        ids = await shared.ask(
             LINKS_OF, shared.redis.zrangebyscore(mine, self._clock(), "+inf"), texts
         )
         if ids is None:
             return None
         keys = [shared.key(LINK, link_id) for link_id in ids]
         stored = (
-            await shared.run(LINK, shared.redis.mget(keys), optional_texts(len(keys)))
+            await shared.ask(LINK, shared.redis.mget(keys), optional_texts(len(keys)))
             if keys
             else []
         )
@@ -263,7 +263,7 @@ class GuestLinks:
             pipe = shared.redis.pipeline(transaction=False)
             pipe.delete(shared.key(LINK, link_id))
             pipe.zrem(shared.key(LINKS_OF, inviter_id), link_id)
-            await shared.run(LINK, pipe.execute(), done)
+            await shared.ask(LINK, pipe.execute(), done)
         return True
 
     async def created_by(self, inviter_id: str) -> list[GuestLink]:

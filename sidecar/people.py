@@ -11,5 +11,5 @@ class Person:
     display_name: str
     email: str
     groups: frozenset[str]  # canonical group DNs
-    group: str = ""  # ldap.group_attribute: shown to Jitsi as context.group
+    context_group: str = ""  # ldap.group_attribute (the class, say): Jitsi's context.group
     avatar: str = ""  # ldap.avatar_attribute, an https URL

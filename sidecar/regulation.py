@@ -217,11 +217,11 @@ class Regulator:
             await attempt.failed()
             raise
         finally:
-            await attempt.end()
+            await attempt.release()
 
-    # -- what an Attempt does, for every "who" it names ----------------------
+    # -- the steps of an Attempt, for every "who" it names ----------------------
 
-    async def _begin(self, who: str, place: str, *, first: bool) -> Hold:
+    async def begin_check(self, who: str, place: str, *, first: bool) -> Hold:
         """A check under way against ``who`` (and, for its first ``who``, the place),
         or :class:`Banned` (and nothing under way)."""
         charged = self._charged(who, place, first=first)
@@ -232,13 +232,13 @@ class Regulator:
         busy = self._busy(reading, charged)
         if ban is None and busy is None:
             return hold
-        await self._end([hold])
+        await self.end_checks([hold])
         scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
         assert scope is not None
         self._metrics.bans.labels(scope).inc()
         raise Banned(scope, seconds)
 
-    async def _end(self, holds: list[Hold]) -> None:
+    async def end_checks(self, holds: list[Hold]) -> None:
         # Every count of this process first: a cancellation while Redis is
         # asked must not leave any of them behind.
         for hold in holds:
@@ -246,15 +246,15 @@ class Regulator:
         for hold in holds:
             await self._store.unmark(hold)
 
-    async def _fail(self, hold: Hold) -> None:
+    async def count_failure(self, hold: Hold) -> None:
         await self._store.fail(hold, self._limits)
 
-    async def _succeed(self, who: str, place: str) -> None:
+    async def count_success(self, who: str, place: str) -> None:
         # Only this pair's count: the overall count stays, or the person's own
         # login would hand an attacker elsewhere a fresh set of guesses.
         await self._store.succeed(("person_at_place", _pair(who, place)), _known_pair(who, place))
 
-    async def _learn_entry(self, name: str, entry: str) -> None:
+    async def learn_entry(self, name: str, entry: str) -> None:
         await self._store.learn_entry(name, entry, stand_in=entry.startswith(_UNKNOWN))
 
 
@@ -271,7 +271,7 @@ class Attempt:
         """Count this check against ``who`` too; :class:`Banned` if ``who`` may not try now."""
         if who in self._holds:
             return
-        hold = await self._regulator._begin(who, self._place, first=not self._holds)
+        hold = await self._regulator.begin_check(who, self._place, first=not self._holds)
         self._holds[who] = hold
 
     async def found_entry(self, entry: str) -> None:
@@ -293,20 +293,20 @@ class Attempt:
 
     async def _count_as_entry(self, who: str) -> None:
         """The name leads to ``who``: learnt (the banned page looks it up), then counted."""
-        await self._regulator._learn_entry(self.name, who)
+        await self._regulator.learn_entry(self.name, who)
         await self.count_against(who)
 
     async def failed(self) -> None:
         for hold in self._holds.values():
-            await self._regulator._fail(hold)
+            await self._regulator.count_failure(hold)
 
     async def succeeded(self) -> None:
         # Her name's stand-in too: failures counted while no entry was found
         # (a directory without searches finds none) are hers from here as well.
         for who in [*self._holds, _UNKNOWN + self.name]:
-            await self._regulator._succeed(who, self._place)
+            await self._regulator.count_success(who, self._place)
 
-    async def end(self) -> None:
+    async def release(self) -> None:
         holds = list(self._holds.values())
         self._holds.clear()
-        await self._regulator._end(holds)
+        await self._regulator.end_checks(holds)

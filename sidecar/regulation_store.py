@@ -268,7 +268,7 @@ class MemoryStore:
 
     async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
         for name, key in hold.counts:
-            self._counters[name].fail(key)
+            self._counters[name].record(key)
 
     async def succeed(self, count: Count, known: str) -> None:
         self._counters[count[0]].forget(count[1])
@@ -300,7 +300,7 @@ class RedisStore:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._shared = shared.run
+        self._shared = shared.ask
         self._key = shared.key
         self._redis = shared.redis
         self._settings = settings

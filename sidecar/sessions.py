@@ -64,7 +64,7 @@ class Session:
     issued_at: int
     last_seen: int
     role_checked: int
-    group: str = ""
+    group: str = ""  # the person's context_group (named so in sealed cookies)
     avatar: str = ""
     # Guest sessions only: the one room (its name), the link and when it all ends.
     room: str = ""
@@ -81,7 +81,7 @@ class Session:
             display_name=self.display_name,
             email=self.email,
             groups=frozenset(),
-            group=self.group,
+            context_group=self.group,
             avatar=self.avatar,
         )
 
@@ -180,7 +180,7 @@ class SessionCookies:
             # Bounded so that a sealed cookie always stays under MAX_COOKIE_LENGTH.
             display_name=person.display_name[:MAX_TEXT_LENGTH],
             email=person.email[:MAX_TEXT_LENGTH],
-            group=person.group[:MAX_TEXT_LENGTH],
+            group=person.context_group[:MAX_TEXT_LENGTH],
             avatar=person.avatar if len(person.avatar) <= MAX_TEXT_LENGTH else "",
             role=role,
             issued_at=now,
@@ -303,7 +303,7 @@ class SessionCookies:
             session,
             display_name=person.display_name[:MAX_TEXT_LENGTH],
             email=person.email[:MAX_TEXT_LENGTH],
-            group=person.group[:MAX_TEXT_LENGTH],
+            group=person.context_group[:MAX_TEXT_LENGTH],
             avatar=person.avatar if len(person.avatar) <= MAX_TEXT_LENGTH else "",
             role=role,
             role_checked=self._now(),
@@ -322,7 +322,7 @@ class SessionCookies:
             ends.append(session.expires_at)
         return min(ends)
 
-    async def end(self, session: Session) -> bool:
+    async def log_out(self, session: Session) -> bool:
         """Log ``session`` out, here at once and everywhere for as long as it could live.
 
         False when that could not be written to ``sessions.revocation_file``: the

@@ -222,7 +222,7 @@ class SharedState:
     def key(self, kind: str, text: str) -> str:
         return f"{self._prefix}{kind}:{digest(text)}"
 
-    async def run(
+    async def ask(
         self, operation: str, command: Awaitable[Any], expect: Callable[[Any], T]
     ) -> T | None:
         """``command``'s answer, checked by ``expect``; None when there is none to use."""
@@ -270,7 +270,7 @@ class SharedState:
     async def mark(self, kind: str, ident: str, until: int) -> None:
         """Remember ``ident`` (an ended session, a withdrawn link) until the Unix time ``until``;
         later, should Redis not answer now."""
-        written = await self.run(kind, self._set_mark(kind, ident, until), done)
+        written = await self.ask(kind, self._set_mark(kind, ident, until), done)
         if written is None:
             if len(self._unwritten) >= MAX_UNWRITTEN_MARKS:
                 del self._unwritten[next(iter(self._unwritten))]
@@ -294,4 +294,4 @@ class SharedState:
 
     async def marked(self, kind: str, ident: str) -> int | None:
         """Until when ``ident`` is marked, or None: not marked, or Redis did not answer."""
-        return await self.run(kind, self.redis.get(self.key(kind, ident)), optional_integer)
+        return await self.ask(kind, self.redis.get(self.key(kind, ident)), optional_integer)

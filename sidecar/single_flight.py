@@ -19,7 +19,7 @@ class SingleFlight(Generic[K, V]):
     def __init__(self) -> None:
         self._in_flight: dict[K, asyncio.Future[V]] = {}
 
-    async def run(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
+    async def ask_once(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
         """``await ask()``, once for all callers that come while it is under way."""
         pending = self._in_flight.get(key)
         if pending is not None:

@@ -79,7 +79,7 @@ class SiteLimit:
         if self._shared is not None and self._script is not None:
             shared = self._shared
             member = f"{self._tag}:{next(self._events)}"
-            milliseconds = await shared.run(
+            milliseconds = await shared.ask(
                 self._kind,
                 self._script(
                     keys=[shared.key(self._kind, key), shared.key(f"{self._kind}-ban", key)],
@@ -89,5 +89,5 @@ class SiteLimit:
             )
             if milliseconds is not None and milliseconds > 0:
                 return min(milliseconds / 1000, float(self._ban_time))
-        self._local.fail(key)
+        self._local.record(key)
         return 0.0

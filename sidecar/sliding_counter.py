@@ -118,7 +118,9 @@ class SlidingCounter:
             return 0.0
         return max(0.0, until - self._clock())
 
-    def fail(self, key: str) -> None:
+    def record(self, key: str) -> None:
+        """One event for ``key`` now (a failure, a name entered, a request); at the
+        ``limit``-th within the window, the key is banned for ``ban_time``."""
         now = float(self._clock())  # one event is kept as a float, told apart by its type
         slot = hash(key)
         number, events = self._find(slot)

@@ -34,7 +34,7 @@ from soak.proxy import DelayingProxy
 from soak.service import Service, open_descriptors
 from soak.statedisk import StateDirectory, state_directory
 from soak.watch import Watch
-from tests.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 # Nothing here is about bans: every failure is a made-up name or password.
 # Basic logins are remembered for a minute, so that the load's people, taken

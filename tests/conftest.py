@@ -13,9 +13,10 @@ from demo.jitsi_http import JitsiHttp
 from demo.nginx import free_port
 from demo.run import DEMO_METHODS, SUBJECT, write_demo_config
 from demo.slapd import Slapd
+from testbed.configs import LENIENT_REGULATION, SHARED_SECRETS
+from testbed.redis_server import RedisServer
+from testbed.stack import Stack, start_stack
 from tests.jitsi_rules import JitsiSite
-from tests.redis_server import RedisServer
-from tests.stack import Stack, start_stack
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +30,9 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 # The files that make two sidecars nodes of one site (demo/run.py writes them).
-SHARED_SECRETS = ("app_secret", "session_keys", "guest_keys")
 
 # Shared stacks see many deliberate failures from 127.0.0.1; regulation has
 # its own tests with its own stack.
-LENIENT_REGULATION = """
-[regulation]
-max_failures_per_user = 10000
-max_failures_per_user_overall = 10000
-max_failures_per_address = 100000
-"""
 
 
 def _stack(

@@ -2,8 +2,9 @@
 
 The sidecar mints tokens for Jitsi's Prosody token authentication
 (``token/util.lib.lua`` with ``mod_auth_token``) and for ``token_affiliation``.
-This module judges a token the way those would, written from the facts in
-DESIGN.md ("The token"), and deliberately imports nothing from ``sidecar``: a
+This module judges a token the way those would, written from the plugins'
+own checks (the list in :mod:`sidecar.jitsi.tokens`), and deliberately
+imports nothing from ``sidecar``: a
 test that mints with the sidecar and admits here checks one reading of the
 rules against another.
 

@@ -37,7 +37,8 @@ from demo.run import write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from soak.proxy import DelayingProxy
-from tests.stack import XmppStandIn, basic_auth, request
+from testbed.poll import poll_until
+from testbed.stack import XmppStandIn, basic_auth, request
 
 PASSED_FD = 3  # SD_LISTEN_FDS_START
 # systemd's default TimeoutStopSec=: past it the daemon is killed.
@@ -214,9 +215,7 @@ class Load:
     def wait_for(self, answers: int) -> None:
         """Until ``answers`` more have come (bounded by the load's time limit)."""
         target = self.tally.total + answers
-        deadline = time.monotonic() + self._seconds_limit
-        while self.tally.total < target and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll_until(lambda: self.tally.total >= target, seconds=self._seconds_limit, interval=0.02)
 
     def _ask(self, number: int) -> None:
         deadline = time.monotonic() + self._seconds_limit

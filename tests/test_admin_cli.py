@@ -31,8 +31,8 @@ from demo.slapd import Slapd
 from sidecar.config.settings import load_settings
 from sidecar.jitsi.tokens import RoomTokens
 from sidecar.people import Person
+from testbed.redis_server import RedisServer
 from tests.jitsi_rules import JitsiSite, admit
-from tests.redis_server import RedisServer
 
 CLI = Path(sys.executable).parent / "jitsi-auth-sidecar"
 TEACHER = SCHOOL.teachers[0]

@@ -15,8 +15,8 @@ import pytest
 from demo.school import SCHOOL, Person
 from demo.slapd import Slapd
 from sidecar.names import MAX_DISPLAY_NAME
+from testbed.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Reply, Stack, basic_auth, followed, request, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]

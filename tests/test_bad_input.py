@@ -10,7 +10,7 @@ import pytest
 
 from demo.school import SCHOOL
 from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER
-from tests.stack import Reply, Stack, UnixHTTPConnection, request, token_in
+from testbed.stack import Reply, Stack, UnixHTTPConnection, request, token_in
 
 TEACHER = SCHOOL.teachers[0]
 

@@ -26,9 +26,9 @@ from demo.nginx import free_port
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import LENIENT_REGULATION
-from tests.stack import Stack, basic_auth
-from tests.test_demo import REPOSITORY, wait_for_banner
+from testbed.configs import LENIENT_REGULATION
+from testbed.demo_process import REPOSITORY, wait_for_banner
+from testbed.stack import Stack, basic_auth
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PageIn = Callable[[str], Page]

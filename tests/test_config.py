@@ -33,43 +33,7 @@ from sidecar.config.settings import (
     load_settings,
 )
 from sidecar.ldap.dn import canonical_dn
-
-SECRET = "s" * 40
-
-
-def write_config(tmp_path: Path, body: str, secret: str = SECRET) -> Path:
-    (tmp_path / "app_secret").write_text(secret + "\n")
-    (tmp_path / "session_keys").write_text("# newest first\n" + "n" * 40 + "\n" + "o" * 40 + "\n")
-    path = tmp_path / "config.toml"
-    body = body.replace("SECRET_FILE", str(tmp_path / "app_secret"))
-    path.write_text(body.replace("KEYS_FILE", str(tmp_path / "session_keys")))
-    return path
-
-
-MINIMAL = """
-[server]
-public_url = "https://meet.school.example"
-
-[jitsi]
-app_id = "school-meet"
-app_secret_file = "SECRET_FILE"
-subject = "meet.school.example"
-
-[ldap]
-user_base = "ou=people,dc=school,dc=example"
-
-[sessions]
-keys_file = "KEYS_FILE"
-
-[[roles]]
-name = "teacher"
-groups = ["CN=Teachers, ou=groups,dc=school,dc=example"]
-moderator = true
-
-[[roles]]
-name = "pupil"
-groups = ["cn=pupils,ou=groups,dc=school,dc=example"]
-"""
+from testbed.configs import MINIMAL, SECRET, write_config
 
 
 def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import quote
@@ -13,9 +12,10 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import SHARED_SECRETS
-from tests.stack import Browser, Stack, basic_auth, token_in
-from tests.test_guests import create_link, enter_as_guest, teacher_browser
+from testbed.configs import SHARED_SECRETS
+from testbed.guests import create_link, enter_as_guest, teacher_browser
+from testbed.poll import poll_until
+from testbed.stack import Browser, Stack, basic_auth, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -166,12 +166,9 @@ LINE_BREAKS = ["%0a", "%0d", "%0d%0a", "%1b%5b2K%0d", "%1b%5b31m", "%e2%80%a8", 
 
 def log_once_it_holds(stack: Stack, marker: str, count: int) -> str:
     """The sidecar writes a line after it answered: wait (bounded) for ``count`` of them."""
-    deadline = time.monotonic() + 10
-    while True:
-        log = stack.sidecar.log()
-        if log.count(marker) >= count or time.monotonic() > deadline:
-            return log
-        time.sleep(0.02)
+    return poll_until(
+        stack.sidecar.log, lambda log: log.count(marker) >= count, seconds=10, interval=0.02
+    )
 
 
 PLAIN_START = r"^\S+Z (INFO|WARNING) [\w.]+: "

@@ -15,26 +15,10 @@ from pathlib import Path
 
 from demo.nginx import free_port
 from demo.school import SCHOOL, Person
+from testbed.demo_process import REPOSITORY, wait_for_banner
+from testbed.poll import poll_until
+from testbed.stack import token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import token_in
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> str:
-    assert process.stdout is not None
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        if "Ctrl-C stops everything" in line:
-            return seen
-    raise AssertionError(f"no banner; output so far:\n{seen}")
 
 
 def basic(person: Person) -> dict[str, str]:
@@ -73,6 +57,8 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
     try:
         banner = wait_for_banner(process, time.monotonic() + 60)
         assert f"http://127.0.0.1:{port}/Mathe7b" in banner
+        # It says how another machine reaches it: it listens on loopback only.
+        assert f"ssh -N -L {port}:127.0.0.1:{port} " in banner
         teacher = SCHOOL.teachers[0]
         assert f"{teacher.uid}" in banner
         assert teacher.password in banner
@@ -109,10 +95,13 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
         opened.request("POST", "/demo/rooms/mathe7b/open")
         assert opened.getresponse().status == 204
         opened.close()
-        deadline = time.monotonic() + 10
-        while (reply := get(port, "/Mathe7b", basic(pupil)))[0] != 302:
-            assert time.monotonic() < deadline, reply
-            time.sleep(0.2)
+        reply = poll_until(
+            lambda: get(port, "/Mathe7b", basic(pupil)),
+            lambda answer: answer[0] == 302,
+            seconds=10,
+            interval=0.2,
+        )
+        assert reply[0] == 302, reply
         assert reply[1].startswith("/Mathe7b?jwt=")
         # The start page and the videobridge's figures answer.
         assert get(port, "/auth/statistics", basic(teacher))[0] == 200
@@ -129,3 +118,91 @@ def test_demo_lets_a_teacher_in_and_stops_cleanly() -> None:
         ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout == ""
+
+
+def test_a_taken_port_is_named_and_nothing_starts() -> None:
+    """On a Jitsi host the videobridge often holds 8080: the demo must not claim it runs."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "demo", "--port", str(port)],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr
+    assert "nothing was started" in result.stderr
+    suggested = re.search(r"DEMO_PORT=(\d+)", result.stderr)
+    assert suggested is not None
+    assert int(suggested[1]) != port
+    assert "is running" not in result.stdout
+
+
+def test_a_port_out_of_range_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--port", "70000"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--port 70000" in result.stderr
+
+
+def make_plan(target: str, tmp_path: Path) -> str:
+    """What ``make TARGET`` would run for a fresh virtualenv (``make -n``: nothing runs)."""
+    result = subprocess.run(
+        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def debian_packages(plan: str) -> set[str]:
+    """The Debian packages the plan's apt-get step checks for."""
+    names: set[str] = set()
+    for found in re.findall(r"for package in ([^;]+);", plan):
+        names.update(found.split())
+    return names
+
+
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path: Path) -> None:
+    demo = make_plan("demo", tmp_path)
+    assert {"slapd", "nginx"} <= debian_packages(demo)
+    assert not {"chromium", "redis-server", "wrk"} & debian_packages(demo)
+    assert re.search(r"pip install -q -e \.$", demo, re.MULTILINE), demo
+    assert "[dev" not in demo
+    # make test still installs everything, the browser and the dev tools too.
+    test = make_plan("test", tmp_path)
+    assert {"chromium", "redis-server", "slapd", "nginx"} <= debian_packages(test)
+    assert "-e '.[dev]'" in test
+
+
+def test_the_demo_imports_no_test_tool() -> None:
+    """The demo runs with the daemon's libraries alone (make demo installs no more)."""
+    probe = (
+        "import sys, demo.__main__, demo.run\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(result.stdout.split())
+    assert "sidecar" in loaded
+    assert not {"pytest", "playwright", "hypothesis", "mypy", "ruff", "tests"} & loaded

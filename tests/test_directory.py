@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +12,7 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config.settings import LdapSettings, Secret
+from sidecar.config.settings import Secret
 from sidecar.credentials import Credentials
 from sidecar.ldap.directory import Directory
 from sidecar.ldap.dn import canonical_dn
@@ -21,23 +20,11 @@ from sidecar.metrics import Metrics
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 from soak.proxy import DelayingProxy
+from testbed.configs import ldap_settings
 
 TEACHERS = canonical_dn(SCHOOL.teachers_group_dn)
 PUPILS = canonical_dn(SCHOOL.pupils_group_dn)
 CLASS_7B = canonical_dn(SCHOOL.posix_group_dn)
-
-
-def ldap_settings(slapd: Slapd, **changes: object) -> LdapSettings:
-    settings = LdapSettings(
-        urls=(slapd.ldap_url,),
-        bind_dn=SCHOOL.service_dn,
-        bind_password=Secret(SCHOOL.service_password.encode()),
-        user_base=f"ou=people,{SCHOOL.base_dn}",
-        group_base=f"ou=groups,{SCHOOL.base_dn}",
-        timeout=3.0,
-        pool_size=2,
-    )
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture

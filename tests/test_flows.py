@@ -1,4 +1,4 @@
-"""DESIGN.md's request flows, driven through a real nginx in front of the sidecar."""
+"""The request flows a browser sees, driven through a real nginx in front of the sidecar."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from demo.school import SCHOOL
+from testbed.stack import Reply, Stack, basic_auth, token_in
 from tests.jitsi_rules import Admission, JitsiSite, admit
-from tests.stack import Reply, Stack, basic_auth, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
-import html
 import json
 import os
 import re
 import subprocess
 import sys
-import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,15 +20,23 @@ from urllib.parse import urlsplit
 import pytest
 
 from demo.jitsi_http import JitsiHttp
-from demo.school import SCHOOL, Person
+from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import GuestSettings, Secret
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved, StateFileError
 from sidecar.rooms import room_named
-from tests.conftest import LENIENT_REGULATION
+from testbed.configs import LENIENT_REGULATION
+from testbed.guests import (
+    create_link,
+    enter_as_guest,
+    guest_urls,
+    teacher_browser,
+    withdraw_question_of,
+)
+from testbed.poll import poll_until
+from testbed.stack import Browser, Stack, token_in
 from tests.jitsi_rules import JitsiSite, admit
 from tests.small_disk import small_disk
-from tests.stack import Browser, Reply, Stack, token_in
 
 TEACHER = SCHOOL.teachers[0]
 OTHER_TEACHER = SCHOOL.teachers[1]
@@ -41,49 +47,6 @@ DOMAIN = "meet.school.example"
 def site_of(stack: Stack) -> JitsiSite:
     secret = (stack.sidecar.config.parent / "app_secret").read_bytes()
     return JitsiSite(app_id="school-meet", app_secret=secret, subject=DOMAIN)
-
-
-def teacher_browser(stack: Stack, teacher: Person = TEACHER) -> Browser:
-    browser = Browser(stack)
-    assert browser.log_in(teacher.uid, teacher.password).status == 302
-    return browser
-
-
-def withdraw_question_of(start_page: Reply) -> str:
-    """The address the first "Withdraw" on a start page leads to."""
-    found = re.search(r'href="(/auth/guest-links/withdraw\?[^"]+)"', start_page.body)
-    assert found is not None, start_page.body
-    return html.unescape(found.group(1))
-
-
-def create_link(browser: Browser, room: str, days: int = 7) -> str:
-    """The path of the newest guest link for ``room``, created through the start page."""
-    page = browser.get(f"/auth/?room={room_named(room).path[1:]}")
-    assert page.status == 200, page
-    before = set(guest_urls(page))
-    created = browser.post(
-        "/auth/guest-links",
-        {"csrf_token": browser.csrf_token(page), "room": room, "days": str(days)},
-    )
-    assert created.status == 302
-    after = guest_urls(browser.get(created.header("Location") or "/auth/"))
-    (new,) = set(after) - before
-    return urlsplit(new).path
-
-
-def guest_urls(page: Reply) -> list[str]:
-    return [
-        html.unescape(url) for url in re.findall(r'value="(http[^"]+/auth/guest/[^"]+)"', page.body)
-    ]
-
-
-def enter_as_guest(
-    stack: Stack, path: str, name: str, language: str = "en"
-) -> tuple[Browser, Reply]:
-    guest = Browser(stack, language)
-    page = guest.get(path)
-    assert page.status == 200, page
-    return guest, guest.post(path, {"csrf_token": guest.csrf_token(page), "name": name})
 
 
 def ldap_operations(slapd: Slapd) -> int:
@@ -134,9 +97,10 @@ def test_a_guest_waits_like_a_pupil(slapd: Slapd, make_stack: Callable[..., Stac
         assert waiting.status == 200
         assert 'http-equiv="refresh"' in waiting.body
         fake.open("mathe7b")
-        deadline = time.monotonic() + 10  # the closed answer is believed for two seconds
-        while (reply := guest.get("/Mathe7b")).status != 302 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # The closed answer is believed for two seconds.
+        reply = poll_until(
+            lambda: guest.get("/Mathe7b"), lambda r: r.status == 302, seconds=10, interval=0.1
+        )
         assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
     finally:
         fake.stop()

@@ -10,15 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from demo.slapd import Slapd
-from tests.stack import Reply, Stack, UnixHTTPConnection, request
+from testbed.poll import poll_until
+from testbed.stack import Reply, Stack, UnixHTTPConnection, request
 from tests.systemd_player import restartable_stack
 
 
 def until(ask: Callable[[], Reply], status: int, seconds: float = 15.0) -> Reply:
-    deadline = time.monotonic() + seconds
-    while (reply := ask()).status != status and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return reply
+    return poll_until(ask, lambda reply: reply.status == status, seconds=seconds, interval=0.1)
 
 
 def test_ready_only_while_the_directory_answers(
@@ -88,9 +86,7 @@ def test_out_of_descriptors_the_log_stays_short_health_says_so_and_it_recovers(
         probe.settimeout(30)
         probe.connect(str(held))
         probe.sendall(b"GET /auth/healthz HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n")
-        deadline = time.monotonic() + 30
-        while "cannot accept connections" not in player.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: "cannot accept connections" in player.log(), seconds=30)
         assert "cannot accept connections" in player.log(), player.log()[-2000:]
         # Descriptors come free: the waiting probe is taken in and answered, and
         # the answer tells the truth about the last seconds.

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from sidecar.ldap.servers import ServerHealth
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
 from soak.proxy import DelayingProxy
-from tests.stack import SilentServer, Stack, basic_auth
-from tests.test_directory import ldap_settings
+from testbed.configs import ldap_settings
+from testbed.poll import poll_until_async
+from testbed.stack import SilentServer, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPILS = SCHOOL.pupils
@@ -50,10 +50,8 @@ def refused_url() -> str:
 
 
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+    reached = await poll_until_async(condition, seconds=seconds, interval=0.01)
+    assert reached, "condition not reached in time"
 
 
 # -- the order ----------------------------------------------------------------

@@ -12,23 +12,21 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.config.settings import Secret, SessionSettings
 from sidecar.people import Person
 from sidecar.sessions import COOKIE_NAME as SESSION
-from sidecar.sessions import SessionCookies
+from testbed.stack import (
+    Browser,
+    Stack,
+    basic_auth,
+    binds_of,
+    set_cookies,
+    stack_sessions,
+    token_in,
+)
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack, basic_auth, binds_of, set_cookies, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[1]
-
-
-def stack_sessions(stack: Stack, keys: tuple[bytes, ...] | None = None) -> SessionCookies:
-    """SessionCookies sealing like the stack's sidecar (same keys unless given)."""
-    key_file = stack.sidecar.config.parent / "session_keys"
-    own_keys = keys or tuple(line for line in key_file.read_bytes().splitlines() if line)
-    settings = SessionSettings(keys=tuple(Secret(key) for key in own_keys))
-    return SessionCookies(settings)
 
 
 def test_anonymous_room_request_goes_to_the_login_page(stack: Stack) -> None:

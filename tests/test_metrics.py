@@ -6,14 +6,13 @@ import http.client
 from collections.abc import Callable
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from demo.jitsi_http import JitsiHttp
 from demo.nginx import free_port
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.stack import Browser, Stack, UnixHTTPConnection, basic_auth, request
+from testbed.metrics import Samples, metrics_line, scrape, value
+from testbed.stack import Browser, Stack, UnixHTTPConnection, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -23,28 +22,6 @@ REGULATION = """
 max_failures_per_user = 2
 max_failures_per_address = 1000
 """
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def metrics_line(listen: str) -> dict[str, str]:
-    """``replace`` for make_stack: the [server] table gets ``metrics_listen``."""
-    return {'public_url = "': f'metrics_listen = "{listen}"\npublic_url = "'}
-
-
-def scrape(connection: http.client.HTTPConnection) -> Samples:
-    reply = request(connection, "/metrics")
-    assert reply.status == 200
-    assert (reply.header("Content-Type") or "").startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(reply.body)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_what_happened_is_counted(

@@ -17,9 +17,9 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import LENIENT_REGULATION as LENIENT
-from tests.redis_server import RedisServer
-from tests.stack import Browser, Stack, basic_auth
+from testbed.configs import LENIENT_REGULATION as LENIENT
+from testbed.redis_server import RedisServer
+from testbed.stack import Browser, Stack, basic_auth
 
 PUPIL = SCHOOL.pupils[0]
 ROUNDS = 60

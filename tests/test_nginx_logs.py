@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 
 from demo.nginx import SITE, Nginx, default_include
 from demo.school import SCHOOL
-from tests.stack import Stack, basic_auth, nginx_in_front, request
+from testbed.poll import poll_until
+from testbed.stack import Stack, basic_auth, nginx_in_front, request
 
 TOKEN = "eyJzdHJheS10b2tlbi1tYXJrZXI.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"
 LOG_FORMAT_FILE = default_include().with_name("jitsi-auth-sidecar-log.conf")
@@ -31,12 +31,12 @@ def get(nginx: Nginx, path: str, headers: dict[str, str] | None = None) -> int:
 
 def access_log_once_it_holds(nginx: Nginx, *expected: str) -> str:
     """nginx writes a line after it answered: wait (bounded) until the lines are there."""
-    deadline = time.monotonic() + 10
-    while True:
-        log = nginx.access_log.read_text()
-        if all(line in log for line in expected) or time.monotonic() > deadline:
-            return log
-        time.sleep(0.02)
+    return poll_until(
+        nginx.access_log.read_text,
+        lambda log: all(line in log for line in expected),
+        seconds=10,
+        interval=0.02,
+    )
 
 
 def raw_request(nginx: Nginx, data: bytes) -> bytes:

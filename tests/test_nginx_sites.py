@@ -19,7 +19,7 @@ import pytest
 
 from demo.nginx import Nginx
 from demo.school import SCHOOL
-from tests.stack import Stack, followed, nginx_in_front, request
+from testbed.stack import Stack, followed, nginx_in_front, request
 
 TOKEN = "eyJoYW5nLXVwLXRva2Vu.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"
 DOCKER_HTTP = """

@@ -10,7 +10,6 @@ import random
 import signal
 import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.sessions import COOKIE_NAME as SESSION
-from tests.stack import Browser, Stack, basic_auth
+from testbed.poll import poll_until
+from testbed.stack import Browser, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -105,14 +105,11 @@ def restartable_slapd(tmp_path: Path) -> Iterator[Slapd]:
 def kill(slapd: Slapd) -> None:
     """SIGKILL: no goodbye to its clients, and its port refuses connections at once."""
     os.kill(int((slapd.workdir / "slapd.pid").read_text().strip()), signal.SIGKILL)
-    poll_until(lambda: not slapd.running)
+    until(lambda: not slapd.running)
 
 
-def poll_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    assert poll_until(condition, seconds=seconds), "condition not reached in time"
 
 
 def open_descriptors(pid: int) -> int:
@@ -212,16 +209,16 @@ def test_a_killed_directory_under_load_leaves_no_descriptor_and_no_500(
     at_start = open_descriptors(pid)
 
     with LoginStream(stack, session, cached) as stream:
-        poll_until(lambda: stream.count("form") >= 5)
+        until(lambda: stream.count("form") >= 5)
         for stop in (kill, Slapd.stop):
             stop(slapd)
             sessions, forms = stream.count("session"), stream.count("form")
             # The outage lasts while people keep coming: a few of each kind.
-            poll_until(stream.counted("session", sessions + 10))
-            poll_until(stream.counted("form", forms + 5))
+            until(stream.counted("session", sessions + 10))
+            until(stream.counted("form", forms + 5))
             slapd.start()
             # Back: a new login works again without restarting the sidecar.
-            poll_until(lambda: Browser(stack).log_in(PUPIL.uid, PUPIL.password).status == 302)
+            until(lambda: Browser(stack).log_in(PUPIL.uid, PUPIL.password).status == 302)
 
     assert not stream.errors, stream.errors[:5]
     statuses = {status for _, status in stream.answers}
@@ -233,7 +230,7 @@ def test_a_killed_directory_under_load_leaves_no_descriptor_and_no_500(
     # A login works, so the pooled connection is open again, as at the start.
     assert Browser(stack).log_in(PUPIL.uid, PUPIL.password).status == 302
     # (One fewer is fine: a connection from nginx may still have been closing at the start.)
-    poll_until(lambda: open_descriptors(pid) <= at_start, 10)
+    until(lambda: open_descriptors(pid) <= at_start, 10)
     log = stack.sidecar.log()
     assert "Traceback" not in log, log[-3000:]
 

@@ -8,9 +8,9 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import LENIENT_REGULATION
-from tests.stack import Browser, Stack
-from tests.test_guests import create_link, enter_as_guest, teacher_browser
+from testbed.configs import LENIENT_REGULATION
+from testbed.guests import create_link, enter_as_guest, teacher_browser
+from testbed.stack import Browser, Stack
 
 HELP_DE = "Passwort vergessen? Bitte im Sekretariat fragen."
 HELP_EN = "Forgot your password? Please ask the school office."

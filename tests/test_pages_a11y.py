@@ -22,8 +22,8 @@ from demo.nginx import make_webroot
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import LENIENT_REGULATION
-from tests.stack import Stack
+from testbed.configs import LENIENT_REGULATION
+from testbed.stack import Stack
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 AXE = REPOSITORY / "node_modules" / "axe-core" / "axe.min.js"

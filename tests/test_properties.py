@@ -4,7 +4,12 @@ Hypothesis looks for inputs that break them: room URIs, ``next=`` values,
 Authorization headers, session cookies and guest links, drawn from the space
 where such bugs live (percent-escapes, fullwidth and compatibility characters,
 controls, ``..``, ``//``, backslashes, ``@``, schemes, overlong values), not only
-from random ASCII. See DESIGN.md, security invariants 2, 3 and 5.
+from random ASCII. The properties: every redirect goes to a path on the meet
+origin that the sidecar built itself (``next=`` only as a room path it
+rebuilds, no fragment it did not write); empty, whitespace-only, overlong or
+NUL-carrying names and passwords are refused before any bind (an empty
+password is an anonymous bind, which LDAP grants); a session cookie opens only
+as the sidecar sealed it.
 """
 
 from __future__ import annotations
@@ -670,7 +675,7 @@ def headers(draw: st.DrawFn) -> str:
 
 
 def assert_acceptable_credentials(credentials: Credentials) -> None:
-    """DESIGN invariant 3: nothing that could be an anonymous or a malformed bind."""
+    """Nothing that could be an anonymous or a malformed bind."""
     for value, limit in (
         (credentials.username, MAX_USERNAME_LENGTH),
         (credentials.password, MAX_PASSWORD_LENGTH),

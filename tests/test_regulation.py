@@ -393,7 +393,7 @@ def counter(clock: Clock, *, limit: int = 5) -> SlidingCounter:
 def test_a_counter_holds_at_most_its_cap_of_keys(clock: Clock) -> None:
     counting = counter(clock)
     for number in range(20 * CAP):
-        counting.fail(f"sprayed-{number}")
+        counting.record(f"sprayed-{number}")
         assert counting.counted_keys <= CAP
     assert counting.counted_keys > CAP // 2
     assert counting.banned_keys == 0
@@ -404,22 +404,22 @@ def test_a_counter_holds_at_most_its_cap_of_keys(clock: Clock) -> None:
 def test_a_spray_of_names_never_pushes_a_ban_out(clock: Clock) -> None:
     counting = counter(clock)
     for _ in range(5):
-        counting.fail("victim-at-attacker")
+        counting.record("victim-at-attacker")
     assert counting.banned_for("victim-at-attacker") == BAN_TIME
     # Single failures, and failures just short of a ban, on ever new names.
     for number in range(20 * CAP):
         for _ in range(1 + number % 4):
-            counting.fail(f"sprayed-{number}")
+            counting.record(f"sprayed-{number}")
     assert counting.banned_for("victim-at-attacker") == BAN_TIME
     # Only other bans push a ban out, the one that ends soonest first, once the
     # bans are full: each of them cost the limit in failures.
     clock.advance(1)
     for number in range(CAP - 1):
         for _ in range(5):
-            counting.fail(f"banned-{number}")
+            counting.record(f"banned-{number}")
     assert counting.banned_for("victim-at-attacker") == BAN_TIME - 1
     for _ in range(5):
-        counting.fail("one-more-ban")
+        counting.record("one-more-ban")
     assert counting.banned_for("victim-at-attacker") == 0
     assert counting.banned_for("one-more-ban") == BAN_TIME
     assert counting.banned_keys <= CAP
@@ -428,11 +428,11 @@ def test_a_spray_of_names_never_pushes_a_ban_out(clock: Clock) -> None:
 def test_a_count_near_its_limit_outlasts_a_spray_of_single_failures(clock: Clock) -> None:
     counting = counter(clock)
     for _ in range(4):
-        counting.fail("victim")
+        counting.record("victim")
     for number in range(20 * CAP):
-        counting.fail(f"sprayed-{number}")
+        counting.record(f"sprayed-{number}")
     assert counting.recent("victim") == 4
-    counting.fail("victim")
+    counting.record("victim")
     assert counting.banned_for("victim") == BAN_TIME
 
 
@@ -442,11 +442,11 @@ def test_keys_past_the_window_go_before_fresh_ones(clock: Clock) -> None:
     counting = counter(clock)
     for number in range(CAP // 2):
         for _ in range(3):
-            counting.fail(f"old-{number}")
+            counting.record(f"old-{number}")
     clock.advance(WINDOW + 1)
     for number in range(CAP // 2):
-        counting.fail(f"fresh-{number}")
-    counting.fail("one-more")
+        counting.record(f"fresh-{number}")
+    counting.record("one-more")
     assert all(counting.recent(f"fresh-{number}") == 1 for number in range(CAP // 2))
     assert counting.recent("one-more") == 1
     assert counting.counted_keys <= CAP // 2 + 1

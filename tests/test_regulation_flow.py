@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.stack import Browser, Stack, basic_auth, binds_of
+from testbed.poll import poll_until
+from testbed.stack import Browser, Stack, basic_auth, binds_of
 
 # Only the address limit matters here.
 ADDRESS_ONLY = """
@@ -78,12 +78,12 @@ def test_ban_expires(slapd: Slapd, make_stack: Callable[..., Stack]) -> None:
     for _ in range(3):
         stack.get("/Mathe7b", basic_auth(TEACHER.uid, "guess"))
     assert stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password)).status == 429
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        reply = stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password))
-        if reply.status != 429:
-            break
-        time.sleep(0.2)
+    reply = poll_until(
+        lambda: stack.get("/Mathe7b", basic_auth(TEACHER.uid, TEACHER.password)),
+        lambda reply: reply.status != 429,
+        seconds=20,
+        interval=0.2,
+    )
     assert (reply.header("Location") or "").startswith("/Mathe7b?jwt=")
 
 

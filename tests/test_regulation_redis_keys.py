@@ -14,9 +14,9 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.regulation_store import MAX_KNOWN_PLACES_PER_PERSON
 from sidecar.shared_state import digest
-from tests.conftest import LENIENT_REGULATION
-from tests.redis_server import RedisServer
-from tests.stack import Browser, Stack
+from testbed.configs import LENIENT_REGULATION
+from testbed.redis_server import RedisServer
+from testbed.stack import Browser, Stack
 
 PUPIL = SCHOOL.pupils[1]
 TEACHER = SCHOOL.teachers[0]

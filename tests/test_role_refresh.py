@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import subprocess
 import time
 from collections.abc import Callable
 
-from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.sessions import COOKIE_NAME as SESSION
 from sidecar.sessions import Session
-from tests.conftest import LENIENT_REGULATION
+from testbed.stack import Browser, Stack, stack_sessions, token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Stack, token_in
-from tests.test_login import stack_sessions
 
 TEACHER = SCHOOL.teachers[0]
 
@@ -142,25 +138,3 @@ def test_the_start_page_follows_the_directory_too(
     page = browser.get("/auth/?room=Mathe7b")
     assert page.status == 302
     assert (page.header("Location") or "").startswith("/auth/login")
-
-
-def test_a_waiting_class_costs_no_ldap_lookups(
-    slapd: Slapd, make_stack: Callable[..., Stack]
-) -> None:
-    """The waiting page refreshes every few seconds: with the role check due, each
-    refresh must not be an LDAP lookup (the room is closed: no token is minted)."""
-    jitsi = JitsiHttp(domain="meet.school.example").start()
-    try:
-        extra = LENIENT_REGULATION + (
-            f'\n[classroom]\nwait_for_teacher = true\nroom_size_url = "{jitsi.room_size_url}"\n'
-        )
-        stack = make_stack(slapd, extra=extra)
-        browser = Browser(stack)
-        assert browser.log_in(SCHOOL.pupils[0].uid, SCHOOL.pupils[0].password).status == 302
-        backdate_role_check(browser, stack, 3600)
-        before = len(re.findall(r" (?:BIND|SRCH) ", slapd.log()))
-        for _ in range(5):
-            assert 'http-equiv="refresh"' in browser.get("/Mathe7b").body
-        assert len(re.findall(r" (?:BIND|SRCH) ", slapd.log())) == before
-    finally:
-        jitsi.stop()

@@ -26,7 +26,7 @@ from sidecar.jitsi.room_budget import (
 from sidecar.jitsi.room_size import ANSWER_SECONDS, Asker, RoomSize
 from sidecar.metrics import Metrics
 from sidecar.shared_state import SharedState, open_redis
-from tests.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 DOMAIN = "meet.school.example"
 NEW_NAMES_PER_SECOND = int(SITE_PER_SECOND * NEW_NAMES_SHARE)

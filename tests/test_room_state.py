@@ -16,10 +16,11 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.jitsi.room_budget import PER_PERSON, PERSON_WINDOW
 from sidecar.web.waiting import JITTER, OFTEN_SECONDS
-from tests.conftest import LENIENT_REGULATION
+from testbed.configs import LENIENT_REGULATION
+from testbed.guests import create_link, enter_as_guest, teacher_browser
+from testbed.poll import poll_until
+from testbed.stack import Browser, Reply, Stack, basic_auth, token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Reply, Stack, basic_auth, token_in
-from tests.test_guests import create_link, enter_as_guest, teacher_browser
 
 TEACHER, PUPIL = SCHOOL.teachers[0], SCHOOL.pupils[0]
 DOMAIN = "meet.school.example"
@@ -43,10 +44,10 @@ def ask(client: Stack | Browser, room: str, headers: dict[str, str] | None = Non
 
 def once_open(client: Stack | Browser, room: str) -> dict[str, object]:
     """Asks until the answer is no longer "waiting" (answers are kept a few seconds)."""
-    deadline = time.monotonic() + 20
-    while (answer := state_of(ask(client, room)))["state"] == "waiting":
-        assert time.monotonic() < deadline, "still waiting"
-        time.sleep(0.5)
+    answer = poll_until(
+        lambda: state_of(ask(client, room)), lambda answer: answer["state"] != "waiting"
+    )
+    assert answer["state"] != "waiting", "still waiting"
     return answer
 
 

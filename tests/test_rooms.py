@@ -9,7 +9,7 @@ import pytest
 
 from demo.school import SCHOOL
 from sidecar.rooms import NotARoom, backend_safe_room_name, parse_room_uri, room_named
-from tests.stack import Stack, basic_auth
+from testbed.stack import Stack, basic_auth
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from demo.slapd import Slapd
 from sidecar.config.settings import ConfigError, JitsiSettings, Secret, load_settings
 from sidecar.jitsi.public_keys import PublicKeys, key_file_name
 from sidecar.jitsi.tokens import RoomTokens
+from testbed.configs import MINIMAL, write_config
+from testbed.stack import Stack, basic_auth, token_in
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
-from tests.stack import Stack, basic_auth, token_in
-from tests.test_config import MINIMAL, write_config
 
 TEACHER = SCHOOL.teachers[0]
 SIGNING_KEY = "jitsi.signing_key_file"

@@ -322,7 +322,7 @@ async def test_an_ended_session_no_longer_opens(cookies: SessionCookies) -> None
     session = cookies.new(ANNA, "pupil")
     cookie = cookies.seal(session)
     other = cookies.seal(cookies.new(ANNA, "pupil"))
-    await cookies.end(session)
+    await cookies.log_out(session)
     assert cookies.open(cookie) is None
     # Only that session ended, not every session of the person.
     assert cookies.open(other) is not None
@@ -333,7 +333,7 @@ async def test_an_ended_session_stays_ended_after_a_restart(tmp_path: Path, cloc
     before = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
     session = before.new(ANNA, "pupil")
     cookie = before.seal(session)
-    await before.end(session)
+    await before.log_out(session)
     assert revocation_file.exists()
 
     after = SessionCookies(settings(KEY_A, revocation_file=revocation_file), clock=clock)
@@ -509,14 +509,14 @@ async def test_a_logout_on_a_full_disk_says_so_holds_here_and_is_written_later(
         cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
         first = cookies.new(ANNA, "pupil")
         disk.fill()
-        assert not await cookies.end(first)
+        assert not await cookies.log_out(first)
         # Not on disk, and nothing half-written or temporary left there.
         assert disk.files() == set()
         # It holds in this process all the same.
         assert cookies.open(cookies.seal(first)) is None
         disk.free()
         second = cookies.new(ANNA, "pupil")
-        assert await cookies.end(second)
+        assert await cookies.log_out(second)
         after = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
         # The one that failed was written with the next.
         assert after.open(cookies.seal(first)) is None
@@ -528,10 +528,10 @@ async def test_a_logout_on_a_read_only_disk_says_so(tmp_path: Path, clock: Clock
     with small_disk(tmp_path / "disk") as disk:
         path = disk.path / "revoked"
         cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
-        assert await cookies.end(cookies.new(ANNA, "pupil"))
+        assert await cookies.log_out(cookies.new(ANNA, "pupil"))
         before = path.read_bytes()
         disk.read_only()
-        assert not await cookies.end(cookies.new(ANNA, "pupil"))
+        assert not await cookies.log_out(cookies.new(ANNA, "pupil"))
         assert path.read_bytes() == before
         disk.writable()
 
@@ -542,14 +542,14 @@ async def test_a_failed_fsync_is_a_failed_logout_and_leaves_no_half_line(
     """What a disk that reports an I/O error at fsync does: injected at the helper."""
     path = tmp_path / "revoked"
     cookies = SessionCookies(settings(KEY_A, revocation_file=path), clock=clock)
-    assert await cookies.end(cookies.new(ANNA, "pupil"))
+    assert await cookies.log_out(cookies.new(ANNA, "pupil"))
     before = path.read_bytes()
 
     def failing_fsync(descriptor: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    assert not await cookies.end(cookies.new(ANNA, "pupil"))
+    assert not await cookies.log_out(cookies.new(ANNA, "pupil"))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["revoked"]
 
@@ -591,7 +591,7 @@ def test_a_logout_and_a_page_load_cost_the_same_with_50000_revocations(
     assert many.open(many.seal(replace(many.new(ANNA, "pupil"), session_id="ended49999"))) is None
 
     def logout(cookies: SessionCookies) -> Callable[[], object]:
-        return lambda: asyncio.run(cookies.end(cookies.new(ANNA, "pupil")))
+        return lambda: asyncio.run(cookies.log_out(cookies.new(ANNA, "pupil")))
 
     def page_load(cookies: SessionCookies) -> Callable[[], object]:
         cookie = cookies.seal(cookies.new(ANNA, "pupil"))
@@ -685,7 +685,7 @@ def test_the_largest_session_still_fits_in_a_cookie(cookies: SessionCookies) -> 
         "😀" * 5000,
         "ü" * 5000,
         frozenset(),
-        group="ä" * 64,
+        context_group="ä" * 64,
         avatar="https://school.example/" + "a" * 170,
     )
     cookie = cookies.seal(cookies.new(person, "pupil"))

@@ -12,9 +12,9 @@ import pytest
 from demo.nginx import free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.redis_server import RedisServer
-from tests.stack import Browser, Reply, Stack, basic_auth, binds_of, request
-from tests.test_guests import create_link, enter_as_guest, guest_urls, teacher_browser
+from testbed.guests import create_link, enter_as_guest, guest_urls, teacher_browser
+from testbed.redis_server import RedisServer
+from testbed.stack import Browser, Reply, Stack, basic_auth, binds_of, request
 
 TEACHER = SCHOOL.teachers[1]
 PUPIL = SCHOOL.pupils[0]

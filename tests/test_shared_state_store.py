@@ -25,7 +25,7 @@ from sidecar.shared_state import (
     optional_text,
 )
 from sidecar.site_limits import SiteLimit
-from tests.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 LIMIT = 3
 SETTINGS = RegulationSettings(max_failures_per_user=LIMIT, max_failures_per_address=1000)
@@ -116,13 +116,13 @@ async def test_a_redis_that_refuses_connections_is_left_alone_for_a_moment() -> 
         sent.append(name)
         return await client.get("x")
 
-    assert await state.run("first", command("first"), optional_text) is None
+    assert await state.ask("first", command("first"), optional_text) is None
     assert sent == ["first"]
     clock.now += REFUSED_PAUSE_SECONDS - 0.1
-    assert await state.run("paused", command("paused"), optional_text) is None
+    assert await state.ask("paused", command("paused"), optional_text) is None
     assert sent == ["first"]  # never sent
     clock.now += 0.2
-    assert await state.run("again", command("again"), optional_text) is None
+    assert await state.ask("again", command("again"), optional_text) is None
     assert sent == ["first", "again"]
     await client.aclose()
 
@@ -145,16 +145,16 @@ async def test_a_redis_that_does_not_answer_is_left_alone_for_a_while(
     assert redis_server.process is not None
     redis_server.process.send_signal(signal.SIGSTOP)
     try:
-        assert await state.run("first", command("first"), optional_text) is None
+        assert await state.ask("first", command("first"), optional_text) is None
         clock.now += REFUSED_PAUSE_SECONDS + 0.1  # longer than after a refusal
-        assert await state.run("paused", command("paused"), optional_text) is None
+        assert await state.ask("paused", command("paused"), optional_text) is None
         clock.now = 1000.0 + PAUSE_SECONDS - 0.1
-        assert await state.run("paused", command("paused"), optional_text) is None
+        assert await state.ask("paused", command("paused"), optional_text) is None
         assert sent == ["first"]
     finally:
         redis_server.process.send_signal(signal.SIGCONT)
     clock.now += 0.2
-    await state.run("again", command("again"), optional_text)
+    await state.ask("again", command("again"), optional_text)
     assert sent == ["first", "again"]
     await client.aclose()
 

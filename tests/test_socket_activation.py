@@ -14,7 +14,6 @@ import os
 import select
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from demo.nginx import Nginx
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from soak.proxy import DelayingProxy
-from tests.stack import POLL_INTERVAL, basic_auth, request
+from testbed.poll import poll_until
+from testbed.stack import basic_auth, request
 from tests.systemd_player import (
     SystemdPlayer,
     prime,
@@ -127,8 +127,8 @@ def test_a_stop_closes_idle_connections_at_once_and_answers_busy_ones(
             + f"Authorization: {wrong}\r\nConnection: close\r\n\r\n".encode()
         )
         # Taken in (and its directory connection opened): the daemon holds more descriptors.
-        while open_descriptors(player.process.pid) <= before:
-            time.sleep(POLL_INTERVAL)
+        pid = player.process.pid
+        assert poll_until(lambda: open_descriptors(pid) > before, seconds=30)
         player.process.send_signal(signal.SIGTERM)
         # The idle connection is closed while the busy one still waits for its answer...
         assert idle.recv(4096) == b""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -17,9 +16,10 @@ from demo.slapd import Slapd
 from sidecar.config.settings import JITSI_MEET_APP, AppLink
 from sidecar.jitsi.app_links import app_links, web_link_with_token
 from sidecar.rooms import backend_safe_room_name, room_named, safe_next
-from tests.conftest import LENIENT_REGULATION
+from testbed.configs import LENIENT_REGULATION
+from testbed.poll import poll_until
+from testbed.stack import Browser, Reply, Stack, basic_auth
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Browser, Reply, Stack, basic_auth
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -89,11 +89,13 @@ def test_pupils_get_app_links_only_once_the_room_is_open(
     assert "/Mathe7b" in links(closed)  # waiting in the browser is still offered
     assert "Right now" not in closed.body  # figures are for teachers
     jitsi.open("mathe7b")
-    deadline = time.monotonic() + 10  # the closed answer is believed for two seconds
-    open_page = browser.get("/auth/?room=Mathe7b")
-    while "has not started yet" in open_page.body and time.monotonic() < deadline:
-        time.sleep(0.2)
-        open_page = browser.get("/auth/?room=Mathe7b")
+    # The closed answer is believed for two seconds.
+    open_page = poll_until(
+        lambda: browser.get("/auth/?room=Mathe7b"),
+        lambda page: "has not started yet" not in page.body,
+        seconds=10,
+        interval=0.2,
+    )
     token = parse_qs(
         urlsplit(
             next(link for link in links(open_page) if link.startswith("org.jitsi.meet://"))
@@ -218,10 +220,8 @@ def test_statistics_are_a_page_for_a_browser(classroom_stack: Stack, jitsi: Jits
 
 def wait_for_figures(browser: Browser, expected: str) -> str:
     """The start page once its figures show ``expected`` (the bridge's are kept a while)."""
-    deadline = time.monotonic() + 20
-    while expected not in (body := browser.get("/auth/").body):
-        assert time.monotonic() < deadline, body
-        time.sleep(0.5)
+    body = poll_until(lambda: browser.get("/auth/").body, lambda body: expected in body)
+    assert expected in body, body
     return body
 
 

@@ -9,9 +9,9 @@ import pytest
 from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from tests.conftest import LENIENT_REGULATION
+from testbed.configs import LENIENT_REGULATION
+from testbed.stack import Browser, Stack, basic_auth, token_in
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
-from tests.stack import Browser, Stack, basic_auth, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -99,7 +99,7 @@ def test_a_hang_up_in_a_tenant_lands_on_the_start_page(tenant_stack: Stack) -> N
 
 
 def test_guests_stay_out_of_tenant_rooms(tenant_stack: Stack) -> None:
-    from tests.test_guests import create_link, enter_as_guest, teacher_browser
+    from testbed.guests import create_link, enter_as_guest, teacher_browser
 
     path = create_link(teacher_browser(tenant_stack), "Mathe7b")
     guest, _ = enter_as_guest(tenant_stack, path, "Gast")

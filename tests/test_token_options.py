@@ -10,9 +10,9 @@ import pytest
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import ConfigError, load_settings
+from testbed.configs import MINIMAL, write_config
+from testbed.stack import Stack, basic_auth, token_in
 from tests.jitsi_rules import JitsiSite, admit
-from tests.stack import Stack, basic_auth, token_in
-from tests.test_config import MINIMAL, write_config
 
 TEACHER = SCHOOL.teachers[0]
 OTHER_TEACHER = SCHOOL.teachers[1]

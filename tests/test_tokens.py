@@ -183,7 +183,9 @@ def test_forged_tokens_are_not_current(forged: str) -> None:
 
 # -- per-role options ------------------------------------------------------------
 
-LEA = Person("lea.wagner", "Lea Wagner", "lea@school.example", frozenset({"cn=p"}), group="7b")
+LEA = Person(
+    "lea.wagner", "Lea Wagner", "lea@school.example", frozenset({"cn=p"}), context_group="7b"
+)
 
 
 def test_every_token_locks_the_name_by_default() -> None:

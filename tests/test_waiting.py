@@ -25,10 +25,11 @@ from sidecar.jitsi.room_budget import PER_PERSON, PERSON_WINDOW
 from sidecar.jitsi.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
 from sidecar.metrics import Metrics
 from sidecar.web.cookies import CookiePolicy
-from sidecar.web.waiting import FIRST_MINUTES, JITTER, LATER_SECONDS, OFTEN_SECONDS, WaitingPace
-from tests.conftest import LENIENT_REGULATION
+from sidecar.web.waiting import JITTER, LATER_SECONDS, OFTEN_FOR_SECONDS, OFTEN_SECONDS, WaitingPace
+from testbed.configs import LENIENT_REGULATION
+from testbed.poll import poll_until
+from testbed.stack import Browser, Reply, Stack, basic_auth, token_in
 from tests.jitsi_rules import JitsiSite, TokenRefused, admit
-from tests.stack import Browser, Reply, Stack, basic_auth, token_in
 
 TEACHER = SCHOOL.teachers[0]
 PUPIL = SCHOOL.pupils[0]
@@ -62,12 +63,7 @@ def waits(reply: Reply) -> bool:
 
 def until_let_in(get: Callable[[], Reply], seconds: float = 10.0) -> Reply:
     """The pupil's page checking again, as the refresh does, until it leads in."""
-    deadline = time.monotonic() + seconds
-    while True:
-        reply = get()
-        if reply.status == 302 or time.monotonic() > deadline:
-            return reply
-        time.sleep(0.2)
+    return poll_until(get, lambda reply: reply.status == 302, seconds=seconds, interval=0.2)
 
 
 @pytest.mark.parametrize("decodes_query", [False, True], ids=["mod_muc_size 2026", "older"])
@@ -152,9 +148,7 @@ def test_a_token_from_earlier_does_not_open_a_closed_room(
     location = stack.get("/Mathe7b", pupil).header("Location") or ""
     assert stack.get(location, pupil).status == 200
     fake.close("mathe7b")
-    deadline = time.monotonic() + 10
-    while not waits(reply := stack.get(location, pupil)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    reply = poll_until(lambda: stack.get(location, pupil), waits, seconds=10, interval=0.2)
     assert waits(reply)
 
 
@@ -281,7 +275,7 @@ def test_the_pace_slows_after_the_first_minutes() -> None:
     assert cookie is not None
     name, value = cookie.split(";")[0].split("=", 1)
     assert round(OFTEN_SECONDS * (1 - JITTER)) <= delay <= round(OFTEN_SECONDS * (1 + JITTER))
-    now[0] += FIRST_MINUTES + 1
+    now[0] += OFTEN_FOR_SECONDS + 1
     delays = [pace.next_check({name: value}, "/Mathe7b") for _ in range(20)]
     assert all(cookie is None for _, cookie in delays)
     low, high = round(LATER_SECONDS * (1 - JITTER)), round(LATER_SECONDS * (1 + JITTER))

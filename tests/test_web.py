@@ -4,9 +4,13 @@ cookies follow the public URL's scheme (the access log: tests/test_logs.py)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from demo.run import write_demo_config
@@ -14,8 +18,10 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import Settings, load_settings
 from sidecar.guard import Guard, RoomAccessRequest, Verdict
+from sidecar.people import Person
+from sidecar.sessions import Session, SessionCookies
 from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER, create_app
-from sidecar.web.app_keys import GUARD
+from sidecar.web.app_keys import GUARD, SESSIONS
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
     assert csrf_cookie.startswith("__Host-jitsi_auth_csrf=")
     assert "Secure" in csrf_cookie
     assert "SameSite=Strict" in csrf_cookie
-    token = csrf_cookie.split("=", 1)[1].split(";", 1)[0]
+    token = _cookie_value(csrf_cookie)
     teacher = SCHOOL.teachers[0]
     response = await client.post(
         "/auth/login",
@@ -68,7 +74,7 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
     for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
         assert flag in session_cookie
     # The verify endpoint reads the prefixed name, and only that one.
-    value = session_cookie.split("=", 1)[1].split(";", 1)[0]
+    value = _cookie_value(session_cookie)
     verify = await client.get(
         "/auth/verify",
         headers={"X-Original-URI": "/Mathe7b", "Cookie": f"__Host-jitsi_auth_session={value}"},
@@ -80,3 +86,61 @@ async def test_https_public_url_gives_host_prefixed_secure_cookies(
         headers={"X-Original-URI": "/Mathe7b", "Cookie": f"jitsi_auth_session={value}"},
     )
     assert unprefixed.headers[REDIRECT_HEADER].startswith("/auth/login")
+
+
+def _cookie_value(set_cookie: str) -> str:
+    return set_cookie.split("=", 1)[1].split(";", 1)[0]
+
+
+class CountedLoads:
+    """Every time a request's session is loaded (with Redis: a GET each)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        load = SessionCookies.load
+
+        async def counted(sessions: SessionCookies, cookies: Mapping[str, str]) -> Session | None:
+            self.count += 1
+            return await load(sessions, cookies)
+
+        monkeypatch.setattr(SessionCookies, "load", counted)
+
+
+@dataclass
+class TeacherAsking:
+    """An app, a teacher's session cookie for it, and its session loads counted from now."""
+
+    client: TestClient[web.Request, web.Application]
+    cookie: str
+    loads: CountedLoads
+
+
+@pytest.fixture
+async def teacher_asking(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> TeacherAsking:
+    client = await aiohttp_client(create_app(https_settings))
+    sessions = client.app[SESSIONS]
+    assert sessions is not None
+    teacher = SCHOOL.teachers[0]
+    person = Person(teacher.uid, teacher.display_name, email="", groups=frozenset())
+    sealed = sessions.seal(sessions.new(person, "teacher"))
+    return TeacherAsking(client, f"__Host-jitsi_auth_session={sealed}", CountedLoads(monkeypatch))
+
+
+async def test_the_start_page_loads_the_session_once(teacher_asking: TeacherAsking) -> None:
+    response = await teacher_asking.client.get(
+        "/auth/?room=Mathe7b", headers={"Cookie": teacher_asking.cookie}
+    )
+    assert response.status == 200
+    assert SCHOOL.teachers[0].display_name in await response.text()
+    assert teacher_asking.loads.count == 1
+
+
+async def test_verify_loads_the_session_once(teacher_asking: TeacherAsking) -> None:
+    response = await teacher_asking.client.get(
+        "/auth/verify", headers={"X-Original-URI": "/Mathe7b", "Cookie": teacher_asking.cookie}
+    )
+    assert response.status == 401
+    assert response.headers[REDIRECT_HEADER].startswith("/Mathe7b?jwt=")
+    assert teacher_asking.loads.count == 1

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import socket
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,10 +20,11 @@ from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import ConfigError, load_settings
 from sidecar.daemon.workers import MAX_START_FAILURES, Supervisor, Worker, restart_pause
-from tests.redis_server import RedisServer
-from tests.stack import Browser, Stack, UnixHTTPConnection, basic_auth
-from tests.test_config import MINIMAL, write_config
-from tests.test_metrics import metrics_line, scrape, value
+from testbed.configs import MINIMAL, write_config
+from testbed.metrics import metrics_line, scrape, value
+from testbed.poll import poll_until
+from testbed.redis_server import RedisServer
+from testbed.stack import Browser, Stack, UnixHTTPConnection, basic_auth
 
 PUPIL = SCHOOL.pupils[0]
 TEACHER = SCHOOL.teachers[1]
@@ -41,10 +41,7 @@ def children(pid: int) -> list[int]:
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    assert poll_until(condition, seconds=seconds), "timed out"
 
 
 def two_workers(
@@ -193,7 +190,7 @@ def supervised(tmp_path: Path, *, first: float, longest: float) -> tuple[int, Pa
                 first_pause=first,
                 longest_pause=longest,
             )
-            code = supervisor.run()
+            code = supervisor.supervise()
         finally:
             os._exit(code)
     wait_for(lambda: len(children(pid)) == 2 and answering(listen) is not None)

@@ -1,1 +1,1 @@
-"""The admin commands (check-config, test-login, mint) and the checks they run."""
+"""The admin commands (check-config, test-login, mint, setup) and the checks they run."""

@@ -54,6 +54,8 @@ import jwt
 
 from sidecar.admin.directory_checks import base_exists
 from sidecar.admin.live_checks import live_checks
+from sidecar.admin.setup import add_command as add_setup_command
+from sidecar.admin.setup import run_setup
 from sidecar.config.effective import render_settings
 from sidecar.config.settings import (
     DEFAULT_CONFIG_PATH,
@@ -79,7 +81,7 @@ EXIT_NO_ROLE = 4
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 EXIT_BROKEN_PIPE = 141  # SIGPIPE, as shells report it
 
-COMMANDS = ("check-config", "test-login", "mint")
+COMMANDS = ("check-config", "test-login", "mint", "setup")
 DEFAULT_TEST_ROOM = "test-room"
 # As for [jitsi] token_ttl at most; shorter ones are fine for load tests.
 MIN_TTL_SECONDS = 60
@@ -159,9 +161,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         command.add_argument(
             "--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE", help="config.toml"
         )
+    add_setup_command(commands)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace) -> int:
     """Run the admin command ``args`` names; its exit code."""
     # Each command says what failed itself, in one line with the fix; the modules'
     # warnings and errors (written for the daemon's log) would say it twice.
@@ -173,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
             return check_configuration(args.config, offline=args.offline, quiet=args.quiet)
         if args.command == "test-login":
             return try_login(args.config, args.user, room_name=args.room)
+        if args.command == "setup":
+            return run_setup(args)
         if args.command == "mint":
             return mint_token(
                 args.config, user=args.user, room_name=args.room, role=args.role, ttl=args.ttl

@@ -31,10 +31,8 @@ from sidecar.jitsi.bridge_stats import REQUEST_TIMEOUT_SECONDS as BRIDGE_TIMEOUT
 from sidecar.jitsi.room_size import (
     REQUEST_TIMEOUT_SECONDS,
     Occupants,
+    OccupantsEndpoint,
     RoomSizeError,
-    ask_occupants,
-    occupants_url,
-    room_parameter,
     spellings_for,
 )
 from sidecar.jitsi.tokens import RoomTokens
@@ -279,19 +277,11 @@ async def check_room_size(settings: Settings) -> CheckResult:
     )
     started = time.monotonic()
     answers: list[Occupants] = []
+    endpoint = OccupantsEndpoint.configured(settings.classroom, domain)
     try:
         async with aiohttp.ClientSession() as client:
             for spelling in spellings_for(room):
-                answers.append(
-                    await ask_occupants(
-                        client,
-                        occupants_url(url),
-                        room=room_parameter(room, spelling),
-                        domain=domain,
-                        token=token,
-                        focus_user=settings.classroom.focus_user,
-                    )
-                )
+                answers.append(await endpoint.ask(client, room, spelling, token=token))
     except RoomSizeError as error:
         if error.reason == "unreachable":
             detail = str(error) or f"no answer within {REQUEST_TIMEOUT_SECONDS:g} s"

@@ -107,7 +107,7 @@ class Supervisor:
         self._deaths: list[float] = []
         self._start_failures = 0  # workers that ended before serving, one after the other
 
-    def run(self) -> int:
+    def supervise(self) -> int:
         """0 when stopped by a signal; otherwise what made it give up (1 or 2)."""
         # Handlers first: a SIGTERM during the start must reach every worker.
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -58,7 +58,7 @@ class BridgeStatistics:
     async def figures(self) -> BridgeFigures:
         if self._last is not None and self._clock() - self._last[0] < ANSWER_SECONDS:
             return self._last[1]
-        figures = await self._requests.run(self._url, self._ask)
+        figures = await self._requests.ask_once(self._url, self._ask)
         self._last = (self._clock(), figures)
         return figures
 

@@ -180,7 +180,7 @@ class RoomBudget:
             ]
             weight = 1 - (now / limit.window - bucket)
             arguments += [limit.limit, round(weight, 3), 2 * limit.window * 1000]
-        answer = await self._shared.run(
+        answer = await self._shared.ask(
             "room-checks", self._script(keys=keys, args=arguments), integer
         )
         if answer is None or not 0 <= answer <= len(limits):

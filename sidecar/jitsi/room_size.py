@@ -157,6 +157,39 @@ async def ask_occupants(
     return Occupants(_people(body, domain=domain, focus_user=focus_user))
 
 
+@dataclass(frozen=True)
+class OccupantsEndpoint:
+    """mod_muc_size's occupants endpoint as configured: where it is, the XMPP domain it
+    serves and the focus's name; one question per spelling of a room's name."""
+
+    url: URL
+    domain: str
+    focus_user: str
+
+    @classmethod
+    def configured(cls, settings: ClassroomSettings, domain: str) -> OccupantsEndpoint:
+        return cls(occupants_url(settings.room_size_url), domain, settings.focus_user)
+
+    async def ask(
+        self,
+        client: aiohttp.ClientSession,
+        backend_room: str,
+        spelling: Spelling,
+        *,
+        tenant: str = "",
+        token: str | None = None,
+    ) -> Occupants:
+        return await ask_occupants(
+            client,
+            self.url,
+            room=room_parameter(backend_room, spelling),
+            domain=self.domain,
+            tenant=tenant,
+            token=token,
+            focus_user=self.focus_user,
+        )
+
+
 def _people(body: bytes, *, domain: str, focus_user: str) -> int:
     try:
         listed = json.loads(body)
@@ -215,10 +248,8 @@ class RoomSize:
         budget: RoomBudget | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
-        self._url = occupants_url(settings.room_size_url)
-        self._focus_user = settings.focus_user
+        self._endpoint = OccupantsEndpoint.configured(settings, domain)
         self._admit_on_error = settings.on_room_size_error == "admit"
-        self._domain = domain
         self._client = client
         self._token_for = token_for
         self._clock = clock
@@ -300,14 +331,8 @@ class RoomSize:
         spellings = (known,) if known is not None else spellings_for(backend_room)
         refused = 0
         for spelling in spellings:
-            answer = await ask_occupants(
-                self._client,
-                self._url,
-                room=room_parameter(backend_room, spelling),
-                domain=self._domain,
-                tenant=tenant,
-                token=token,
-                focus_user=self._focus_user,
+            answer = await self._endpoint.ask(
+                self._client, backend_room, spelling, tenant=tenant, token=token
             )
             if answer.people is not None:
                 if len(spellings) > 1:

@@ -1,6 +1,6 @@
 """Jitsi room tokens: minted the way Prosody's token authentication checks them.
 
-The rules (see DESIGN.md, "The token"): header ``typ`` exactly ``JWT`` and the
+The rules: header ``typ`` exactly ``JWT`` and the
 configured algorithm (HMAC with the app secret, or RSA with a ``kid``);
 ``iss`` the app id, ``aud`` one string, ``sub`` always; ``room`` the
 backend-safe room name; integer ``exp``/``nbf`` with ``nbf`` a little in the
@@ -197,8 +197,8 @@ class RoomTokens:
             # boolean true; nothing reads a lobby bypass in context.features.
             user["lobby_bypass"] = True
         context: dict[str, Any] = {"user": user, "features": rule.token_features}
-        if person.group:
-            context["group"] = person.group
+        if person.context_group:
+            context["group"] = person.context_group
         return context
 
     def room_check_token(self, backend_room: str, tenant: str = "") -> str:

@@ -148,7 +148,7 @@ class _Wait:
         self._connection._look_at_all()
         self.schedule()
 
-    def end(self) -> None:
+    def stop_polling(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -221,7 +221,7 @@ class CancellableConnection(AIOLDAPConnection):
             watch.close()
 
     def _end(self, wait: _Wait) -> None:
-        wait.end()
+        wait.stop_polling()
         if self._waits.get(wait.msg_id) is wait:
             del self._waits[wait.msg_id]
         if not self._waits:

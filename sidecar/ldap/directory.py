@@ -206,7 +206,7 @@ class _HedgedConnect:
         self._attempts[task] = (url, time.monotonic())
         self._directory.attempts_started.append(url)
 
-    async def run(self, urls: list[str]) -> tuple[str, Any]:
+    async def first_connected(self, urls: list[str]) -> tuple[str, Any]:
         servers = self._directory._servers
         waiting = list(urls)
         hedge_delay = self._directory.hedge_delay
@@ -244,7 +244,7 @@ class _HedgedConnect:
         del self._attempts[task]
         return task.result()
 
-    async def end(self, *, given_up: bool) -> None:
+    async def finish(self, *, given_up: bool) -> None:
         """Give up the attempts still running: another answered, or (``given_up``)
         the deadline came before any answer.
 
@@ -307,14 +307,14 @@ class Directory:
         hedged = _HedgedConnect(self, dn, password)
         given_up = True  # until run() ends by itself: the deadline came first
         try:
-            result = await hedged.run(self._servers.ordered())
+            result = await hedged.first_connected(self._servers.ordered())
             given_up = False
             return result
         except (bonsai.AuthenticationError, DirectoryUnavailable):
             given_up = False
             raise
         finally:
-            await hedged.end(given_up=given_up)
+            await hedged.finish(given_up=given_up)
 
     async def _attempt(self, url: str, dn: str | None, password: Secret | str | None) -> _Outcome:
         """One server asked for a connection: how it answered, never an error it raised.
@@ -607,6 +607,6 @@ class Directory:
             display_name=display_name(_first(entry, settings.name_attribute), user_id),
             email=_first(entry, settings.mail_attribute) or "",
             groups=groups,
-            group=(group or "")[:MAX_GROUP_NAME],
+            context_group=(group or "")[:MAX_GROUP_NAME],
             avatar=avatar if avatar and _is_https_url(avatar) else "",
         )

@@ -27,7 +27,7 @@ from sidecar.guard import (
     LOGIN_PATH,
     Allow,
     Challenge,
-    Decision,
+    DecisionRecord,
     Guard,
     Page,
     Redirect,
@@ -44,9 +44,10 @@ from sidecar.ldap.directory import Directory
 from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
-from sidecar.sessions import Session, SessionCookies
+from sidecar.sessions import SessionCookies
 from sidecar.shared_state import SharedState, open_redis
 from sidecar.single_flight import SingleFlight
+from sidecar.visits import Visits
 from sidecar.web import guest_pages, pages, room_state, start
 from sidecar.web.app_keys import (
     AUTHENTICATOR,
@@ -65,12 +66,14 @@ from sidecar.web.app_keys import (
     SETTINGS,
     TEMPLATES,
     TOKENS,
+    VISITS,
     WAITING,
 )
 from sidecar.web.cookies import CookiePolicy
 from sidecar.web.csrf import CsrfTokens
 from sidecar.web.logs import VERIFY_PATH, DecisionLog
 from sidecar.web.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what the server uses
+from sidecar.web.visitors import visit_of, visits
 from sidecar.web.waiting import WaitingPace
 
 log = logging.getLogger(__name__)
@@ -103,31 +106,19 @@ SECURITY_HEADERS = {
 }
 
 
-def _session_cookie(request: web.Request, session: Session | None) -> str | None:
-    sessions = request.app[SESSIONS]
-    return None if session is None or sessions is None else sessions.set_cookie(session)
-
-
-def _verdict_response(request: web.Request, verdict: Verdict) -> web.Response:
-    response: web.Response
+def _verdict_response(verdict: Verdict) -> web.Response:
+    """The answer nginx reads; a renewed session's cookie is added by the visits middleware."""
     if isinstance(verdict, Allow):
-        response = web.Response(status=200, headers={USER_HEADER: verdict.user_id})
-        cookie = _session_cookie(request, verdict.session)
-    elif isinstance(verdict, Redirect):
-        response = web.Response(status=401, headers={REDIRECT_HEADER: verdict.location})
-        cookie = _session_cookie(request, verdict.session)
-    elif isinstance(verdict, Challenge):
-        response, cookie = web.Response(status=401), None
-    else:
-        assert isinstance(verdict, Page)
-        response, cookie = web.Response(status=403, headers={PAGE_HEADER: verdict.name}), None
-    if cookie is not None:
-        # nginx hands this on to the browser (auth_request_set + add_header).
-        response.headers["Set-Cookie"] = cookie
-    return response
+        return web.Response(status=200, headers={USER_HEADER: verdict.user_id})
+    if isinstance(verdict, Redirect):
+        return web.Response(status=401, headers={REDIRECT_HEADER: verdict.location})
+    if isinstance(verdict, Challenge):
+        return web.Response(status=401)
+    assert isinstance(verdict, Page)
+    return web.Response(status=403, headers={PAGE_HEADER: verdict.name})
 
 
-def _outcome(verdict: Verdict, decision: Decision) -> str:
+def _outcome(verdict: Verdict, decision: DecisionRecord) -> str:
     if isinstance(verdict, Allow):
         return "allowed"
     if isinstance(verdict, Redirect):
@@ -143,15 +134,15 @@ async def verify(request: web.Request) -> web.Response:
     started = time.monotonic()
     access = RoomAccessRequest(
         uri=request.headers.get("X-Original-URI", ""),
+        visit=visit_of(request),
         method=request.headers.get("X-Original-Method", "GET"),
         authorization=request.headers.get("Authorization"),
-        cookies=request.cookies,
         client_address=request.headers.get("X-Real-IP", ""),
     )
-    decision = Decision()
+    decision = DecisionRecord()
     try:
         verdict: Verdict = await request.app[GUARD].decide(access, decision)
-        response = _verdict_response(request, verdict)
+        response = _verdict_response(verdict)
         outcome = _outcome(verdict, decision)
     except Exception:
         # nginx turns anything but 200/401/403 into its own 500 page.
@@ -214,7 +205,7 @@ class Readiness:
     async def ready(self) -> bool:
         if self._last is not None and self._clock() - self._last[0] < READINESS_SECONDS:
             return self._last[1]
-        answer = await self._checks.run("ldap", self._reachable)
+        answer = await self._checks.ask_once("ldap", self._reachable)
         self._last = (self._clock(), answer)
         return answer
 
@@ -321,8 +312,10 @@ def _resources(
             if settings.classroom.bridge_stats_url
             else None
         )
+        app[VISITS] = Visits(
+            sessions=sessions, directory=directory, roles=roles, methods=settings.login.methods
+        )
         app[GUARD] = Guard(
-            directory=directory,
             authenticator=authenticator,
             roles=roles,
             tokens=tokens,
@@ -352,7 +345,7 @@ def _per_worker(path: Path | None, worker: int | None) -> Path | None:
 
 
 def create_app(settings: Settings, *, worker: int | None = None) -> web.Application:
-    app = web.Application(middlewares=[page_headers], client_max_size=MAX_FORM_BYTES)
+    app = web.Application(middlewares=[page_headers, visits], client_max_size=MAX_FORM_BYTES)
     policy = CookiePolicy(secure=urlsplit(settings.server.public_url).scheme == "https")
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

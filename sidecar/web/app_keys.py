@@ -17,6 +17,7 @@ from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.sessions import SessionCookies
 from sidecar.site_limits import SiteLimit
+from sidecar.visits import Visits
 from sidecar.web.csrf import CsrfTokens
 from sidecar.web.logs import DecisionLog
 from sidecar.web.waiting import WaitingPace
@@ -31,6 +32,8 @@ REGULATOR = web.AppKey("regulator", Regulator)
 SESSIONS: web.AppKey[SessionCookies | None] = web.AppKey("sessions")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 GUARD = web.AppKey("guard", Guard)
+# Who is asking: one visit per request (sidecar.web.visitors).
+VISITS = web.AppKey("visits", Visits)
 ROLES = web.AppKey("roles", RoleRules)
 TOKENS = web.AppKey("tokens", RoomTokens)
 # None when [classroom] wait_for_teacher is off.

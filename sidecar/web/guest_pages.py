@@ -32,7 +32,7 @@ from sidecar.web.app_keys import (
 from sidecar.web.csrf import FIELD as CSRF_FIELD
 from sidecar.web.guest_list import CREATED_ANCHOR, DEFAULT_DAYS, until_text
 from sidecar.web.pages import form_field, message, named_page, read_form, render, translator
-from sidecar.web.visitors import Visitor, visitor
+from sidecar.web.visitors import Visitor, visit_of, visitor
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
         return _guest_form(request, link, status=403, error=t("login.expired"))
     sessions = request.app[SESSIONS]
     assert sessions is not None  # guest links need sessions (config)
-    current = await sessions.load(request.cookies)
+    current = await visit_of(request).cookie_session()
     if current is not None and not current.is_guest:
         # Entering would replace her own session: she logs out first, knowingly.
         text = t("guest.logged_in", name=current.display_name)
@@ -126,9 +126,8 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
         lifetime=request.app[SETTINGS].guests.session_lifetime,
     )
     log.info("guest %r entered by link %s for %r", session.user_id, link.link_id, link.room)
-    response = web.Response(status=302, headers={"Location": link.room_request.path})
-    response.headers.add("Set-Cookie", sessions.set_cookie(session))
-    return response
+    visit_of(request).send_cookie(session)
+    return web.Response(status=302, headers={"Location": link.room_request.path})
 
 
 # -- the teacher's side ------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each room request and each login form submission is one line with the
 decision's fields (``decision`` and ``login`` lines), each other request to
 the sidecar's pages an ``access`` line; everything else is a message. Field
-values are what :class:`~sidecar.guard.Decision` holds: names, roles, rooms,
+values are what :class:`~sidecar.guard.DecisionRecord` holds: names, roles, rooms,
 reasons in a few words, never a password, cookie or token.
 
 Nobody can write a line of their own through a request: in the plain format

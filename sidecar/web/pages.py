@@ -26,6 +26,7 @@ from sidecar.web.app_keys import (
 )
 from sidecar.web.csrf import FIELD as CSRF_FIELD
 from sidecar.web.i18n import Translator, choose_language
+from sidecar.web.visitors import visit_of
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +143,10 @@ async def named_page(
 async def _wrong_room_page(request: web.Request) -> web.Response:
     """A guest on another room's address: the page names the room of their invitation."""
     t = translator(request)
-    sessions = request.app[SESSIONS]
-    session = await sessions.load(request.cookies) if sessions is not None else None
-    if session is None or not session.is_guest:
+    guest = await visit_of(request).guest()
+    if guest is None:
         return message(request, "wrong-room", text=t("wrong-room.text_unknown"))
-    return guest_room_message(request, "wrong-room", session)
+    return guest_room_message(request, "wrong-room", guest)
 
 
 def guest_room_message(request: web.Request, name: str, session: Session) -> web.Response:
@@ -219,13 +219,6 @@ async def page(request: web.Request) -> web.Response:
 # -- login ---------------------------------------------------------------------
 
 
-async def _current_session(request: web.Request) -> Session | None:
-    sessions = request.app[SESSIONS]
-    if sessions is None:
-        return None
-    return await sessions.load(request.cookies)
-
-
 def _login_form(
     request: web.Request,
     *,
@@ -263,7 +256,7 @@ def _form_login_enabled(request: web.Request) -> None:
 async def login_form(request: web.Request) -> web.StreamResponse:
     _form_login_enabled(request)
     next_location = safe_next(request.query.get("next"), _tenants(request))
-    if await _current_session(request) is not None:
+    if await visit_of(request).cookie_session() is not None:
         # Logged in already (a guest too: guests never see the login form; the
         # pages they see have a logout link for a shared computer).
         raise web.HTTPFound(next_location)
@@ -331,11 +324,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         return await named_page(request, refusal.page, retry=next_location, ban_minutes=minutes)
     sessions = request.app[SESSIONS]
     assert sessions is not None
-    session = sessions.new(admission.person, admission.rule.name)
+    visit_of(request).send_cookie(sessions.new(admission.person, admission.rule.name))
     _login_line(request, "ok", admission.person.user_id, role=admission.rule.name)
-    response = web.HTTPFound(next_location)
-    response.headers.add("Set-Cookie", sessions.set_cookie(session))
-    raise response
+    raise web.HTTPFound(next_location)
 
 
 def form_field(form: Any, name: str) -> str | None:
@@ -350,7 +341,7 @@ async def logout_form(request: web.Request) -> web.Response:
     """A button, not a logout: a GET (a link, a prefetch) must never end a session."""
     tokens = request.app[CSRF_TOKENS]
     csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
-    session = await _current_session(request)
+    session = await visit_of(request).cookie_session()
     if session is None:
         # Nobody to log out: said plainly, no question asked.
         t = translator(request)
@@ -388,9 +379,10 @@ async def logout(request: web.Request) -> web.Response:
         return response
     saved = True
     sessions = request.app[SESSIONS]
-    session = await sessions.load(request.cookies) if sessions is not None else None
+    visit = visit_of(request)
+    session = await visit.cookie_session()
     if sessions is not None and session is not None:
-        saved = await sessions.end(session)
+        saved = await sessions.log_out(session)
         log.info("%r logged out%s", session.user_id, "" if saved else " (not saved)")
     # Not saved: this browser is logged out all the same (the cookie goes), and
     # the page says that a restart could bring the session back elsewhere.
@@ -398,8 +390,7 @@ async def logout(request: web.Request) -> web.Response:
     response = message(request, name, link="/auth/", link_text=t("start"))
     if not saved:
         response.set_status(503)
-    if sessions is not None:
-        response.headers.add("Set-Cookie", sessions.clear_cookie())
+    visit.clear_cookie()
     return response
 
 

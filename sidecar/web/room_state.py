@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.guard import Allow, Decision, Page, Redirect, RoomAccessRequest, Verdict
+from sidecar.guard import Allow, DecisionRecord, Page, Redirect, RoomAccessRequest, Verdict
 from sidecar.rooms import NotARoom, RoomRequest, parse_room_uri
-from sidecar.web.app_keys import GUARD, SESSIONS, SETTINGS, WAITING
+from sidecar.web.app_keys import GUARD, SETTINGS, WAITING
+from sidecar.web.visitors import visit_of
 
 PATH = "/auth/room-state"
 MAX_ADDRESS = 2048
@@ -39,31 +40,23 @@ def _room(request: web.Request) -> RoomRequest:
 
 
 def _answer(
-    request: web.Request, verdict: Verdict, decision: Decision, room: RoomRequest
+    request: web.Request, verdict: Verdict, decision: DecisionRecord, room: RoomRequest
 ) -> web.Response:
+    """A renewed session's cookie is added by the visits middleware, as for verify."""
     if isinstance(verdict, Page) and verdict.name == "waiting":
         seconds, set_cookie = request.app[WAITING].next_check(request.cookies, room.path)
         response = web.json_response({"state": "waiting", "next": seconds})
         if set_cookie is not None:
             response.headers.add("Set-Cookie", set_cookie)
         return response
-    session = None
     if isinstance(verdict, Redirect) and decision.minted:
-        response = web.json_response({"state": "open", "go": verdict.location})
-        session = verdict.session
-    elif isinstance(verdict, Allow):
-        response = web.json_response({"state": "open", "go": room.location_without_token()})
-        session = verdict.session
-    else:
-        # Nothing about why: the room's own address shows it to whoever may see it.
-        response = web.json_response(
-            {"state": "ask-the-page", "go": room.location_without_token()}, status=403
-        )
-    sessions = request.app[SESSIONS]
-    if session is not None and sessions is not None:
-        # A touched or renewed session, as verify hands it to nginx.
-        response.headers.add("Set-Cookie", sessions.set_cookie(session))
-    return response
+        return web.json_response({"state": "open", "go": verdict.location})
+    if isinstance(verdict, Allow):
+        return web.json_response({"state": "open", "go": room.location_without_token()})
+    # Nothing about why: the room's own address shows it to whoever may see it.
+    return web.json_response(
+        {"state": "ask-the-page", "go": room.location_without_token()}, status=403
+    )
 
 
 async def room_state(request: web.Request) -> web.Response:
@@ -71,11 +64,11 @@ async def room_state(request: web.Request) -> web.Response:
     access = RoomAccessRequest(
         # Without whatever token the address had: the guard's own answer.
         uri=room.location_without_token(),
+        visit=visit_of(request),
         method="GET",
         authorization=request.headers.get("Authorization"),
-        cookies=request.cookies,
         client_address=request.headers.get("X-Real-IP", ""),
     )
-    decision = Decision()
+    decision = DecisionRecord()
     verdict = await request.app[GUARD].decide(access, decision)
     return _answer(request, verdict, decision, room)

@@ -20,6 +20,7 @@ from sidecar.jitsi.bridge_stats import UNKNOWN, BridgeFigures
 from sidecar.jitsi.room_size import Asker
 from sidecar.regulation import place_of
 from sidecar.rooms import NotARoom, RoomRequest, room_named, start_page_location
+from sidecar.waiting_rule import WaitingRule
 from sidecar.web.app_keys import (
     BRIDGE,
     CSRF_TOKENS,
@@ -31,7 +32,7 @@ from sidecar.web.app_keys import (
 )
 from sidecar.web.guest_list import guest_links_context
 from sidecar.web.pages import guest_room_message, message, named_page, render, translator
-from sidecar.web.visitors import Visitor, visitor
+from sidecar.web.visitors import Visitor, visit_of, visitor
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,8 @@ async def _to_login(request: web.Request, room: RoomRequest | None) -> web.Strea
 
 
 async def _may_enter(request: web.Request, who: Visitor, room: RoomRequest) -> bool:
-    room_size = request.app[ROOM_SIZE]
-    if who.is_teacher or room_size is None:
-        return True
     asker = Asker(who.person.user_id, place_of(request.headers.get("X-Real-IP", "")))
-    return await room_size.is_open(room.backend_name, asker=asker)
+    return not await WaitingRule(request.app[ROOM_SIZE], room, asker).must_wait(who.rule)
 
 
 async def _figures(request: web.Request) -> BridgeFigures | None:
@@ -74,11 +72,10 @@ async def _figures(request: web.Request) -> BridgeFigures | None:
 
 async def start_page(request: web.Request) -> web.StreamResponse:
     room, not_a_room = _room_asked(request)
-    sessions = request.app[SESSIONS]
-    session = await sessions.load(request.cookies) if sessions is not None else None
-    if session is not None and session.is_guest:
+    guest = await visit_of(request).guest()
+    if guest is not None:
         # A guest's start page: the one room their invitation is for.
-        return guest_room_message(request, "guest-home", session)
+        return guest_room_message(request, "guest-home", guest)
     who = await visitor(request)
     if who is None:
         return await _to_login(request, room)
@@ -113,7 +110,7 @@ async def start_page(request: web.Request) -> web.StreamResponse:
             refresh, waiting_cookie = request.app[WAITING].next_check(request.cookies, room.path)
             context.update(waiting=True, refresh=refresh, again=start_page_location(room))
     response = render(request, "start.html", **context)
-    for cookie in (csrf_cookie, who.set_cookie(request), waiting_cookie):
+    for cookie in (csrf_cookie, waiting_cookie):
         if cookie is not None:
             response.headers.add("Set-Cookie", cookie)
     return response

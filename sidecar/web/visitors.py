@@ -1,13 +1,17 @@
-"""Who is asking for one of the sidecar's own pages: a session, or Basic credentials.
+"""Who is asking, once per request: the middleware that puts a :class:`Visit` on
+every request and writes the session cookie it ends with, and the person
+behind one of the sidecar's own pages.
 
 Room requests are judged by the guard; the start page, the statistics and
 the guest-link forms only need to know who it is and with which role, and
-they take it the same way the guard does: a session's role is re-read from
-LDAP when that is due, and a session that no longer counts is nobody.
+they take it from the same visit the guard would: a session's role is
+re-read from LDAP when that is due, and a session that no longer counts is
+nobody. Basic credentials count for these pages too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -16,40 +20,67 @@ from sidecar.config.settings import RoleRule
 from sidecar.credentials import parse_basic_authorization
 from sidecar.people import Person
 from sidecar.refusals import LoginRefused
-from sidecar.sessions import Session
-from sidecar.web.app_keys import AUTHENTICATOR, GUARD, SESSIONS
+from sidecar.visits import Visit
+from sidecar.web.app_keys import AUTHENTICATOR, SESSIONS, VISITS
+
+VISIT = web.RequestKey("visit", Visit)
 
 
 @dataclass(frozen=True)
 class Visitor:
+    """A person on one of the sidecar's pages, with their role."""
+
     person: Person
     rule: RoleRule
-    session: Session | None  # None: Basic credentials
-    renewed: bool = False  # the session changed (role re-read): send it back
 
     @property
     def is_teacher(self) -> bool:
         return self.rule.moderator
 
-    def set_cookie(self, request: web.Request) -> str | None:
-        sessions = request.app[SESSIONS]
-        if not self.renewed or self.session is None or sessions is None:
-            return None
-        return sessions.set_cookie(self.session)
+
+def visit_of(request: web.Request) -> Visit:
+    return request[VISIT]
+
+
+@web.middleware
+async def visits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """One visit per request; the one place a session's ``Set-Cookie`` is written."""
+    visit = request.app[VISITS].of(request.cookies)
+    request[VISIT] = visit
+    try:
+        response = await handler(request)
+    except web.HTTPException as exception:
+        # Redirects (after a login, say) are raised, and carry the cookie too.
+        _write_cookie(request, visit, exception)
+        raise
+    _write_cookie(request, visit, response)
+    return response
+
+
+def _write_cookie(request: web.Request, visit: Visit, response: web.StreamResponse) -> None:
+    sessions = request.app[SESSIONS]
+    if sessions is None:
+        return
+    if visit.clearing:
+        response.headers.add("Set-Cookie", sessions.clear_cookie())
+    elif visit.cookie_to_send is not None:
+        # On /auth/verify nginx hands this on to the browser (auth_request_set + add_header).
+        response.headers.add("Set-Cookie", sessions.set_cookie(visit.cookie_to_send))
 
 
 async def visitor(request: web.Request) -> Visitor | None:
     """The person behind ``request`` and their role, or None (nobody, a guest, or no role)."""
-    guard = request.app[GUARD]
-    session = await guard.open_session(request.cookies)
+    visit = visit_of(request)
+    session = await visit.session()
     if session is not None:
-        if session.is_guest:
+        checked = await visit.person_role()
+        if checked is None:
             return None
-        refreshed = await guard.refreshed(session)
-        if refreshed is None:
-            return None
-        current, rule, changed = refreshed
-        return Visitor(current.person(), rule, current, renewed=changed)
+        if checked.changed:
+            visit.send_cookie(checked.session)
+        return Visitor(checked.session.person(), checked.rule)
     authorization = request.headers.get("Authorization")
     if not authorization:
         return None
@@ -60,4 +91,4 @@ async def visitor(request: web.Request) -> Visitor | None:
         )
     except LoginRefused:
         return None
-    return Visitor(admission.person, admission.rule, None)
+    return Visitor(admission.person, admission.rule)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from sidecar.web.cookies import CookiePolicy
 
 COOKIE_NAME = "jitsi_auth_waiting"
-FIRST_MINUTES = 180  # seconds of checking often
+OFTEN_FOR_SECONDS = 180  # checking often for the first three minutes
 OFTEN_SECONDS = 5
 LATER_SECONDS = 15
 JITTER = 0.2
@@ -44,7 +44,7 @@ class WaitingPace:
             set_cookie = self._policy.set_cookie(
                 COOKIE_NAME, f"{now}.{_room_mark(room_path)}", max_age=COOKIE_SECONDS
             )
-        base = OFTEN_SECONDS if now - started < FIRST_MINUTES else LATER_SECONDS
+        base = OFTEN_SECONDS if now - started < OFTEN_FOR_SECONDS else LATER_SECONDS
         return max(1, round(base * _random.uniform(1 - JITTER, 1 + JITTER))), set_cookie
 
     @staticmethod

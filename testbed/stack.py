@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from demo.nginx import Nginx, free_port
 from demo.processes import terminate
 from demo.slapd import Slapd
-
-POLL_INTERVAL = 0.05
+from sidecar.config.settings import Secret, SessionSettings
+from sidecar.sessions import SessionCookies
+from testbed.poll import POLL_INTERVAL, accepts, poll_until
 
 
 def basic_auth(uid: str, password: str) -> dict[str, str]:
@@ -97,6 +97,30 @@ def request(
         connection.close()
 
 
+def until_answering(
+    process: subprocess.Popen[bytes],
+    socket_path: Path,
+    path: str,
+    log_path: Path,
+    seconds: float,
+    *,
+    interval: float = POLL_INTERVAL,
+) -> None:
+    """Until ``process`` answers ``path`` with 200 on its unix socket; RuntimeError with
+    the end of its log when it exits first, or when ``seconds`` pass."""
+
+    def answering() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            return request(UnixHTTPConnection(socket_path), path).status == 200
+        except OSError:
+            return False
+
+    if not poll_until(answering, seconds=seconds, interval=interval):
+        raise RuntimeError(f"{process.args!r} did not answer {path} in time")
+
+
 @dataclass
 class SidecarProcess:
     config: Path
@@ -114,16 +138,7 @@ class SidecarProcess:
             env=env,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sidecar exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if request(UnixHTTPConnection(self.socket_path), "/auth/health").status == 200:
-                    return
-            except OSError:
-                time.sleep(POLL_INTERVAL)
-        raise RuntimeError("sidecar did not answer in time")
+        until_answering(self.process, self.socket_path, "/auth/health", self.log_path, timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -167,14 +182,8 @@ class XmppStandIn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(POLL_INTERVAL)
-        raise RuntimeError("xmpp stand-in did not start")
+        if not poll_until(lambda: accepts(("127.0.0.1", self.port)), seconds=20):
+            raise RuntimeError("xmpp stand-in did not start")
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -357,3 +366,11 @@ class SilentServer:
         self._listener.close()
         for connection in self._held:
             connection.close()
+
+
+def stack_sessions(stack: Stack, keys: tuple[bytes, ...] | None = None) -> SessionCookies:
+    """SessionCookies sealing like the stack's sidecar (same keys unless given)."""
+    key_file = stack.sidecar.config.parent / "session_keys"
+    own_keys = keys or tuple(line for line in key_file.read_bytes().splitlines() if line)
+    settings = SessionSettings(keys=tuple(Secret(key) for key in own_keys))
+    return SessionCookies(settings)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
 from demo.processes import terminate
-from tests.stack import POLL_INTERVAL
+from testbed.poll import accepts, poll_until
 
 
 class RedisServer:
@@ -39,17 +37,15 @@ class RedisServer:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.workdir / "redis.log").read_text()[-2000:])
-            try:
-                with socket.socket(socket.AF_UNIX) as probe:
-                    probe.connect(str(self.socket_path))
-                    return self
-            except OSError:
-                time.sleep(POLL_INTERVAL)
-        raise RuntimeError("redis-server did not start")
+        if not poll_until(self._accepting, seconds=20):
+            raise RuntimeError("redis-server did not start")
+        return self
+
+    def _accepting(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError((self.workdir / "redis.log").read_text()[-2000:])
+        return accepts(str(self.socket_path))
 
     def stop(self) -> None:
         process, self.process = self.process, None
