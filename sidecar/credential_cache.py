@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +42,7 @@ from sidecar.config.settings import CacheSettings, Secret
 from sidecar.credentials import Credentials
 from sidecar.people import Person
 from sidecar.single_flight import SingleFlight
+from sidecar.state_files import remove_leftovers, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class CredentialCache:
         """
         if self._state_file is None or not self._enabled:
             return 0
+        remove_leftovers(self._state_file)  # a write a kill cut short
         try:
             sealed = self._state_file.read_bytes()
         except FileNotFoundError:
@@ -198,17 +199,9 @@ class CredentialCache:
         ]
         kept = {"version": FORMAT_VERSION, "saved_at": self._wall_clock(), "entries": entries}
         sealed = self._seal.encrypt(json.dumps(kept).encode("utf-8"))
-        path = self._state_file
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as file:
-                file.write(sealed)
-                file.flush()
-                os.fsync(file.fileno())
-            temporary.chmod(0o600)
-            temporary.replace(path)
+            write_atomically(self._state_file, sealed)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             log.warning("cannot write cache.basic_state_file: %s", error.strerror)
             return
         log.info("kept %d cached Basic credentials for the next start", len(entries))

@@ -246,11 +246,13 @@ class Guard:
             case.decision.reason = "room not open yet"
             return Page("waiting")
         room = case.room
-        case.request.visit.send_cookie(send_back)
         token = room.token
         if token is not None and self._tokens.is_current(
             token, person, rule, room.backend_name, room.tenant
         ):
+            # The renewed session goes with an answer that lets her in, and
+            # only once that answer is made (an error on the way sends none).
+            case.request.visit.send_cookie(send_back)
             if case.request.method in PAGE_METHODS:
                 return Allow(person.user_id)
             # nginx serves the page for GET and HEAD only; send anything else
@@ -259,4 +261,5 @@ class Guard:
         token = self._tokens.mint(person, rule, room.backend_name, tenant=room.tenant)
         case.decision.minted = True
         self._metrics.tokens.labels(rule.name).inc()
+        case.request.visit.send_cookie(send_back)
         return Redirect(room.location_with_token(token))

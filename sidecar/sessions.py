@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.config.settings import GUEST_ROLE, Secret, SessionSettings
+from sidecar.cookies import CookiePolicy
 from sidecar.people import Person
 from sidecar.revocations import RevokedSessions
 from sidecar.shared_state import SharedState
-from sidecar.web.cookies import CookiePolicy
 
 log = logging.getLogger(__name__)
 

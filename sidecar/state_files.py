@@ -27,6 +27,7 @@ from pathlib import Path
 # How the temporary files of write_atomically are named: .<name>.<random>.tmp
 _TEMPORARY_PREFIX = "."
 _TEMPORARY_SUFFIX = ".tmp"
+_TEMPORARY_MODE = 0o600  # what mkstemp gives
 
 
 class StateFileError(RuntimeError):
@@ -56,10 +57,10 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data``, all or nothing, on disk when this returns.
 
-    The file gets mode 0600 (it is the daemon's own state). Raises OSError when
+    The file gets ``mode``, 0600 unless told (the daemon's own state). Raises OSError when
     the data is not written; the old content is then still in place and no
     temporary file is left. (Should only the last step, the directory's fsync,
     fail, the new content is in place but not yet sure to outlive a power cut.)
@@ -72,6 +73,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        if mode != _TEMPORARY_MODE:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -361,3 +361,19 @@ async def test_without_a_state_file_nothing_is_written(tmp_path: Path) -> None:
     cache.save()
     assert cache.load() == 0
     assert names_in(tmp_path) == []
+
+
+async def test_a_write_a_kill_cut_short_leaves_nothing_behind_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    state_file = tmp_path / "basic_cache"
+    before = kept_cache(state_file)
+    await before.get_or_check(GOOD, Directory().check)
+    before.save()
+    assert names_in(tmp_path) == ["basic_cache"]
+    # What a kill between writing and renaming leaves.
+    (tmp_path / ".basic_cache.x1y2z3.tmp").write_bytes(b"half")
+    after = kept_cache(state_file, clock=Clock(10.0))
+    assert after.load() == 1
+    assert names_in(tmp_path) == ["basic_cache"]
+    assert oct(state_file.stat().st_mode & 0o777) == "0o600"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.cookies import CookiePolicy
 from sidecar.sessions import COOKIE_NAME as SESSION
-from sidecar.web.cookies import CookiePolicy
 from sidecar.web.csrf import COOKIE_MAX_AGE, CsrfTokens
 from sidecar.web.csrf import COOKIE_NAME as CSRF
 

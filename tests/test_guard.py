@@ -556,3 +556,24 @@ async def test_a_session_is_sent_back_only_once_a_minute_has_passed(site: Site) 
     touched = site.sent[-1]
     assert touched is not None
     assert touched.last_seen == int(site.clock.now)
+
+
+async def test_a_token_that_cannot_be_made_sends_no_session_back(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web layer turns the error into its error page: a renewed session
+    must not ride on that page."""
+    cookies = site.session_of(TEACHER.uid, "teacher")
+    site.clock.now += 61  # due to be touched: a renewed cookie would go with a token
+
+    def cannot_mint(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(site.guard._tokens, "mint", cannot_mint)
+    visit = site.visits.of(cookies)
+    request = RoomAccessRequest(
+        uri="/Mathe7b", visit=visit, method="GET", authorization=None, client_address=ADDRESS
+    )
+    with pytest.raises(RuntimeError):
+        await site.guard.decide(request, None)
+    assert visit.cookie_to_send is None

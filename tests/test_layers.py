@@ -1,9 +1,10 @@
-"""The decision core and every family but web/ import no web framework.
+"""The decision core and every family but web/ import no web framework, and
+nothing of web/: the arrows run from the web layer to the core, never back.
 
 Only ``sidecar/web/`` may import ``aiohttp.web``; the command line
 (``sidecar.cli``) is where the web server is started, so it is the one
 module outside web/ that reaches it. Checked in a fresh interpreter, where
-nothing else has imported aiohttp.web yet.
+nothing else has imported either yet.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _web_modules_after_importing(modules: list[str]) -> list[str]:
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('aiohttp.web'))))\n"
+        "web = ('aiohttp.web', 'sidecar.web')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(web))))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
@@ -46,10 +48,11 @@ def test_the_walk_finds_every_family() -> None:
     assert {"guard", "sessions", "ldap", "jitsi", "config", "admin", "daemon"} <= families
 
 
-def test_no_module_outside_web_imports_aiohttp_web() -> None:
+def test_no_module_outside_web_imports_aiohttp_web_or_the_web_layer() -> None:
     assert _web_modules_after_importing(_modules_outside_web()) == []
 
 
 def test_the_check_sees_a_web_import() -> None:
     # The same check on the command line, which starts the web server, finds it.
-    assert "aiohttp.web" in _web_modules_after_importing([ENTRY_POINT])
+    found = _web_modules_after_importing([ENTRY_POINT])
+    assert {"aiohttp.web", "sidecar.web.server"} <= set(found)

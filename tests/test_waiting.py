@@ -21,10 +21,10 @@ from demo.jitsi_http import JitsiHttp
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import ClassroomSettings
+from sidecar.cookies import CookiePolicy
 from sidecar.jitsi.room_budget import PER_PERSON, PERSON_WINDOW
 from sidecar.jitsi.room_size import ANSWER_SECONDS, SPELLING_SECONDS, RoomSize
 from sidecar.metrics import Metrics
-from sidecar.web.cookies import CookiePolicy
 from sidecar.web.waiting import JITTER, LATER_SECONDS, OFTEN_FOR_SECONDS, OFTEN_SECONDS, WaitingPace
 from testbed.configs import LENIENT_REGULATION
 from testbed.poll import poll_until

@@ -17,7 +17,7 @@ from demo.run import write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import Settings, load_settings
-from sidecar.guard import Guard, RoomAccessRequest, Verdict
+from sidecar.guard import Allow, Guard, RoomAccessRequest, Verdict
 from sidecar.people import Person
 from sidecar.sessions import Session, SessionCookies
 from sidecar.web.app import PAGE_HEADER, REDIRECT_HEADER, create_app
@@ -44,6 +44,29 @@ async def test_a_crash_in_the_decision_is_a_403_page_not_a_500(
     assert response.status == 403
     assert response.headers[PAGE_HEADER] == "error"
     assert isinstance(client.app[GUARD], Guard)
+
+
+async def test_a_session_cookie_that_cannot_be_sealed_leaves_the_answer_standing(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await aiohttp_client(create_app(https_settings))
+    renewed = Session("s", "anna", "Anna", "", "teacher", 1, 1, 1)
+
+    async def lets_in_and_renews(
+        self: Guard, request: RoomAccessRequest, decision: object = None
+    ) -> Verdict:
+        request.visit.send_cookie(renewed)
+        return Allow("anna")
+
+    def cannot_seal(self: SessionCookies, session: Session) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Guard, "decide", lets_in_and_renews)
+    monkeypatch.setattr(SessionCookies, "set_cookie", cannot_seal)
+    response = await client.get("/auth/verify", headers={"X-Original-URI": "/Mathe7b"})
+    # Before, the middleware's error reached nginx, which answers 500.
+    assert response.status == 200
+    assert "Set-Cookie" not in response.headers
 
 
 async def test_https_public_url_gives_host_prefixed_secure_cookies(

@@ -17,10 +17,11 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from sidecar.state_files import write_atomically
 
 MANIFEST = "manifest.json"
 SECRET_MODE = 0o600
@@ -104,7 +105,9 @@ class StateFolder:
     def save(self, records: dict[str, Record]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         document = {"files": [vars(record) for record in records.values()]}
-        _write(self.manifest, json.dumps(document, indent=2).encode() + b"\n", SECRET_MODE)
+        write_atomically(
+            self.manifest, json.dumps(document, indent=2).encode() + b"\n", mode=SECRET_MODE
+        )
 
     def remember(self, records: dict[str, Record], path: Path, created: list[Path]) -> None:
         """The first copy of ``path``, unless an earlier run kept one."""
@@ -122,21 +125,6 @@ class StateFolder:
             records[key] = Record(key, True, backup, mode, "", [], owner)
         else:
             records[key] = Record(key, False, None, None, "", [str(p) for p in created])
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` at once (never half-written), with ``mode``."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _missing_folders(path: Path) -> list[Path]:
@@ -157,7 +145,7 @@ def write_change(change: Change) -> None:
         mode = SECRET_MODE
     else:
         mode = stat.S_IMODE(existing.st_mode) if existing else PLAIN_MODE
-    _write(change.path, change.new, mode)
+    write_atomically(change.path, change.new, mode=mode)
     if existing is not None and os.geteuid() == 0:
         os.chown(change.path, existing.st_uid, existing.st_gid)
 
@@ -177,7 +165,7 @@ class Applied:
             if old is None:
                 path.unlink(missing_ok=True)
             else:
-                _write(path, old, stat.S_IMODE(path.stat().st_mode))
+                write_atomically(path, old, mode=stat.S_IMODE(path.stat().st_mode))
         _remove_empty(self.created_folders)
         kept = {record.backup for record in self.records_before.values()}
         for record in self.state.records().values():
@@ -239,7 +227,9 @@ def undo(state: StateFolder, *, force: bool = False) -> UndoResult:
         if record.existed and record.backup is not None:
             original = (state.folder / record.backup).read_bytes()
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write(path, original, record.mode if record.mode is not None else PLAIN_MODE)
+            write_atomically(
+                path, original, mode=record.mode if record.mode is not None else PLAIN_MODE
+            )
             if record.owner is not None and os.geteuid() == 0:
                 os.chown(path, *record.owner)
             restored.append(path)

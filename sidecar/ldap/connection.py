@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from typing import Any
 
 import bonsai
@@ -45,6 +46,9 @@ from bonsai.ldapconnection import BaseLDAPConnection
 # events: with STARTTLS (announced by nothing), and otherwise (a safety net).
 STARTTLS_POLL_SECONDS = 0.001
 OPEN_POLL_SECONDS = 0.005
+# A given-up open is looked at this long at most until it can be abandoned
+# (the thread that makes its handle takes microseconds; this is a bound).
+GIVEN_UP_OPEN_SECONDS = 10.0
 
 
 def _identity(fileno: int) -> tuple[int, int]:
@@ -163,6 +167,8 @@ class CancellableConnection(AIOLDAPConnection):
         self._open_poll = STARTTLS_POLL_SECONDS if client.tls else OPEN_POLL_SECONDS
         self._waits: dict[int, _Wait] = {}
         self._watch: _Watch | None = None
+        # An open given up too early to abandon, still looked at (see _give_up).
+        self._finishing: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
@@ -237,6 +243,11 @@ class CancellableConnection(AIOLDAPConnection):
             super().close()
 
     def _give_up(self, msg_id: int, *, opening: bool) -> None:
+        if opening and not self._handle_made():
+            # Too early to abandon: see _handle_made. The open goes on unwatched
+            # until it can be abandoned, or ends by itself.
+            self._finishing = self._loop.create_task(self._give_up_when_made(msg_id))
+            return
         # abandon() is what frees a pending open: close() alone leaves its socket.
         with contextlib.suppress(bonsai.LDAPError, ValueError, OSError):
             self.abandon(msg_id)
@@ -244,3 +255,42 @@ class CancellableConnection(AIOLDAPConnection):
         # carry others' operations: its owner closes it when it thinks it dead.
         if opening:
             self.close()
+
+    def _handle_made(self) -> bool:
+        """Whether libldap's handle for this connection exists yet.
+
+        bonsai opens a connection in a thread of its own and takes libldap's
+        handle from it only when the open is next looked at; until then the
+        handle is NULL, and abandon() hands that NULL to libldap, which crashes
+        the whole process (a segfault in ldap_abandon_ext). Meanwhile fileno()
+        is one end of bonsai's socket pair, which the thread rings when done;
+        once the handle is made, fileno() is libldap's own socket.
+        """
+        try:
+            fileno = self.fileno()
+        except (bonsai.LDAPError, ValueError, OSError):
+            return False
+        try:
+            with socket.socket(fileno=os.dup(fileno)) as probe:
+                if probe.family != socket.AF_UNIX:
+                    return True
+                # A socket pair's ends have no address; ldapi:// has a path.
+                return bool(probe.getpeername())
+        except OSError:
+            return False
+
+    async def _give_up_when_made(self, msg_id: int) -> None:
+        """A given-up open, looked at until it can be abandoned or has ended."""
+        deadline = self._loop.time() + GIVEN_UP_OPEN_SECONDS
+        while self._loop.time() < deadline:
+            try:
+                result = BaseLDAPConnection.get_result(self, msg_id)
+            except Exception:
+                return  # ended by itself, with an error: nothing is pending any more
+            if result is not None:
+                self.close()  # opened after all, and nobody wants it
+                return
+            if self._handle_made():
+                self._give_up(msg_id, opening=True)
+                return
+            await asyncio.sleep(OPEN_POLL_SECONDS)

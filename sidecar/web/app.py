@@ -21,6 +21,7 @@ from aiohttp import web
 
 from sidecar.authentication import Authenticator
 from sidecar.config.settings import Settings
+from sidecar.cookies import CookiePolicy
 from sidecar.credential_cache import CredentialCache
 from sidecar.daemon.descriptors import AcceptFailures
 from sidecar.guard import (
@@ -69,7 +70,6 @@ from sidecar.web.app_keys import (
     VISITS,
     WAITING,
 )
-from sidecar.web.cookies import CookiePolicy
 from sidecar.web.csrf import CsrfTokens
 from sidecar.web.logs import VERIFY_PATH, DecisionLog
 from sidecar.web.logs import PathOnlyAccessLogger as PathOnlyAccessLogger  # what the server uses

@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 
-from sidecar.web.cookies import CookiePolicy
+from sidecar.cookies import CookiePolicy
 
 COOKIE_NAME = "jitsi_auth_csrf"
 FIELD = "csrf_token"

@@ -11,6 +11,7 @@ nobody. Basic credentials count for these pages too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from sidecar.people import Person
 from sidecar.refusals import LoginRefused
 from sidecar.visits import Visit
 from sidecar.web.app_keys import AUTHENTICATOR, SESSIONS, VISITS
+
+log = logging.getLogger(__name__)
 
 VISIT = web.RequestKey("visit", Visit)
 
@@ -66,8 +69,15 @@ def _write_cookie(request: web.Request, visit: Visit, response: web.StreamRespon
     if visit.clearing:
         response.headers.add("Set-Cookie", sessions.clear_cookie())
     elif visit.cookie_to_send is not None:
+        try:
+            cookie = sessions.set_cookie(visit.cookie_to_send)
+        except Exception:
+            # The answer stands without it: never a 500 (on /auth/verify nginx
+            # would show its own). A renewal is made again on the next request.
+            log.exception("could not seal the session cookie")
+            return
         # On /auth/verify nginx hands this on to the browser (auth_request_set + add_header).
-        response.headers.add("Set-Cookie", sessions.set_cookie(visit.cookie_to_send))
+        response.headers.add("Set-Cookie", cookie)
 
 
 async def visitor(request: web.Request) -> Visitor | None:

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
-from sidecar.web.cookies import CookiePolicy
+from sidecar.cookies import CookiePolicy
 
 COOKIE_NAME = "jitsi_auth_waiting"
 OFTEN_FOR_SECONDS = 180  # checking often for the first three minutes
