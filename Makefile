@@ -27,8 +27,10 @@ test: $(VENV)/.installed deb-debian-packages node_modules/.installed
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m demo $(if $(DEMO_PORT),--port=$(DEMO_PORT))
 
+# PEER=<path to nginx-ldap-auth-daemon.py>: that daemon as the peer (default: its stand-in);
+# BENCH_ARGS: more, see python -m bench --help.
 bench: $(VENV)/.bench-installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(PEER),--peer="$(PEER)") $(BENCH_ARGS)
 
 # SOAK_MINUTES: the mixed load's length (default 15); SOAK_ARGS: more, see python -m soak --help.
 soak: $(VENV)/.installed

@@ -21,6 +21,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds per case")
     parser.add_argument("--seconds", type=int, help="seconds per round")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per case (0: none)")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        help="nginx-ldap-auth-daemon.py to measure beside the sidecar (default: its stand-in)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     parser.add_argument("--no-chart", action="store_true", help="no latest.png (no matplotlib)")
     parser.add_argument(
@@ -35,12 +40,21 @@ def main() -> int:
         "warmup_seconds": args.warmup,
     }
     plan = replace(plan, **{key: value for key, value in changes.items() if value is not None})
+    if args.peer is not None and not args.peer.is_file():
+        print(f"bench: --peer {args.peer}: no such file", file=sys.stderr)
+        return 2
     missing = tools_missing()
     if missing:
         print(f"bench: missing {', '.join(missing)} (make bench installs them)", file=sys.stderr)
         return 2
     try:
-        return run(plan, args.out, keep=args.keep, chart=not args.no_chart)
+        return run(
+            plan,
+            args.out,
+            keep=args.keep,
+            chart=not args.no_chart,
+            peer_daemon=args.peer.resolve() if args.peer is not None else None,
+        )
     except KeyboardInterrupt:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130

@@ -27,6 +27,8 @@ from bench.prepared import (
     room_with_token,
     write_requests,
 )
+from bench.rush import RushJob
+from bench.rush import write_job as write_rush_job
 from bench.samples import Sample
 from bench.servers import Servers, Site
 from bench.wrk import Expected, Load, run_wrk
@@ -46,18 +48,27 @@ ADMITTED_SESSION = "token-session"
 BIND_EACH = "basic-bind-each"
 REFUSED_BASIC = "wrong-password"
 LOGIN_POST = "login-post"
+TWO_WORKERS = "-2w"  # suffix of the cases against workers = 2
+BIND_EACH_2W = BIND_EACH + TWO_WORKERS
+REFUSED_BASIC_2W = REFUSED_BASIC + TWO_WORKERS
+PEER_BIND_EACH = "peer-basic-bind-each"
+PEER_REFUSED = "peer-wrong-password"
+RUSH = "rush-bind-each"
+PEER_RUSH = "peer-rush"
+RUSH_2W = RUSH + TWO_WORKERS
 HALF_LOAD = "@half"  # suffix of the fixed-rate cases
 
 ROOM_PAGE = Expected(200, (("Referrer-Policy", "strict-origin"),))  # the include's room page
 ROOM_REDIRECT = Expected(302, (("Location", f"{ROOM_PATH}?jwt="),))
 BASIC_CHALLENGE = Expected(401, (("WWW-Authenticate", "Basic "),))
+PEER_ADMITTED = Expected(200)  # the peer's site serves the page itself
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
     title: str
-    group: str  # "baseline", "sidecar" or "fixed rate"
+    group: str  # "baseline", "peer", "sidecar" or "fixed rate"
     expected: str  # what every answer must be
     measure: Callable[[int], Sample] = field(repr=False)
     baseline: str | None = None  # the case its throughput is compared with
@@ -136,6 +147,41 @@ class FixedRateRound:
         slapd_before = procstat.cpu_seconds(self.slapd_pid)
         sample = run_driver(
             VENV_PYTHON, "bench.fixed_rate", self.job_file, self.result_file, seconds
+        )
+        sample.server_cpu = procstat.total_cpu_seconds(pids) - server_before
+        sample.slapd_cpu = procstat.cpu_seconds(self.slapd_pid) - slapd_before
+        return sample
+
+
+# However long a rush takes, it is one round; a stuck one stops here.
+RUSH_LIMIT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class RushRound:
+    """One whole morning rush against a site (bench/rush.py); ``seconds`` is not used:
+    a round lasts until every person is done."""
+
+    site: Site
+    requests_file: Path
+    status: int
+    job_file: Path
+    result_file: Path
+    slapd_pid: int
+
+    def __call__(self, seconds: int) -> Sample:
+        job = RushJob(
+            host=HOST,
+            port=self.site.port,
+            requests_file=str(self.requests_file),
+            status=self.status,
+        )
+        write_rush_job(self.job_file, job)
+        pids = self.site.pids()
+        server_before = procstat.total_cpu_seconds(pids)
+        slapd_before = procstat.cpu_seconds(self.slapd_pid)
+        sample = run_driver(
+            VENV_PYTHON, "bench.rush", self.job_file, self.result_file, RUSH_LIMIT_SECONDS
         )
         sample.server_cpu = procstat.total_cpu_seconds(pids) - server_before
         sample.slapd_cpu = procstat.cpu_seconds(self.slapd_pid) - slapd_before
@@ -240,6 +286,13 @@ def build_cases(workload: Workload) -> list[Case]:
     logged_in = Expected(302, (("Location", ROOM_PATH), ("Set-Cookie", f"{session_name}=")))
     people = [JobPerson(a.person.uid, a.person.dn, a.person.password) for a in workload.admitted]
 
+    def rush(site: Site, status: int, name: str) -> RushRound:
+        return RushRound(
+            site, files["basic"], status, results / f"{name}.job", results / f"{name}.json", slapd
+        )
+
+    peer = servers.peer_label
+
     def directory(python: str, module: str, name: str, steps: LoginSteps | None) -> DirectoryRound:
         job = DriverJob(
             ldap_url=servers.slapd.ldap_url,
@@ -325,7 +378,7 @@ def build_cases(workload: Workload) -> list[Case]:
             "sidecar",
             ROOM_REDIRECT.describe(),
             wrk(servers.uncached, "basic", ROOM_REDIRECT, BIND_EACH),
-            baseline=PYTHON_LDAP,
+            baseline=PEER_BIND_EACH,
         ),
         Case(
             REFUSED_BASIC,
@@ -333,7 +386,7 @@ def build_cases(workload: Workload) -> list[Case]:
             "sidecar",
             BASIC_CHALLENGE.describe(),
             wrk(servers.uncached, "wrong-basic", BASIC_CHALLENGE, REFUSED_BASIC),
-            baseline=BIND_EACH,
+            baseline=PEER_REFUSED,
         ),
         Case(
             LOGIN_POST,
@@ -341,7 +394,60 @@ def build_cases(workload: Workload) -> list[Case]:
             "sidecar",
             logged_in.describe(),
             wrk(servers.cached, "login-post", logged_in, LOGIN_POST),
-            baseline=PYTHON_LDAP,
+            baseline=PEER_BIND_EACH,
+        ),
+        Case(
+            RUSH,
+            "morning rush, cache off: each person logs in (Basic) and reloads twice, 64 clients",
+            "sidecar",
+            f"{ROOM_REDIRECT.status}",
+            rush(servers.uncached, ROOM_REDIRECT.status, RUSH),
+            baseline=PEER_RUSH,
+        ),
+        Case(
+            BIND_EACH_2W,
+            "(d) with workers = 2 (and Redis)",
+            "sidecar",
+            ROOM_REDIRECT.describe(),
+            wrk(servers.two_workers, "basic", ROOM_REDIRECT, BIND_EACH_2W),
+            baseline=BIND_EACH,
+        ),
+        Case(
+            REFUSED_BASIC_2W,
+            "(e) with workers = 2 (and Redis)",
+            "sidecar",
+            BASIC_CHALLENGE.describe(),
+            wrk(servers.two_workers, "wrong-basic", BASIC_CHALLENGE, REFUSED_BASIC_2W),
+            baseline=REFUSED_BASIC,
+        ),
+        Case(
+            RUSH_2W,
+            "morning rush with workers = 2 (and Redis)",
+            "sidecar",
+            f"{ROOM_REDIRECT.status}",
+            rush(servers.two_workers, ROOM_REDIRECT.status, RUSH_2W),
+            baseline=RUSH,
+        ),
+        Case(
+            PEER_BIND_EACH,
+            f"peer: Basic, a bind each ({peer})",
+            "peer",
+            PEER_ADMITTED.describe(),
+            wrk(servers.peer, "basic", PEER_ADMITTED, PEER_BIND_EACH),
+        ),
+        Case(
+            PEER_REFUSED,
+            f"peer: wrong passwords ({peer})",
+            "peer",
+            BASIC_CHALLENGE.describe(),
+            wrk(servers.peer, "wrong-basic", BASIC_CHALLENGE, PEER_REFUSED),
+        ),
+        Case(
+            PEER_RUSH,
+            f"peer: morning rush, the same 64 clients ({peer})",
+            "peer",
+            f"{PEER_ADMITTED.status}",
+            rush(servers.peer, PEER_ADMITTED.status, PEER_RUSH),
         ),
     ]
 

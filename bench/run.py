@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -19,6 +20,9 @@ from types import FrameType
 from bench import procstat
 from bench.cases import (
     HALF_LOAD,
+    PEER_RUSH,
+    RUSH,
+    RUSH_2W,
     Case,
     FixedRateRound,
     Workload,
@@ -203,19 +207,45 @@ def _notes(
         f"(a)-(c) are compared with {same_handling_baseline(servers)}.",
         "Sidecar configuration: the demo's (service account search, group search), "
         f"regulation limits raised (counted over 1 s), Basic cache {CACHED_BASIC_TTL} s "
-        "for (a)-(c) and (f), off for (d) and (e).",
+        "for (a)-(c) and (f), off for (d), (e) and the rush; the -2w cases: the same "
+        "without the cache, with [server] workers = 2 and a local redis-server on a unix "
+        "socket (Redis's CPU counted with the sidecar's).",
         "CPU µs/req: utime+stime from /proc of nginx (master and worker) and the app "
         "behind it; for the LDAP baselines the client process itself. slapd apart.",
         "Half load: an open-loop asyncio client (bench/fixed_rate.py; wrk2 is not in "
         "Debian) sends on a fixed schedule over keep-alive connections, whatever the "
         "answers do, and times each answer from its actual send (waiting for a free "
         f"connection included): {half}.",
+        f"The peer: {servers.peer_label}, on 127.0.0.1 behind an nginx of its own "
+        "(auth_request, the LDAP settings in X-Ldap-* headers: the sidecar's service "
+        "account, user base and filter), against the same slapd; no proxy_cache.",
+        "Morning rush: every person once, 64 clients at once, each taking the next person "
+        "when done: a Basic login and two reloads, each a bind (the sidecar without its "
+        f"Basic cache); until the last is done: {_rush_times(summaries)}.",
         "Peak RSS: VmHWM of each sidecar; the one with the Basic cache after every person "
         "was cached through Basic and logged in through the form, and at the end.",
     ]
 
 
-def run(plan: Plan, out_dir: Path, *, keep: bool = False, chart: bool = True) -> int:
+def _rush_times(summaries: Mapping[str, Summary]) -> str:
+    """Seconds per rush (a round is one whole rush), the sidecar's and the peer's."""
+    times = [
+        f"{name} {summaries[name].seconds / summaries[name].rounds:.1f} s per rush"
+        for name in (RUSH, RUSH_2W, PEER_RUSH)
+        if name in summaries and summaries[name].rounds
+    ]
+    return "; ".join(times)
+
+
+def run(
+    plan: Plan,
+    out_dir: Path,
+    *,
+    keep: bool = False,
+    chart: bool = True,
+    peer_daemon: Path | None = None,
+) -> int:
+    """``peer_daemon``: nginx-ldap-auth-daemon.py to measure; None: its stand-in."""
     progress = Progress()
     started = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     _stop_on_sigterm()
@@ -231,7 +261,8 @@ def run(plan: Plan, out_dir: Path, *, keep: bool = False, chart: bool = True) ->
         workdir.chmod(0o755)
         school = generated_school(plan.users)
         progress.say(f"starting slapd ({plan.users} people), the sidecars, the baselines, nginx")
-        servers = start_servers(stack, workdir, school)
+        servers = start_servers(stack, workdir, school, peer_daemon=peer_daemon)
+        progress.say(f"the peer: {servers.peer_label}")
         people = people_with_a_role(school)
         progress.say(f"logging in {len(people)} people (Basic, then the form)")
         csrf, admitted = admit_all(servers.cached.url, people, plan.connections)
@@ -293,6 +324,8 @@ def tools_missing() -> list[str]:
     missing = [
         tool for tool in (WRK, "/usr/sbin/nginx", "/usr/sbin/slapd") if not Path(tool).exists()
     ]
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server")  # the two-worker cases' shared state
     # Debian's python3-ldap, for Debian's python: the python-ldap baseline.
     check = subprocess.run(  # noqa: S603
         [SYSTEM_PYTHON, "-c", "import ldap"], capture_output=True, timeout=30, check=False
