@@ -17,7 +17,7 @@ DEMO_DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libl
 .PHONY: test demo bench soak test-jitsi deb lint debian-packages jitsi-debian-packages \
 	deb-debian-packages demo-debian-packages clean
 
-test: $(VENV)/.installed deb-debian-packages
+test: $(VENV)/.installed deb-debian-packages node_modules/.installed
 	$(BIN)/ruff check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/ruff format --check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/mypy --strict
@@ -54,6 +54,14 @@ deb: deb-debian-packages
 # The bench extra (matplotlib) on top of the dev install.
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+# axe-core, which the page tests inject into every page (package.json, the lock file).
+# Debian's nodejs and npm only where no npm is there: a node of another origin
+# brings its own npm, which Debian's package conflicts with.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory debian-packages DEBIAN_PACKAGES="nodejs npm"
+	npm ci --no-audit --no-fund
 	touch $@
 
 # Debian packages through apt-get, only those that are missing.
@@ -93,4 +101,4 @@ $(VENV)/.installed: pyproject.toml | debian-packages
 	touch $@
 
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache node_modules

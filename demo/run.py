@@ -45,11 +45,13 @@ group_base = "ou=groups,{base_dn}"
 name = "teacher"
 groups = ["{teachers}"]
 moderator = true
+display_name = {{ de = "Lehrkraft", en = "teacher" }}
 
 [[roles]]
 name = "pupil"
 groups = ["{pupils}", "{posix}"]
 moderator = false
+display_name = {{ de = "Schülerin oder Schüler", en = "pupil" }}
 
 [login]
 methods = {methods}

@@ -74,6 +74,7 @@ class GuestLink:
     expires_at: int
     inviter_name: str
     inviter_id: str = ""  # kept here only, never put into the link itself
+    created_at: int = 0  # kept here only, for the teacher's list (0: not known)
 
     @property
     def room_request(self) -> RoomRequest:
@@ -91,9 +92,9 @@ class GuestLink:
 
 def _well_typed(link: GuestLink) -> bool:
     texts = (link.link_id, link.room, link.inviter_name, link.inviter_id)
-    expires = link.expires_at
-    return all(isinstance(text, str) for text in texts) and (
-        isinstance(expires, int) and not isinstance(expires, bool)
+    times = (link.expires_at, link.created_at)
+    return all(isinstance(text, str) for text in texts) and all(
+        isinstance(moment, int) and not isinstance(moment, bool) for moment in times
     )
 
 
@@ -144,6 +145,7 @@ class GuestLinks:
             expires_at=int(self._clock()) + days * 86400,
             inviter_id=inviter_id,
             inviter_name=inviter_name[:200],
+            created_at=int(self._clock()),
         )
         self._prune()
         self._created[link.link_id] = link

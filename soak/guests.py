@@ -9,8 +9,10 @@ from urllib.parse import urlsplit
 
 from soak.browser import Browser, Page
 
+# Each listed link, then its "withdraw" link to the question page, which names its id.
 LINK = re.compile(
-    r'readonly value="(http[^"]+/auth/guest/[^"]+)".*?name="link_id" value="([^"]+)"', re.S
+    r'readonly value="(http[^"]+/auth/guest/[^"]+)".*?/auth/guest-links/withdraw\?link_id=([^&"]+)',
+    re.S,
 )
 
 
@@ -35,7 +37,9 @@ def withdraw(teacher: Browser, room: str, path: str) -> Page | None:
     links = {urlsplit(html.unescape(url)).path: i for url, i in LINK.findall(start.body)}
     if path not in links:
         return None
-    form = {"csrf_token": teacher.csrf_token(start), "link_id": links[path], "room": room}
+    # As a teacher does it: "withdraw" asks first, and the question's button withdraws.
+    question = teacher.get(f"/auth/guest-links/withdraw?link_id={links[path]}&room={room}")
+    form = {"csrf_token": teacher.csrf_token(question), "link_id": links[path], "room": room}
     return teacher.post("/auth/guest-links/withdraw", form)
 
 

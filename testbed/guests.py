@@ -34,6 +34,13 @@ def create_link(browser: Browser, room: str, days: int = 7) -> str:
     return urlsplit(new).path
 
 
+def withdraw_question_of(start_page: Reply) -> str:
+    """The address the first "Withdraw" on a start page leads to."""
+    found = re.search(r'href="(/auth/guest-links/withdraw\?[^"]+)"', start_page.body)
+    assert found is not None, start_page.body
+    return html.unescape(found.group(1))
+
+
 def guest_urls(page: Reply) -> list[str]:
     return [
         html.unescape(url) for url in re.findall(r'value="(http[^"]+/auth/guest/[^"]+)"', page.body)

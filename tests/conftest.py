@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from demo.jitsi_http import JitsiHttp
 from demo.nginx import free_port
@@ -147,3 +148,36 @@ def own_slapd(tmp_path: Path) -> Iterator[Slapd]:
     """A slapd for one test that stops it, restarts it or changes its data."""
     with Slapd(tmp_path / "own-slapd") as server:
         yield server
+
+
+# -- the browser: Debian's Chromium, headless, driven by Playwright ------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium reaches for Google's services at start; this machine (and a school
+# server) has no business doing that.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--metrics-recording-only",
+]
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()

@@ -29,6 +29,7 @@ from sidecar.config.settings import (
     Settings,
     TcpAddress,
     UnixAddress,
+    in_language,
     load_settings,
 )
 from sidecar.ldap.dn import canonical_dn
@@ -529,3 +530,43 @@ def test_check_config_and_the_start_refuse_a_jitsi_path_as_tenant(
 def test_real_tenant_names_still_load(tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path, with_tenants("schule-a", "bs_2")), environ={})
     assert settings.jitsi.tenant_set == {"schule-a", "bs_2"}
+
+
+def test_roles_name_themselves_per_language_and_the_site_speaks_as_chosen(tmp_path: Path) -> None:
+    body = MINIMAL.replace(
+        "moderator = true\n",
+        'moderator = true\ndisplay_name = { de = "Lehrkraft", en = "teacher" }\n',
+    )
+    body += '\n[site]\naddress = "du"\nhelp_text = { de = "Frag im Sekretariat." }\n'
+    settings = load_settings(write_config(tmp_path, body), environ={})
+    teacher, pupil = settings.roles
+    assert teacher.shown_name("de") == "Lehrkraft"
+    assert teacher.shown_name("en") == "teacher"
+    assert pupil.shown_name("de") == "pupil"  # not set: its name
+    assert settings.site.address == "du"
+    # One language given: it serves the other too, rather than nothing.
+    assert in_language(settings.site.help_text, "en") == "Frag im Sekretariat."
+    # The environment's form is one text, for both languages.
+    environ = {"JITSI_AUTH_SIDECAR_SITE_HELP_TEXT": "Ask the office."}
+    from_env = load_settings(write_config(tmp_path, body), environ=environ)
+    assert dict(from_env.site.help_text) == {"de": "Ask the office.", "en": "Ask the office."}
+    assert load_settings(write_config(tmp_path, MINIMAL), environ={}).site.address == "Sie"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('address = "ihr"', "site.address: must be one of du, Sie"),
+        ("help_text = [1]", "site.help_text: must be a table"),
+        ('help_text = { fr = "Demandez." }', "site.help_text: 'fr' is not a language"),
+        ('help_text = { de = "" }', "site.help_text.de: must be a text that is not empty"),
+        ("help_text = { de = 3 }", "site.help_text.de: must be a text that is not empty"),
+        (f'help_text = {{ de = "{"x" * 501}" }}', "site.help_text.de: longer than 500"),
+        ('help_text = { de = "a\\u0007b" }', "site.help_text.de: contains a control character"),
+    ],
+)
+def test_a_wrong_site_setting_names_its_key(tmp_path: Path, line: str, problem: str) -> None:
+    path = write_config(tmp_path, MINIMAL + f"\n[site]\n{line}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+    assert str(raised.value).startswith(problem), str(raised.value)

@@ -26,7 +26,13 @@ from sidecar.config.settings import GuestSettings, Secret
 from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved, StateFileError
 from sidecar.rooms import room_named
 from testbed.configs import LENIENT_REGULATION
-from testbed.guests import create_link, enter_as_guest, guest_urls, teacher_browser
+from testbed.guests import (
+    create_link,
+    enter_as_guest,
+    guest_urls,
+    teacher_browser,
+    withdraw_question_of,
+)
 from testbed.poll import poll_until
 from testbed.stack import Browser, Stack, token_in
 from tests.jitsi_rules import JitsiSite, admit
@@ -56,7 +62,7 @@ def test_a_guest_link_from_creation_to_the_room(
     guest = Browser(stack, "de")
     invitation = guest.get(path)
     assert invitation.status == 200
-    assert "Besprechungsraum: Mathe 7b" in invitation.body
+    assert "Raum: Mathe 7b" in invitation.body
     assert f"Eingeladen von {TEACHER.display_name}" in invitation.body
     assert "gültig bis" in invitation.body
     entered = guest.post(path, {"csrf_token": guest.csrf_token(invitation), "name": "  Oma Erna "})
@@ -153,21 +159,31 @@ def test_a_withdrawn_link_ends_its_guests(slapd: Slapd, make_stack: Callable[...
     path = create_link(teacher, "Mathe7b")
     guest, _ = enter_as_guest(stack, path, "Gast")
     assert guest.get("/Mathe7b").status == 302
-    start = teacher.get("/auth/?room=Mathe7b")
-    link_id = re.search(r'name="link_id" value="([^"]+)"', start.body).group(1)  # type: ignore[union-attr]
-    # Another teacher cannot withdraw it.
+    # "Withdraw" is a link to a question, not a button that acts.
+    question_path = withdraw_question_of(teacher.get("/auth/?room=Mathe7b"))
+    question = teacher.get(question_path)
+    assert question.status == 200
+    assert "Withdraw the guest link for Mathe7b?" in question.body
+    link_id = re.search(r'name="link_id" value="([^"]+)"', question.body).group(1)  # type: ignore[union-attr]
+    assert guest.get("/Mathe7b").status == 302  # asking withdrew nothing
+    # Another teacher cannot withdraw it, nor see it.
     other = teacher_browser(stack, OTHER_TEACHER)
+    assert "gone already" in other.get(question_path).body
     other_page = other.get("/auth/")
-    other.post(
+    told = other.post(
         "/auth/guest-links/withdraw",
         {"csrf_token": other.csrf_token(other_page), "link_id": link_id},
     )
+    assert "gone already" in told.body
     assert guest.get("/Mathe7b").status == 302
     withdrawn = teacher.post(
         "/auth/guest-links/withdraw",
-        {"csrf_token": teacher.csrf_token(start), "link_id": link_id, "room": "Mathe7b"},
+        {"csrf_token": teacher.csrf_token(question), "link_id": link_id, "room": "Mathe7b"},
     )
-    assert withdrawn.header("Location") == "/auth/?room=Mathe7b"
+    # Said afterwards, with the way back.
+    assert withdrawn.status == 200
+    assert "The guest link for Mathe7b is withdrawn." in withdrawn.body
+    assert 'href="/auth/?room=Mathe7b"' in withdrawn.body
     assert guest_urls(teacher.get("/auth/?room=Mathe7b")) == []
     ended = guest.get("/Mathe7b")
     assert ended.status == 403
@@ -425,8 +441,9 @@ async def test_a_withdrawal_that_cannot_be_written_is_not_made(
             await links.withdraw(link.link_id, "t")
         # As the teacher is told: still listed, still valid, here and after a restart.
         assert await links.created_by("t") == [link]
+        # The link itself carries neither who made it nor when.
         assert await links.open(link_path.removeprefix("/auth/guest/")) == replace(
-            link, inviter_id=""
+            link, inviter_id="", created_at=0
         )
         assert await _links_on(path).created_by("t") == [link]
         disk.free() if disk_fault == "full" else disk.writable()
@@ -487,11 +504,11 @@ def test_a_full_state_disk_is_said_on_the_pages_and_no_restart_undoes_anything(
         copied = dict(pupil.cookies)
         disk.fill()
 
-        start = teacher.get("/auth/?room=Mathe7b")
-        link_id = re.search(r'name="link_id" value="([^"]+)"', start.body).group(1)  # type: ignore[union-attr]
+        question = teacher.get(withdraw_question_of(teacher.get("/auth/?room=Mathe7b")))
+        link_id = re.search(r'name="link_id" value="([^"]+)"', question.body).group(1)  # type: ignore[union-attr]
         refused = teacher.post(
             "/auth/guest-links/withdraw",
-            {"csrf_token": teacher.csrf_token(start), "link_id": link_id, "room": "Mathe7b"},
+            {"csrf_token": teacher.csrf_token(question), "link_id": link_id, "room": "Mathe7b"},
         )
         assert refused.status == 503
         assert "The guest link was not withdrawn" in refused.body

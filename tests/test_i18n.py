@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
 
-from sidecar.config.settings import LANGUAGES, Language
-from sidecar.web.i18n import TEXTS, Translator, choose_language
+from sidecar.config.settings import LANGUAGES, Address, Language
+from sidecar.web.i18n import DU, TEXTS, Translator, choose_language
 
 
 @pytest.mark.parametrize(
@@ -137,3 +138,54 @@ def test_a_refused_default_gives_the_other_language() -> None:
     assert choose_language("de;q=0", "de") == "en"
     assert choose_language("en;q=0", "en") == "de"
     assert choose_language("de;q=0, en;q=0", "de") == "de"
+
+
+@pytest.mark.parametrize("key", sorted(DU))
+def test_every_du_form_replaces_a_german_text_with_the_same_placeholders(key: str) -> None:
+    assert key in TEXTS["de"]
+    assert _placeholders(DU[key]) == _placeholders(TEXTS["de"][key])
+    assert DU[key] != TEXTS["de"][key]
+
+
+def test_the_school_chooses_how_the_german_pages_address_people() -> None:
+    assert "deinem Konto" in Translator("de", "du")("login.intro")
+    assert "deinem" not in Translator("de", "Sie")("login.intro")
+    assert "Lassen Sie" in Translator("de", "Sie")("waiting.checks")
+    assert "Lass sie" in Translator("de", "du")("waiting.checks")
+    # Neither in English, nor in the texts that need no address.
+    assert Translator("en", "du")("login.intro") == Translator("en", "Sie")("login.intro")
+    assert Translator("de", "du")("waiting.text") == Translator("de", "Sie")("waiting.text")
+
+
+def test_a_german_page_says_du_or_sie_never_both() -> None:
+    informal = re.compile(r"\b(du|dich|dir|dein\w*)\b", re.IGNORECASE)
+    formal = re.compile(r"\b(Sie|Ihnen|Ihr\w*)\b")
+    cases: tuple[tuple[Address, re.Pattern[str]], ...] = (("Sie", informal), ("du", formal))
+    for address, wrong in cases:
+        translate = Translator("de", address)
+        for key, text in TEXTS["de"].items():
+            filled = translate(key, **{name: "X" for name in _placeholders(text)})
+            # "sie" lower case is "she" or "they": only a capital one at a sentence start counts.
+            assert not wrong.search(filled.replace(". Sie ", ". sie ")), (address, key, filled)
+
+
+@pytest.mark.parametrize(
+    ("count", "english", "german"),
+    [(1, "1 lesson", "1 Raum"), (2, "2 lessons", "2 Räume"), (0, "0 lessons", "0 Räume")],
+)
+def test_counts_have_their_plural_forms(count: int, english: str, german: str) -> None:
+    assert Translator("en").count("start.rooms", count) == english
+    assert Translator("de").count("start.rooms", count) == german
+
+
+def _words(text: str) -> set[str]:
+    without_placeholders = re.sub(r"\{[^}]*\}", "", text)
+    return {word.lower() for word in re.findall(r"[A-Za-zÄÖÜäöüß]{3,}", without_placeholders)}
+
+
+def test_no_english_word_on_a_german_page() -> None:
+    """Only the words both languages use: product names, and a few German has taken in."""
+    shared = {"android", "app", "browser", "ipad", "iphone", "link", "links", "minute", "name"}
+    english = set().union(*(_words(text) for text in TEXTS["en"].values()))
+    for key, text in [*TEXTS["de"].items(), *DU.items()]:
+        assert not (_words(text) & english) - shared, (key, text)

@@ -60,7 +60,7 @@ def raw_request(nginx: Nginx, data: bytes) -> bytes:
 def test_a_token_off_the_room_pages_is_refused_unlogged(stack: Stack, path: str) -> None:
     reply = stack.get(path)
     assert reply.status == 404
-    assert "nennt keinen Besprechungsraum" in reply.body
+    assert "ist kein Raum" in reply.body
     assert TOKEN not in stack.nginx.access_log.read_text()
     assert TOKEN not in stack.sidecar.log()
 

@@ -51,18 +51,18 @@ def test_outage_keeps_people_in_and_never_lets_anyone_new_in(
     assert session_browser.get(reply.header("Location") or "").status == 200
     assert (stack.get("/Mathe7b", cached).header("Location") or "").startswith("/Mathe7b?jwt=")
 
-    # Everyone else: 503 "directory unreachable", never a password loop, never a 200.
+    # Everyone else: 503 "the login service does not answer", never a password loop, never a 200.
     uncached = stack.get(
         "/Mathe7b", {**basic_auth(OTHER_PUPIL.uid, OTHER_PUPIL.password), "Accept-Language": "en"}
     )
     assert uncached.status == 503
-    assert "unreachable" in uncached.body
+    assert "login service does not answer" in uncached.body
     assert uncached.header("WWW-Authenticate") is None
     wrong = stack.get("/Mathe7b", basic_auth(OTHER_PUPIL.uid, "wrong"))
     assert wrong.status == 503
     form = Browser(stack).log_in(OTHER_PUPIL.uid, OTHER_PUPIL.password)
     assert form.status == 503
-    assert "unreachable" in form.body
+    assert "login service does not answer" in form.body
     assert SESSION not in form.headers.get("Set-Cookie", "")
 
     own_slapd.start()

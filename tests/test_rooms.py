@@ -195,4 +195,4 @@ def test_rooms_prosody_cannot_hold_get_the_not_a_room_page(stack: Stack, room: s
     teacher = SCHOOL.teachers[0]
     reply = stack.get("/" + quote(room), basic_auth(teacher.uid, teacher.password))
     assert reply.status == 404
-    assert "nennt keinen Besprechungsraum" in reply.body
+    assert "ist kein Raum" in reply.body

@@ -189,3 +189,48 @@ def test_app_links_for_odd_room_names(room: str) -> None:
         assert intent == f"Intent;scheme={scheme};package={scheme};end"
     web = urlsplit(web_link_with_token("https://meet.school.example", request, "h.p.s"))
     assert (web.scheme, unquote(web.path), web.query) == ("https", "/" + room, "jwt=h.p.s")
+
+
+def test_statistics_are_a_page_for_a_browser(classroom_stack: Stack, jitsi: JitsiHttp) -> None:
+    jitsi.open("mathe7b", participants=1)
+    teacher = Browser(classroom_stack, "de")
+    assert teacher.log_in(TEACHER.uid, TEACHER.password, "/auth/").status == 302
+    browser_accept = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = teacher.get("/auth/statistics", browser_accept)
+    assert page.status == 200
+    assert (page.header("Content-Type") or "").startswith("text/html")
+    assert re.search(r"<dt>Räume</dt><dd>1</dd>\s*<dt>Personen</dt><dd>1</dd>", page.body)
+    assert 'href="/auth/"' in page.body
+    # One of each: the plural forms on the start page.
+    assert "Gerade: 1 Raum mit 1 Person." in teacher.get("/auth/").body
+    jitsi.open("physik9a", participants=2)
+    assert "Gerade: 2 Räume mit 3 Personen." in wait_for_figures(teacher, "2 Räume")
+    # A script still gets JSON, whatever else it accepts.
+    data = teacher.get("/auth/statistics", {"Accept": "application/json, text/html"})
+    assert data.body.replace(" ", "") == '{"conferences":2,"participants":3}'
+    pupil = Browser(classroom_stack, "de")
+    assert pupil.log_in(PUPIL.uid, PUPIL.password, "/auth/").status == 302
+    refused = pupil.get("/auth/statistics", browser_accept)
+    assert refused.status == 403
+    assert "Die Zahlen sind für Lehrkräfte." in refused.body
+    nobody = classroom_stack.get("/auth/statistics", browser_accept)
+    assert nobody.status == 302
+    assert (nobody.header("Location") or "").startswith("/auth/login?next=")
+
+
+def wait_for_figures(browser: Browser, expected: str) -> str:
+    """The start page once its figures show ``expected`` (the bridge's are kept a while)."""
+    body = poll_until(lambda: browser.get("/auth/").body, lambda body: expected in body)
+    assert expected in body, body
+    return body
+
+
+def test_the_start_page_names_the_role_in_the_pages_language(classroom_stack: Stack) -> None:
+    for language, teacher_role, pupil_role in (
+        ("de", "Lehrkraft", "Schülerin oder Schüler"),
+        ("en", "teacher", "pupil"),
+    ):
+        for person, role in ((TEACHER, teacher_role), (PUPIL, pupil_role)):
+            credentials = {**basic_auth(person.uid, person.password), "Accept-Language": language}
+            page = classroom_stack.get("/auth/", credentials)
+            assert f"({role})." in page.body, (language, person.uid)

@@ -134,7 +134,7 @@ def test_a_session_pupil_waits_and_is_let_in(
     waiting = browser.get("/Mathe7b")
     assert waits(waiting)
     assert "Der Unterricht hat noch nicht begonnen" in waiting.body
-    assert "Besprechungsraum: Mathe7b" in waiting.body
+    assert "Raum: Mathe7b" in waiting.body
     fake.open("mathe7b")
     assert until_let_in(lambda: browser.get("/Mathe7b")).status == 302
 

@@ -45,6 +45,7 @@ LoginMethod = Literal["form", "basic"]
 Language = Literal["de", "en"]
 RoomSizeErrorPolicy = Literal["wait", "admit"]
 LogFormat = Literal["plain", "json"]
+Address = Literal["du", "Sie"]  # how the German pages speak to people
 LANGUAGES: tuple[Language, ...] = ("de", "en")
 # The role of a guest session: not a [[roles]] name, never a moderator.
 GUEST_ROLE = "guest"
@@ -161,6 +162,34 @@ def _realm(key: str, value: str) -> str:
     if '"' in value or "\\" in value:
         raise ConfigError(key, "must not contain quotes or backslashes")
     return value
+
+
+# A text per language, as (language, text) pairs in LANGUAGES' order.
+PerLanguage = tuple[tuple[Language, str], ...]
+MAX_SHOWN_TEXT = 500
+
+
+def _per_language(key: str, value: object) -> PerLanguage:
+    """``{ de = "...", en = "..." }``; one plain string (the environment's form) serves both."""
+    table = dict.fromkeys(LANGUAGES, value) if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise ConfigError(key, 'must be a table, like { de = "...", en = "..." }')
+    for language, text in table.items():
+        if language not in LANGUAGES:
+            raise ConfigError(key, f"{language!r} is not a language ({', '.join(LANGUAGES)})")
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{key}.{language}", "must be a text that is not empty")
+        if any(ord(ch) < 0x20 for ch in text):
+            raise ConfigError(f"{key}.{language}", "contains a control character")
+        if len(text) > MAX_SHOWN_TEXT:
+            raise ConfigError(f"{key}.{language}", f"longer than {MAX_SHOWN_TEXT} characters")
+    return tuple((language, table[language]) for language in LANGUAGES if language in table)
+
+
+def in_language(texts: PerLanguage, language: Language) -> str | None:
+    """The text for ``language``, else the one there is, else None."""
+    chosen = dict(texts)
+    return chosen.get(language) or next(iter(chosen.values()), None)
 
 
 def _redis_url_or_empty(key: str, value: str) -> str:
@@ -476,6 +505,11 @@ class RoleRule:
     # teacher reloading must not land in her own lobby).
     lobby_bypass: bool | None = option(None)
     email: bool | None = option(None)  # send the address; None: only for moderators
+    # What the pages call the role, per language; unset: its name.
+    display_name: PerLanguage = option((), parse=_per_language, read_as=object)
+
+    def shown_name(self, language: Language) -> str:
+        return in_language(self.display_name, language) or self.name
 
     @property
     def token_features(self) -> dict[str, FeatureValue]:
@@ -499,6 +533,15 @@ class LoginSettings:
     default_language: Language = option("de")
     school_name: str = option("")
     logo_file: Path | None = option(None, parse=_logo)
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """What the pages say beyond their fixed words."""
+
+    address: Address = option("Sie")  # German: "Sie" for parents and teachers, or "du"
+    # Whom to ask, on the login and refusal pages; unset: no such paragraph.
+    help_text: PerLanguage = option((), parse=_per_language, read_as=object)
 
 
 @dataclass(frozen=True)
@@ -631,6 +674,7 @@ class Settings:
     guests: GuestSettings = GuestSettings()
     previous_keys: tuple[PreviousKey, ...] = ()  # public keys served after a rotation
     state: StateSettings = StateSettings()
+    site: SiteSettings = SiteSettings()
 
     @property
     def xmpp_domain(self) -> str:
@@ -689,6 +733,7 @@ SECTIONS: dict[str, type] = {
     "classroom": ClassroomSettings,
     "guests": GuestSettings,
     "state": StateSettings,
+    "site": SiteSettings,
 }
 
 
@@ -740,6 +785,7 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
             PreviousKey, "previous_keys", document.get("previous_keys"), required=False
         ),
         state=section(StateSettings, "state"),
+        site=section(SiteSettings, "site"),
     )
 
 

@@ -49,7 +49,7 @@ from sidecar.sessions import SessionCookies
 from sidecar.shared_state import SharedState, open_redis
 from sidecar.single_flight import SingleFlight
 from sidecar.visits import Visits
-from sidecar.web import guest_pages, pages, start
+from sidecar.web import guest_pages, pages, room_state, start
 from sidecar.web.app_keys import (
     AUTHENTICATOR,
     BRIDGE,
@@ -92,10 +92,12 @@ DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
 # Failed accepts (out of descriptors), for the liveness check (sidecar.daemon.descriptors).
 ACCEPT_FAILURES: web.AppKey[AcceptFailures] = web.AppKey("accept_failures")
 
-# The sidecar's pages load nothing from anywhere else and cannot be framed.
+# The sidecar's pages load nothing from anywhere else and cannot be framed; their
+# scripts are files of their own (static/), never inline.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+        "img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
@@ -367,9 +369,11 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app.router.add_get("/auth/asap/{name}", _public_key_handler(PublicKeys(settings)))
     app.router.add_get("/auth/", start.start_page)
     app.router.add_get("/auth/statistics", start.statistics)
+    app.router.add_get(room_state.PATH, room_state.room_state)
     app.router.add_get("/auth/guest/{value}", guest_pages.guest_page)
     app.router.add_post("/auth/guest/{value}", guest_pages.guest_enter)
     app.router.add_post("/auth/guest-links", guest_pages.create_link)
+    app.router.add_get("/auth/guest-links/withdraw", guest_pages.withdraw_form)
     app.router.add_post("/auth/guest-links/withdraw", guest_pages.withdraw_link)
     app.router.add_static("/auth/static/", Path(__file__).with_name("static"))
     return app

@@ -9,12 +9,12 @@ like a pupil and enter with a participant token whose name says "(Gast)" or
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
-from sidecar.guest_links import GuestLink, GuestLinks, InvalidLink, NotSaved
+from sidecar.guest_links import PATH_PREFIX, GuestLink, GuestLinks, InvalidLink, NotSaved
 from sidecar.names import NameRefused, guest_name, with_suffix
 from sidecar.refusals import minutes_to_wait
 from sidecar.regulation import place_of
@@ -30,13 +30,12 @@ from sidecar.web.app_keys import (
     SETTINGS,
 )
 from sidecar.web.csrf import FIELD as CSRF_FIELD
-from sidecar.web.i18n import Translator
+from sidecar.web.guest_list import CREATED_ANCHOR, DEFAULT_DAYS, until_text
 from sidecar.web.pages import form_field, message, named_page, read_form, render, translator
 from sidecar.web.visitors import Visitor, visit_of, visitor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DAYS = 7
 LIMIT_WINDOW_SECONDS = 3600
 
 
@@ -45,12 +44,6 @@ def _links(request: web.Request) -> GuestLinks:
     if links is None:
         raise web.HTTPNotFound(text="Not found")
     return links
-
-
-def until_text(t: Translator, expires_at: int) -> str:
-    moment = time.localtime(expires_at)
-    shown = time.strftime("%d.%m.%Y %H:%M" if t.language == "de" else "%Y-%m-%d %H:%M", moment)
-    return t("guest.until", until=shown)
 
 
 async def _limited(request: web.Request, limit: SiteLimit, key: str) -> web.Response | None:
@@ -113,7 +106,7 @@ async def guest_enter(request: web.Request) -> web.StreamResponse:
         # Entering would replace her own session: she logs out first, knowingly.
         text = t("guest.logged_in", name=current.display_name)
         return message(
-            request, "guest-home", text=text, link="/auth/logout", link_text=t("start.logout")
+            request, "logged-in", text=text, link="/auth/logout", link_text=t("start.logout")
         )
     place = place_of(request.headers.get("X-Real-IP", ""))
     limited = await _limited(request, request.app[GUEST_LIMIT], place)
@@ -167,28 +160,78 @@ async def create_link(request: web.Request) -> web.StreamResponse:
         days = int(form_field(form, "days") or "")
     except ValueError:
         days = DEFAULT_DAYS
+    links = _links(request)
     try:
-        await _links(request).create(room, days, who.person.user_id, who.person.display_name)
+        path = await links.create(room, days, who.person.user_id, who.person.display_name)
     except NotSaved:
         return _not_saved(request, "guest-not-created", start_page_location(room))
+    link = await links.open(path.removeprefix(PATH_PREFIX))
     log.info("%r created a guest link for %r", who.person.user_id, room.backend_name)
-    return web.Response(status=302, headers={"Location": start_page_location(room)})
+    # The start page shows it first, with its copy button, and scrolls there.
+    location = f"{start_page_location(room)}&created={quote(link.link_id)}#{CREATED_ANCHOR}"
+    return web.Response(status=302, headers={"Location": location})
+
+
+def _back_location(back: str) -> str:
+    """The start page, with the room the teacher had open there."""
+    try:
+        return start_page_location(room_named(back)) if back else "/auth/"
+    except NotARoom:
+        return "/auth/"
+
+
+async def withdraw_form(request: web.Request) -> web.Response:
+    """Asks before a link is withdrawn: a link, not a button, leads here."""
+    who = await visitor(request)
+    if who is None or not who.is_teacher:
+        raise web.HTTPForbidden(text="Only teachers manage guest links.")
+    back_room = request.query.get("room", "")
+    back = _back_location(back_room)
+    mine = {link.link_id: link for link in await _links(request).created_by(who.person.user_id)}
+    link = mine.get(request.query.get("link_id", ""))
+    t = translator(request)
+    if link is None:
+        return message(
+            request,
+            "guest-withdrawn",
+            text=t("guest.withdraw_gone"),
+            link=back,
+            link_text=t("guest.back"),
+        )
+    tokens = request.app[CSRF_TOKENS]
+    csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
+    response = render(
+        request,
+        "guest_withdraw.html",
+        link=link,
+        until=until_text(t, link.expires_at),
+        csrf_token=csrf_token,
+        back=back,
+        back_room=back_room,
+    )
+    if set_cookie is not None:
+        response.headers.add("Set-Cookie", set_cookie)
+    return response
 
 
 async def withdraw_link(request: web.Request) -> web.StreamResponse:
     form, who = await _teacher_form(request)
     link_id = form_field(form, "link_id") or ""
-    back = form_field(form, "room") or ""
+    location = _back_location(form_field(form, "room") or "")
+    links = _links(request)
+    mine = {link.link_id: link for link in await links.created_by(who.person.user_id)}
+    t = translator(request)
     try:
-        location = start_page_location(room_named(back)) if back else "/auth/"
-    except NotARoom:
-        location = "/auth/"
-    try:
-        if await _links(request).withdraw(link_id, who.person.user_id):
-            log.info("%r withdrew guest link %s", who.person.user_id, link_id)
+        withdrawn = await links.withdraw(link_id, who.person.user_id)
     except NotSaved:
         return _not_saved(request, "guest-not-withdrawn", location)
-    return web.Response(status=302, headers={"Location": location})
+    if withdrawn and link_id in mine:
+        log.info("%r withdrew guest link %s", who.person.user_id, link_id)
+        text = t("guest.withdrawn_done", room=mine[link_id].room)
+    else:
+        text = t("guest.withdraw_gone")
+    # Said afterwards, on a page of its own: nothing disappears silently.
+    return message(request, "guest-withdrawn", text=text, link=location, link_text=t("guest.back"))
 
 
 def _not_saved(request: web.Request, name: str, back: str) -> web.Response:

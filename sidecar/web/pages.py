@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.config.settings import LOGO_TYPES
+from sidecar.config.settings import LOGO_TYPES, in_language
 from sidecar.credentials import check_credentials, parse_basic_authorization
 from sidecar.refusals import Banned, LoginRefused, UnacceptableCredentials, minutes_to_wait
 from sidecar.rooms import NotARoom, parse_room_uri, room_named, safe_next
@@ -42,6 +42,10 @@ PAGE_STATUS = {
     "wrong-room": 403,
     "guest-invalid": 403,
 }
+# Pages after which somebody may need to ask a person: they show [site] help_text.
+HELP_PAGES = frozenset(
+    {"challenge", "forbidden", "banned", "unavailable", "error", "not-a-room", "guest-invalid"}
+)
 
 
 def _tenants(request: web.Request) -> frozenset[str]:
@@ -51,7 +55,8 @@ def _tenants(request: web.Request) -> frozenset[str]:
 def translator(request: web.Request) -> Translator:
     settings = request.app[SETTINGS]
     return Translator(
-        choose_language(request.headers.get("Accept-Language"), settings.login.default_language)
+        choose_language(request.headers.get("Accept-Language"), settings.login.default_language),
+        settings.site.address,
     )
 
 
@@ -59,11 +64,13 @@ def render(
     request: web.Request, template: str, *, status: int = 200, **context: Any
 ) -> web.Response:
     settings = request.app[SETTINGS]
+    t = translator(request)
     body = (
         request.app[TEMPLATES]
         .get_template(template)
         .render(
-            t=translator(request),
+            t=t,
+            help_text=in_language(settings.site.help_text, t.language),
             school_name=settings.login.school_name,
             has_logo=settings.login.logo_file is not None,
             **context,
@@ -79,7 +86,9 @@ def message(
     text: str | None = None,
     link: str | None = None,
     link_text: str | None = None,
+    logout_link: bool = False,
 ) -> web.Response:
+    """Page ``name``: its words, a link onwards, and always one to the start page."""
     t = translator(request)
     return render(
         request,
@@ -89,6 +98,8 @@ def message(
         text=text if text is not None else t(f"{name}.text"),
         link=link,
         link_text=link_text,
+        logout_link=logout_link,
+        with_help=name in HELP_PAGES,
     )
 
 
@@ -121,7 +132,7 @@ async def named_page(
         response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
         return response
     if name == "not-a-room":
-        return message(request, name, link="/", link_text=t("start"))
+        return message(request, name, link="/auth/", link_text=t("start"))
     if name == "waiting":
         return _waiting_page(request, retry)
     if name == "wrong-room":
@@ -146,7 +157,9 @@ def guest_room_message(request: web.Request, name: str, session: Session) -> web
     except NotARoom:
         path = "/"
     text = t("wrong-room.text", room=session.room)
-    return message(request, name, text=text, link=path, link_text=t("wrong-room.go"))
+    return message(
+        request, name, text=text, link=path, link_text=t("wrong-room.go"), logout_link=True
+    )
 
 
 def _waiting_page(request: web.Request, room_path: str) -> web.Response:
@@ -329,6 +342,11 @@ async def logout_form(request: web.Request) -> web.Response:
     tokens = request.app[CSRF_TOKENS]
     csrf_token, set_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
     session = await visit_of(request).cookie_session()
+    if session is None:
+        # Nobody to log out: said plainly, no question asked.
+        t = translator(request)
+        text = t("logged_out.nobody")
+        return message(request, "logged_out", text=text, link="/auth/", link_text=t("start"))
     response = render(
         request,
         "logout.html",
@@ -369,7 +387,7 @@ async def logout(request: web.Request) -> web.Response:
     # Not saved: this browser is logged out all the same (the cookie goes), and
     # the page says that a restart could bring the session back elsewhere.
     name = "logged_out" if saved else "logged_out_unsaved"
-    response = message(request, name, link="/", link_text=t("start"))
+    response = message(request, name, link="/auth/", link_text=t("start"))
     if not saved:
         response.set_status(503)
     visit.clear_cookie()

@@ -24,20 +24,19 @@ from sidecar.waiting_rule import WaitingRule
 from sidecar.web.app_keys import (
     BRIDGE,
     CSRF_TOKENS,
-    GUEST_LINKS,
     ROOM_SIZE,
     SESSIONS,
     SETTINGS,
     TOKENS,
+    WAITING,
 )
-from sidecar.web.guest_pages import DEFAULT_DAYS, until_text
-from sidecar.web.pages import guest_room_message, named_page, render, translator
+from sidecar.web.guest_list import guest_links_context
+from sidecar.web.pages import guest_room_message, message, named_page, render, translator
 from sidecar.web.visitors import Visitor, visit_of, visitor
 
 log = logging.getLogger(__name__)
 
 MAX_ROOM_NAME_INPUT = 200
-DEFAULT_GUEST_DAYS = DEFAULT_DAYS
 
 
 def _room_asked(request: web.Request) -> tuple[RoomRequest | None, bool]:
@@ -71,27 +70,6 @@ async def _figures(request: web.Request) -> BridgeFigures | None:
     return None if bridge is None else await bridge.figures()
 
 
-async def _guest_links_context(request: web.Request, who: Visitor) -> dict[str, Any] | None:
-    links = request.app[GUEST_LINKS]
-    if links is None or not who.is_teacher:
-        return None
-    settings = request.app[SETTINGS]
-    t = translator(request)
-    return {
-        "max_days": settings.guests.max_days,
-        "default_days": min(DEFAULT_GUEST_DAYS, settings.guests.max_days),
-        "links": [
-            {
-                "link_id": link.link_id,
-                "room": link.room,
-                "until": until_text(t, link.expires_at),
-                "url": settings.server.public_url + links.path_of(link),
-            }
-            for link in await links.created_by(who.person.user_id)
-        ],
-    }
-
-
 async def start_page(request: web.Request) -> web.StreamResponse:
     room, not_a_room = _room_asked(request)
     guest = await visit_of(request).guest()
@@ -102,6 +80,7 @@ async def start_page(request: web.Request) -> web.StreamResponse:
     if who is None:
         return await _to_login(request, room)
     tokens = request.app[CSRF_TOKENS]
+    waiting_cookie = None
     csrf_token, csrf_cookie = tokens.token_for(request.cookies.get(tokens.cookie_name))
     settings = request.app[SETTINGS]
     context: dict[str, Any] = {
@@ -109,11 +88,12 @@ async def start_page(request: web.Request) -> web.StreamResponse:
         "room": room,
         "not_a_room": not_a_room,
         "asked": request.query.get("room", "")[:MAX_ROOM_NAME_INPUT],
+        "role_name": who.rule.shown_name(translator(request).language),
         "figures": await _figures(request) if who.is_teacher else None,
         "waiting": False,
         "apps": [],
         "app_link": None,
-        "guests": await _guest_links_context(request, who),
+        "guests": await guest_links_context(request, who, room.room if room else ""),
         "guest_room_error": request.query.get("guest_error") == "room",
         "csrf_token": csrf_token,
     }
@@ -126,22 +106,45 @@ async def start_page(request: web.Request) -> web.StreamResponse:
             )
             context["app_link"] = web_link_with_token(settings.server.public_url, room, token)
         else:
-            context["waiting"] = True
+            # Checked again at the waiting page's pace (its cookie, keyed by the room).
+            refresh, waiting_cookie = request.app[WAITING].next_check(request.cookies, room.path)
+            context.update(waiting=True, refresh=refresh, again=start_page_location(room))
     response = render(request, "start.html", **context)
-    if csrf_cookie is not None:
-        response.headers.add("Set-Cookie", csrf_cookie)
+    for cookie in (csrf_cookie, waiting_cookie):
+        if cookie is not None:
+            response.headers.add("Set-Cookie", cookie)
     return response
 
 
-async def statistics(request: web.Request) -> web.Response:
-    """``{"conferences": N, "participants": M}`` for teachers; null and 503 while unknown."""
+def _wants_html(request: web.Request) -> bool:
+    """A browser's Accept names text/html; a script's names JSON (or nothing)."""
+    accept = request.headers.get("Accept", "").lower()
+    return "text/html" in accept and "application/json" not in accept
+
+
+async def statistics(request: web.Request) -> web.StreamResponse:
+    """The bridge's figures for teachers: a page for a browser, else
+    ``{"conferences": N, "participants": M}`` (null and 503 while unknown)."""
+    html = _wants_html(request)
     if request.app[BRIDGE] is None:
+        if html:
+            raise web.HTTPNotFound(text="Not found")
         return web.json_response({"error": "no bridge statistics configured"}, status=404)
     who = await visitor(request)
     if who is None or not who.is_teacher:
-        return web.json_response({"error": "for teachers only"}, status=403)
+        if not html:
+            return web.json_response({"error": "for teachers only"}, status=403)
+        if who is None:
+            return await _to_login(request, None)
+        t = translator(request)
+        response = message(request, "statistics", text=t("statistics.teachers_only"))
+        response.set_status(403)
+        return response
     figures = await _figures(request) or UNKNOWN
+    status = 200 if figures.known else 503
+    if html:
+        return render(request, "statistics.html", status=status, figures=figures)
     return web.json_response(
         {"conferences": figures.conferences, "participants": figures.participants},
-        status=200 if figures.known else 503,
+        status=status,
     )
