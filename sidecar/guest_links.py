@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -38,6 +38,9 @@ from sidecar.rooms import NotARoom, RoomRequest, room_named
 from sidecar.shared_state import SharedState, done, optional_texts, texts
 from sidecar.state_files import StateFileError as StateFileError  # what the start catches
 from sidecar.state_files import remove_leftovers, unreadable, write_atomically
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -161,25 +164,29 @@ class GuestLinks:
     async def _share(self, shared: SharedState, link: GuestLink) -> None:
         mine = shared.key(LINKS_OF, link.inviter_id)
         lifetime_ms = max(1, int((link.expires_at - self._clock()) * 1000))
-        pipe = shared.redis.pipeline(transaction=False)
-        pipe.set(shared.key(LINK, link.link_id), json.dumps(asdict(link)), px=lifetime_ms)
-        # Her links by expiry; the list lives as long as the longest a link can.
-        pipe.zadd(mine, {link.link_id: link.expires_at})
-        pipe.zremrangebyscore(mine, "-inf", self._clock())
-        pipe.expire(mine, self._settings.max_days * 86400)
-        await shared.ask(LINK, pipe.execute(), done)
+        now, longest = self._clock(), self._settings.max_days * 86400
+
+        def queue(pipe: Pipeline) -> None:
+            pipe.set(shared.key(LINK, link.link_id), json.dumps(asdict(link)), px=lifetime_ms)
+            # Her links by expiry; the list lives as long as the longest a link can.
+            pipe.zadd(mine, {link.link_id: link.expires_at})
+            pipe.zremrangebyscore(mine, "-inf", now)
+            pipe.expire(mine, longest)
+
+        await shared.pipeline(LINK, queue, done)
 
     async def _shared_links(self, shared: SharedState, inviter_id: str) -> list[GuestLink] | None:
         """Her links as Redis knows them; None when it does not answer."""
         mine = shared.key(LINKS_OF, inviter_id)
-        ids = await shared.ask(
-            LINKS_OF, shared.redis.zrangebyscore(mine, self._clock(), "+inf"), texts
+        now = self._clock()
+        ids = await shared.command(
+            LINKS_OF, lambda redis: redis.zrangebyscore(mine, now, "+inf"), texts
         )
         if ids is None:
             return None
         keys = [shared.key(LINK, link_id) for link_id in ids]
         stored = (
-            await shared.ask(LINK, shared.redis.mget(keys), optional_texts(len(keys)))
+            await shared.command(LINK, lambda redis: redis.mget(keys), optional_texts(len(keys)))
             if keys
             else []
         )
@@ -260,10 +267,13 @@ class GuestLinks:
         shared = self._shared
         if shared is not None:
             await shared.mark(WITHDRAWN, link_id, link.expires_at)
-            pipe = shared.redis.pipeline(transaction=False)
-            pipe.delete(shared.key(LINK, link_id))
-            pipe.zrem(shared.key(LINKS_OF, inviter_id), link_id)
-            await shared.ask(LINK, pipe.execute(), done)
+            link_key, links_key = shared.key(LINK, link_id), shared.key(LINKS_OF, inviter_id)
+
+            def queue(pipe: Pipeline) -> None:
+                pipe.delete(link_key)
+                pipe.zrem(links_key, link_id)
+
+            await shared.pipeline(LINK, queue, done)
         return True
 
     async def created_by(self, inviter_id: str) -> list[GuestLink]:

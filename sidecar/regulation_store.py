@@ -300,9 +300,8 @@ class RedisStore:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._shared = shared.ask
+        self._shared = shared
         self._key = shared.key
-        self._redis = shared.redis
         self._settings = settings
         self._local = local
         self._clock = clock
@@ -327,16 +326,19 @@ class RedisStore:
         # that arrived before it and are still under way (of any two at once, the
         # later counts the earlier), and failures as they were at that moment (a
         # check that ended before has written its failure by then).
-        pipe = self._redis.pipeline(transaction=True)
-        for count in charged:
-            key = self._under_way_key(count)
-            pipe.zremrangebyscore(key, "-inf", now - UNDER_WAY_SECONDS)
-            pipe.zcard(key)
-            pipe.zadd(key, {hold.mark: now})
-            pipe.expire(key, UNDER_WAY_SECONDS)
-        self._queue_reading(pipe, consulted, known, now)
+
+        def queue(pipe: Pipeline) -> None:
+            for count in charged:
+                key = self._under_way_key(count)
+                pipe.zremrangebyscore(key, "-inf", now - UNDER_WAY_SECONDS)
+                pipe.zcard(key)
+                pipe.zadd(key, {hold.mark: now})
+                pipe.expire(key, UNDER_WAY_SECONDS)
+            self._queue_reading(pipe, consulted, known, now)
+
+        answered = integers_then_score(4 * len(charged) + _reading_length(consulted))
         try:
-            answers = await self._shared("begin", pipe.execute(), integers_then_score(len(pipe)))
+            answers = await self._shared.pipeline("begin", queue, answered, transaction=True)
         except BaseException:
             # Cancelled while Redis was asked: no count of this process stays
             # behind (a mark in Redis, if made, expires by itself).
@@ -352,17 +354,21 @@ class RedisStore:
         self._local.release(hold)
 
     async def unmark(self, hold: Hold) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for count in hold.counts:
-            pipe.zrem(self._under_way_key(count), hold.mark)
+        def queue(pipe: Pipeline) -> None:
+            for count in hold.counts:
+                pipe.zrem(self._under_way_key(count), hold.mark)
+
         # Unanswered, the marks count until UNDER_WAY_SECONDS have passed.
-        await self._shared("end", pipe.execute(), done)
+        await self._shared.pipeline("end", queue, done)
 
     async def read(self, consulted: Sequence[Count], known: str) -> Reading:
         local = self._local.read_bans_now(consulted, known)
-        pipe = self._redis.pipeline(transaction=False)
-        self._queue_reading(pipe, consulted, known, self._clock())
-        answers = await self._shared("read", pipe.execute(), integers_then_score(len(pipe)))
+        now = self._clock()
+        answers = await self._shared.pipeline(
+            "read",
+            lambda pipe: self._queue_reading(pipe, consulted, known, now),
+            integers_then_score(_reading_length(consulted)),
+        )
         return local if answers is None else local.merged(self._reading(answers, consulted, {}))
 
     def _queue_reading(
@@ -397,46 +403,54 @@ class RedisStore:
         await self._local.fail(hold, limits)
         now = self._clock()
         window_ms = self._settings.window * 1000
-        pipe = self._redis.pipeline(transaction=False)
-        for count in hold.counts:
-            key = self._failures_key(count)
-            # A unique member per failure: two at the same instant are two.
-            pipe.zadd(key, {f"{now}:{hold.mark}": now})
-            pipe.zremrangebyscore(key, "-inf", now - self._settings.window)
-            pipe.zcard(key)
-            pipe.pexpire(key, window_ms)
-        answers = await self._shared("fail", pipe.execute(), integers(len(pipe)))
+
+        def queue(pipe: Pipeline) -> None:
+            for count in hold.counts:
+                key = self._failures_key(count)
+                # A unique member per failure: two at the same instant are two.
+                pipe.zadd(key, {f"{now}:{hold.mark}": now})
+                pipe.zremrangebyscore(key, "-inf", now - self._settings.window)
+                pipe.zcard(key)
+                pipe.pexpire(key, window_ms)
+
+        answers = await self._shared.pipeline("fail", queue, integers(4 * len(hold.counts)))
         if answers is None:
             return
-        banning = self._redis.pipeline(transaction=False)
-        reached = False
-        for index, count in enumerate(hold.counts):
-            if int(answers[4 * index + 2]) >= limits[count[0]]:
-                reached = True
-                banning.set(self._ban_key(count), "1", px=self._settings.ban_time * 1000)
-                banning.delete(self._failures_key(count))
+        reached = [
+            count
+            for index, count in enumerate(hold.counts)
+            if int(answers[4 * index + 2]) >= limits[count[0]]
+        ]
+
+        def ban(pipe: Pipeline) -> None:
+            for count in reached:
+                pipe.set(self._ban_key(count), "1", px=self._settings.ban_time * 1000)
+                pipe.delete(self._failures_key(count))
+
         if reached:
-            await self._shared("ban", banning.execute(), done)
+            await self._shared.pipeline("ban", ban, done)
 
     async def succeed(self, count: Count, known: str) -> None:
         await self._local.succeed(count, known)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.delete(self._failures_key(count))
         lifetime = self._settings.known_address_lifetime
-        if lifetime > 0:
-            who, _, place = known.rpartition("\n")
-            key, now = self._known_key(who), self._clock()
-            pipe.zadd(key, {digest(place): now})
-            pipe.zremrangebyscore(key, "-inf", now - lifetime)
-            # The places she logged in from last are kept, the others forgotten.
-            pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
-            pipe.expire(key, lifetime)
-        await self._shared("succeed", pipe.execute(), done)
+        now = self._clock()
+
+        def queue(pipe: Pipeline) -> None:
+            pipe.delete(self._failures_key(count))
+            if lifetime > 0:
+                who, _, place = known.rpartition("\n")
+                key = self._known_key(who)
+                pipe.zadd(key, {digest(place): now})
+                pipe.zremrangebyscore(key, "-inf", now - lifetime)
+                # The places she logged in from last are kept, the others forgotten.
+                pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
+                pipe.expire(key, lifetime)
+
+        await self._shared.pipeline("succeed", queue, done)
 
     async def entry_of(self, name: str) -> str | None:
-        found = await self._shared(
-            "entry", self._redis.get(self._key("entry", name)), optional_text
-        )
+        key = self._key("entry", name)
+        found = await self._shared.command("entry", lambda redis: redis.get(key), optional_text)
         return found if found is not None else await self._local.entry_of(name)
 
     async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
@@ -446,10 +460,10 @@ class RedisStore:
         # only, so that sprayed names do not pile up.
         lifetime = self._settings.window if stand_in else self._settings.known_address_lifetime
         lifetime = max(1, lifetime)
-        await self._shared(
-            "entry",
-            self._redis.set(
-                self._key("entry", name), entry.encode("utf-8", "surrogatepass"), ex=lifetime
-            ),
-            done,
-        )
+        key, value = self._key("entry", name), entry.encode("utf-8", "surrogatepass")
+        await self._shared.command("entry", lambda redis: redis.set(key, value, ex=lifetime), done)
+
+
+def _reading_length(consulted: Sequence[Count]) -> int:
+    """How many answers :meth:`RedisStore._queue_reading` queues: two a count, and her place."""
+    return 2 * len(consulted) + 1

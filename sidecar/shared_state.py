@@ -30,7 +30,6 @@ when it starts and when it ends, and counted in ``jitsi_auth_state_errors``.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +42,8 @@ if TYPE_CHECKING:
     # The redis library is loaded only where a Redis is configured: it costs a
     # single-node daemon 8 MB of memory for nothing.
     from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+    from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -190,7 +191,12 @@ def digest(text: str) -> str:
 
 
 class SharedState:
-    """Commands to the shared Redis, each answered or None (see the module's text)."""
+    """Commands to the shared Redis, each answered or None (see the module's text).
+
+    The only door to Redis: its callers say which commands to send
+    (:meth:`command`, :meth:`pipeline`, :meth:`evaluate`) and never hold the
+    client, so every command they send is bounded and checked here.
+    """
 
     def __init__(
         self,
@@ -201,7 +207,7 @@ class SharedState:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis = redis
+        self._redis = redis
         self._prefix = prefix
         self._metrics = metrics
         self._clock = clock
@@ -222,15 +228,62 @@ class SharedState:
     def key(self, kind: str, text: str) -> str:
         return f"{self._prefix}{kind}:{digest(text)}"
 
-    async def ask(
+    async def command(
+        self,
+        operation: str,
+        build: Callable[[Redis], Awaitable[Any]],
+        expect: Callable[[Any], T],
+    ) -> T | None:
+        """The answer to the one command ``build`` makes, checked by ``expect``;
+        None when there is none to use (``build`` is not called while Redis is paused)."""
+        if self._paused(operation):
+            return None
+        return await self._ask(operation, build(self._redis), expect)
+
+    async def pipeline(
+        self,
+        operation: str,
+        queue: Callable[[Pipeline], object],
+        expect: Callable[[list[Any]], T],
+        *,
+        transaction: bool = False,
+    ) -> T | None:
+        """The commands ``queue`` puts on one pipeline, sent as one round trip (as
+        one transaction with ``transaction``); their answers, checked by ``expect``."""
+        if self._paused(operation):
+            return None
+        pipe = self._redis.pipeline(transaction=transaction)
+        queue(pipe)
+        return await self._ask(operation, pipe.execute(), expect)
+
+    def script(self, source: str) -> AsyncScript:
+        """A Lua script for :meth:`evaluate` (sent by its digest, its text only once)."""
+        return self._redis.register_script(source)
+
+    async def evaluate(
+        self,
+        operation: str,
+        script: AsyncScript,
+        keys: list[str],
+        arguments: list[Any],
+        expect: Callable[[Any], T],
+    ) -> T | None:
+        """``script``'s answer for ``keys`` and ``arguments``, checked by ``expect``."""
+        if self._paused(operation):
+            return None
+        return await self._ask(operation, script(keys=keys, args=arguments), expect)
+
+    def _paused(self, operation: str) -> bool:
+        """Whether Redis is left alone now; a command not sent counts as an error."""
+        if self._clock() < self._paused_until:
+            self._metrics.state_errors.labels(operation).inc()
+            return True
+        return False
+
+    async def _ask(
         self, operation: str, command: Awaitable[Any], expect: Callable[[Any], T]
     ) -> T | None:
         """``command``'s answer, checked by ``expect``; None when there is none to use."""
-        if self._clock() < self._paused_until:
-            if inspect.iscoroutine(command):
-                command.close()  # never awaited: nothing is sent
-            self._metrics.state_errors.labels(operation).inc()
-            return None
         started = time.monotonic()
         try:
             answer = await command
@@ -270,20 +323,21 @@ class SharedState:
     async def mark(self, kind: str, ident: str, until: int) -> None:
         """Remember ``ident`` (an ended session, a withdrawn link) until the Unix time ``until``;
         later, should Redis not answer now."""
-        written = await self.ask(kind, self._set_mark(kind, ident, until), done)
+        written = await self.command(kind, self._set_mark(kind, ident, until), done)
         if written is None:
             if len(self._unwritten) >= MAX_UNWRITTEN_MARKS:
                 del self._unwritten[next(iter(self._unwritten))]
             self._unwritten[(kind, ident)] = until
 
-    def _set_mark(self, kind: str, ident: str, until: int) -> Awaitable[object]:
+    def _set_mark(self, kind: str, ident: str, until: int) -> Callable[[Redis], Awaitable[object]]:
         milliseconds = max(1, int((until - self._wall_clock()) * 1000))
-        return self.redis.set(self.key(kind, ident), str(until), px=milliseconds)
+        key = self.key(kind, ident)
+        return lambda redis: redis.set(key, str(until), px=milliseconds)
 
     async def _write_unwritten(self) -> None:
         marks, self._unwritten = self._unwritten, {}
         now = self._wall_clock()
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for (kind, ident), until in marks.items():
             if until > now:
                 pipe.set(self.key(kind, ident), str(until), px=int((until - now) * 1000))
@@ -294,4 +348,5 @@ class SharedState:
 
     async def marked(self, kind: str, ident: str) -> int | None:
         """Until when ``ident`` is marked, or None: not marked, or Redis did not answer."""
-        return await self.ask(kind, self.redis.get(self.key(kind, ident)), optional_integer)
+        key = self.key(kind, ident)
+        return await self.command(kind, lambda redis: redis.get(key), optional_integer)

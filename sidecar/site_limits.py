@@ -61,7 +61,7 @@ class SiteLimit:
         self._shared = shared
         self._clock = clock
         self._local = SlidingCounter(limit, window=window, ban_time=ban_time, clock=time.monotonic)
-        self._script = shared.redis.register_script(_SCRIPT) if shared is not None else None
+        self._script = shared.script(_SCRIPT) if shared is not None else None
         # Members of the window's set: unique per event across processes.
         self._tag = secrets.token_hex(6)
         self._events = itertools.count()
@@ -79,12 +79,11 @@ class SiteLimit:
         if self._shared is not None and self._script is not None:
             shared = self._shared
             member = f"{self._tag}:{next(self._events)}"
-            milliseconds = await shared.ask(
+            milliseconds = await shared.evaluate(
                 self._kind,
-                self._script(
-                    keys=[shared.key(self._kind, key), shared.key(f"{self._kind}-ban", key)],
-                    args=[self._clock(), self._window, self._limit, self._ban_time * 1000, member],
-                ),
+                self._script,
+                [shared.key(self._kind, key), shared.key(f"{self._kind}-ban", key)],
+                [self._clock(), self._window, self._limit, self._ban_time * 1000, member],
                 integer,
             )
             if milliseconds is not None and milliseconds > 0:

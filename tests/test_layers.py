@@ -1,5 +1,6 @@
 """The decision core and every family but web/ import no web framework, and
 nothing of web/: the arrows run from the web layer to the core, never back.
+And Redis has one door, :class:`sidecar.shared_state.SharedState`.
 
 Only ``sidecar/web/`` may import ``aiohttp.web``; the command line
 (``sidecar.cli``) is where the web server is started, so it is the one
@@ -9,10 +10,12 @@ nothing else has imported either yet.
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import sidecar
 
@@ -56,3 +59,36 @@ def test_the_check_sees_a_web_import() -> None:
     # The same check on the command line, which starts the web server, finds it.
     found = _web_modules_after_importing([ENTRY_POINT])
     assert {"aiohttp.web", "sidecar.web.server"} <= set(found)
+
+
+# What only the door may touch: the client it keeps, and what makes commands outside it.
+_REDIS_CLIENT = {"redis", "_redis", "register_script", "from_pool", "from_url"}
+_DOOR = {"shared_state.py"}
+
+
+def _redis_reaches(source: str) -> list[str]:
+    """The attribute reads in ``source`` that reach the Redis client past the door."""
+    return [
+        f"line {node.lineno}: .{node.attr}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr in _REDIS_CLIENT
+    ]
+
+
+def test_only_shared_state_holds_the_redis_client() -> None:
+    """Every command to Redis goes through SharedState, so each is bounded, and
+    answers None when Redis is away: not by convention, but because nobody else
+    holds the client. Callers hand it what to send (a function of the client
+    or of a pipeline, a script's keys), never keep it."""
+    root = Path(sidecar.__file__).parent
+    reaching = {
+        str(path.relative_to(root)): found
+        for path in sorted(root.rglob("*.py"))
+        if path.name not in _DOOR and (found := _redis_reaches(path.read_text()))
+    }
+    assert reaching == {}
+
+
+def test_the_door_check_sees_a_reach_past_it() -> None:
+    assert _redis_reaches("pipe = shared.redis.pipeline()") == ["line 1: .redis"]
+    assert _redis_reaches("script = client.register_script(SOURCE)") == ["line 1: .register_script"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -112,17 +112,20 @@ async def test_a_redis_that_refuses_connections_is_left_alone_for_a_moment() -> 
     state = shared(client, clock)
     sent: list[str] = []
 
-    async def command(name: str) -> object:
-        sent.append(name)
-        return await client.get("x")
+    def command(name: str) -> Callable[[Redis], Awaitable[object]]:
+        def build(redis: Redis) -> Awaitable[object]:
+            sent.append(name)
+            return redis.get("x")
 
-    assert await state.ask("first", command("first"), optional_text) is None
+        return build
+
+    assert await state.command("first", command("first"), optional_text) is None
     assert sent == ["first"]
     clock.now += REFUSED_PAUSE_SECONDS - 0.1
-    assert await state.ask("paused", command("paused"), optional_text) is None
+    assert await state.command("paused", command("paused"), optional_text) is None
     assert sent == ["first"]  # never sent
     clock.now += 0.2
-    assert await state.ask("again", command("again"), optional_text) is None
+    assert await state.command("again", command("again"), optional_text) is None
     assert sent == ["first", "again"]
     await client.aclose()
 
@@ -138,23 +141,26 @@ async def test_a_redis_that_does_not_answer_is_left_alone_for_a_while(
     state = shared(client, clock)
     sent: list[str] = []
 
-    async def command(name: str) -> object:
-        sent.append(name)
-        return await client.get("x")
+    def command(name: str) -> Callable[[Redis], Awaitable[object]]:
+        def build(redis: Redis) -> Awaitable[object]:
+            sent.append(name)
+            return redis.get("x")
+
+        return build
 
     assert redis_server.process is not None
     redis_server.process.send_signal(signal.SIGSTOP)
     try:
-        assert await state.ask("first", command("first"), optional_text) is None
+        assert await state.command("first", command("first"), optional_text) is None
         clock.now += REFUSED_PAUSE_SECONDS + 0.1  # longer than after a refusal
-        assert await state.ask("paused", command("paused"), optional_text) is None
+        assert await state.command("paused", command("paused"), optional_text) is None
         clock.now = 1000.0 + PAUSE_SECONDS - 0.1
-        assert await state.ask("paused", command("paused"), optional_text) is None
+        assert await state.command("paused", command("paused"), optional_text) is None
         assert sent == ["first"]
     finally:
         redis_server.process.send_signal(signal.SIGCONT)
     clock.now += 0.2
-    await state.ask("again", command("again"), optional_text)
+    await state.command("again", command("again"), optional_text)
     assert sent == ["first", "again"]
     await client.aclose()
 

@@ -17,7 +17,15 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from sidecar.config.fields import Secret, env_name, key_of, option_of
+from sidecar.config.fields import (
+    ConfigError,
+    Secret,
+    Sources,
+    key_of,
+    option_of,
+    raw_of,
+    secret_source,
+)
 from sidecar.config.settings import Settings, TcpAddress, UnixAddress
 
 MASKED = "********"
@@ -29,6 +37,7 @@ def render_settings(
     settings: Settings, document: Mapping[str, object], environ: Mapping[str, str]
 ) -> list[str]:
     """The lines of the effective configuration; ``document`` is the file as TOML read it."""
+    sources = Sources.of(environ)
     lines: list[str] = []
     for item in dataclasses.fields(settings):
         value = getattr(settings, item.name)
@@ -40,9 +49,9 @@ def render_settings(
                 lines += [f"# [[{item.name}]]: none", ""]
             for index, entry in enumerate(value):
                 table = raw_tables[index] if index < len(raw_tables) else {}
-                lines += [f"[[{item.name}]]", *_table(entry, _mapping(table), None, environ), ""]
+                lines += [f"[[{item.name}]]", *_table(entry, _mapping(table), None, sources), ""]
         else:
-            lines += [f"[{item.name}]", *_table(value, _mapping(raw), item.name, environ), ""]
+            lines += [f"[{item.name}]", *_table(value, _mapping(raw), item.name, sources), ""]
     return lines
 
 
@@ -51,24 +60,22 @@ def _mapping(value: object) -> Mapping[str, object]:
 
 
 def _table(
-    instance: Any, table: Mapping[str, object], section: str | None, environ: Mapping[str, str]
+    instance: Any, table: Mapping[str, object], section: str | None, sources: Sources
 ) -> list[str]:
     """One table's ``key = value`` lines; ``section`` is None for an array's table."""
     hints = typing.get_type_hints(type(instance))
     lines: list[str] = []
     for item in dataclasses.fields(instance):
         key = key_of(item)
-        variable = env_name(section, key) if section is not None else None
-        from_env = environ.get(variable) if variable is not None else None
-        raw = from_env if from_env is not None else table.get(key)
+        raw = raw_of(section, key, table, sources)
         value = getattr(instance, item.name)
         credential = option_of(item).credential
         if credential is not None:
-            shown = _secret(value, raw, credential, environ)
+            shown = _secret(key, value, raw.value, credential, sources)
         else:
-            shown = _value(item.name, value, hints[item.name], raw)
-        if from_env is not None:
-            note = f"  # from ${variable}"
+            shown = _value(item.name, value, hints[item.name], raw.value)
+        if raw.variable is not None:
+            note = f"  # from ${raw.variable}"
         elif key in table or shown.startswith("<secret from "):
             # A secret from a systemd credential already says where it came from.
             note = ""
@@ -78,18 +85,18 @@ def _table(
     return lines
 
 
-def _secret(value: object, raw: object, credential: str, environ: Mapping[str, str]) -> str:
+def _secret(key: str, value: object, raw: object, credential: str, sources: Sources) -> str:
     """Where a secret came from, the way the loader looked for it; never the secret."""
     if value is None or value == ():
         return NOT_SET
-    if isinstance(raw, str) and raw:
-        source = raw
-    elif environ.get("CREDENTIALS_DIRECTORY"):
-        source = f"credential {credential}"
-    else:
+    try:
+        source = secret_source(key, raw, credential, sources)
+    except ConfigError:
+        source = None
+    if source is None:
         return MASKED
     keys = f", {len(value)} keys" if isinstance(value, tuple) and len(value) > 1 else ""
-    return f"<secret from {source}{keys}>"
+    return f"<secret from {source.describe()}{keys}>"
 
 
 def _value(name: str, value: object, hint: object, raw: object) -> str:

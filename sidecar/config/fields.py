@@ -96,6 +96,67 @@ class Sources:
     environ: Mapping[str, str]
     credentials_dir: Path | None
 
+    @classmethod
+    def of(cls, environ: Mapping[str, str]) -> Sources:
+        """The environment, and the systemd credentials directory it names."""
+        credentials = environ.get("CREDENTIALS_DIRECTORY")
+        return cls(environ, Path(credentials) if credentials else None)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A key's value before it is checked: from the environment, else from the file.
+
+    ``value`` is None when neither sets the key (its default, or a secret's credential).
+    """
+
+    value: object
+    variable: str | None  # the environment variable that set it, if one did
+
+
+def raw_of(
+    section: str | None, key: str, table: Mapping[str, object], sources: Sources | None
+) -> Raw:
+    """The one place where the environment wins over the file.
+
+    ``section`` is None for a table of an array (``[[roles]]``): those are never
+    read from the environment.
+    """
+    if section is not None and sources is not None:
+        variable = env_name(section, key)
+        from_env = sources.environ.get(variable)
+        if from_env is not None:
+            return Raw(from_env, variable)
+    return Raw(table.get(key), None)
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a secret is read: the file the key names, else a systemd credential."""
+
+    path: Path
+    credential: str | None  # the credential's name when it came from there
+
+    def describe(self) -> str:
+        return f"credential {self.credential}" if self.credential else str(self.path)
+
+
+def secret_source(
+    key: str, raw: object, credential: str, sources: Sources | None
+) -> SecretSource | None:
+    """The file ``raw`` names, else the systemd credential; None when neither is there.
+
+    Secrets are never values in the file or the environment, only file names.
+    """
+    if raw is None or raw == "":
+        directory = sources.credentials_dir if sources else None
+        if directory is None or not (directory / credential).exists():
+            return None
+        return SecretSource(directory / credential, credential)
+    if isinstance(raw, str):
+        return SecretSource(Path(raw), None)
+    raise ConfigError(key, "must be a file path")
+
 
 def read_table(
     cls: type[T], section: str, table: Mapping[str, object], sources: Sources | None
@@ -112,19 +173,18 @@ def read_table(
         how = option_of(item)
         key = key_of(item)
         dotted = f"{section}.{key}"
-        from_env = sources.environ.get(env_name(section, key)) if sources else None
-        raw = from_env if from_env is not None else table.get(key)
+        raw = raw_of(section, key, table, sources)
         if how.credential is not None:
-            value = _secret(dotted, raw, how.credential, sources)
+            value = _secret(dotted, raw.value, how.credential, sources)
             if value is None and item.default is dataclasses.MISSING:
                 raise ConfigError(dotted, "missing (a file holding the secret)")
-        elif raw is None:
+        elif raw.value is None:
             if item.default is dataclasses.MISSING:
                 raise ConfigError(dotted, "missing")
             continue
         else:
             plain_type = hints[item.name] if how.parse is None else (how.read_as or str)
-            value = _plain(dotted, raw, plain_type, how, from_env=from_env is not None)
+            value = _plain(dotted, raw.value, plain_type, how, from_env=raw.variable is not None)
         if how.parse is not None:
             value = how.parse(dotted, value)
         values[item.name] = value
@@ -238,19 +298,11 @@ def _in_range(key: str, value: float, how: Option) -> Any:
 
 
 def _secret(key: str, raw: object, credential: str, sources: Sources | None) -> Secret | None:
-    """Read the file ``raw`` names, else the systemd credential; None when neither is there.
-
-    Secrets are never values in the file or the environment, only file names.
-    """
-    if raw is None or raw == "":
-        directory = sources.credentials_dir if sources else None
-        if directory is None or not (directory / credential).exists():
-            return None
-        path = directory / credential
-    elif isinstance(raw, str):
-        path = Path(raw)
-    else:
-        raise ConfigError(key, "must be a file path")
+    """The secret read from :func:`secret_source`; None when there is none."""
+    source = secret_source(key, raw, credential, sources)
+    if source is None:
+        return None
+    path = source.path
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -763,8 +763,7 @@ def settings_from_document(document: Mapping[str, object], environ: Mapping[str,
     for variable in sorted(environ):
         if variable.startswith(ENV_PREFIX) and variable not in known:
             raise ConfigError(variable, "unknown environment variable (a typo?)")
-    credentials = environ.get("CREDENTIALS_DIRECTORY")
-    sources = Sources(environ, Path(credentials) if credentials else None)
+    sources = Sources.of(environ)
 
     def section(cls: type[T], name: str) -> T:
         return read_table(cls, name, _table(document, name), sources)

@@ -162,7 +162,7 @@ class RoomBudget:
         self.local = LocalBudget(clock=clock)
         self._shared = shared
         self._wall_clock = wall_clock
-        self._script = shared.redis.register_script(_SPEND) if shared is not None else None
+        self._script = shared.script(_SPEND) if shared is not None else None
 
     async def spend(self, person: str, place: str, *, wanted: bool) -> Refusal | None:
         limits = limits_for(person, place, wanted=wanted)
@@ -180,9 +180,7 @@ class RoomBudget:
             ]
             weight = 1 - (now / limit.window - bucket)
             arguments += [limit.limit, round(weight, 3), 2 * limit.window * 1000]
-        answer = await self._shared.ask(
-            "room-checks", self._script(keys=keys, args=arguments), integer
-        )
+        answer = await self._shared.evaluate("room-checks", self._script, keys, arguments, integer)
         if answer is None or not 0 <= answer <= len(limits):
             # No (usable) answer: this process's own counts decide.
             return self.local.spend(limits)
