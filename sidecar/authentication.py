@@ -79,7 +79,9 @@ class Authenticator:
     async def _checked(self, credentials: Credentials, address: str) -> Person:
         """A regulated check against the directory. Refusals are told once, in the
         decision's log line (sidecar.web.logs)."""
-        async with self._regulator.attempt(credentials.username, address) as attempt:
+        async with self._regulator.attempt(
+            credentials.username, address, entry_first=self._directory.searches_first
+        ) as attempt:
             person = await self._directory.authenticate(credentials, found=attempt.found_entry)
             await attempt.succeeded()
         return person

@@ -30,16 +30,19 @@ from __future__ import annotations
 import ipaddress
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from sidecar.config.settings import RegulationSettings
 from sidecar.metrics import Metrics
 from sidecar.refusals import Banned, BanScope, InvalidCredentials
 from sidecar.regulation_store import (
+    Check,
     Count,
     CountName,
+    Ending,
     Hold,
+    Learnt,
     MemoryStore,
     Reading,
     RedisStore,
@@ -143,11 +146,6 @@ class Regulator:
             counts += [("place", place), ("place_for_everybody", place)]
         return counts
 
-    def _charged(self, who: str, place: str, *, first: bool) -> list[Count]:
-        """The counts a check of ``who`` goes into (the place's once a check, for its first)."""
-        counts = self._counts(who, place)
-        return counts if first else counts[:2]
-
     @staticmethod
     def _ban(reading: Reading) -> tuple[BanScope, float] | None:
         """The longest ban in ``reading`` that holds for this person here, if any."""
@@ -160,7 +158,7 @@ class Regulator:
         scope, seconds = max(bans, key=lambda ban: ban[1])
         return (scope, seconds) if seconds > 0 else None
 
-    def _busy(self, reading: Reading, charged: list[Count]) -> BanScope | None:
+    def _busy(self, reading: Reading, charged: Sequence[Count]) -> BanScope | None:
         """Which limit the checks under way (this one among them) would pass, if any."""
         for count in sorted(charged, key=lambda count: _BUSY_ORDER.index(count[0])):
             if reading.known and count[0] in ("person", "place"):
@@ -189,73 +187,106 @@ class Regulator:
     async def _longest_ban(self, username: str, address: str) -> tuple[float, BanScope | None]:
         name = _NAME + fold_user_name(username)
         place = place_of(address)
-        longest: tuple[float, BanScope | None] = (0.0, None)
         # Two readings whether or not an entry is known: as many Redis commands
-        # for a name the directory lacks as for one it has.
-        for who in (name, await self._store.entry_of(name) or _UNKNOWN + name):
-            reading = await self._store.read(self._counts(who, place), _known_pair(who, place))
+        # for a name the directory lacks as for one it has, in one round trip.
+        whos = [name, await self._store.entry_of(name) or _UNKNOWN + name]
+        readings = await self._store.read([self._check(who, place) for who in whos])
+        longest: tuple[float, BanScope | None] = (0.0, None)
+        for reading in readings:
             ban = self._ban(reading)
             if ban is not None and ban[1] > longest[0]:
                 longest = (ban[1], ban[0])
         return longest
 
     @asynccontextmanager
-    async def attempt(self, username: str, address: str) -> AsyncIterator[Attempt]:
+    async def attempt(
+        self, username: str, address: str, *, entry_first: bool = False
+    ) -> AsyncIterator[Attempt]:
         """One password check: :class:`Banned` now, or a check that is counted.
 
         The check is under way until the block ends. Leaving it with
         :class:`InvalidCredentials` counts a failure; :meth:`Attempt.succeeded`
         marks the place as one of the person's usual ways in; any other way
         out (an outage, a cancellation) counts against nobody.
+
+        ``entry_first``: the directory searches for the name's entry before any
+        bind, and says what it found (:meth:`Attempt.found_entry`,
+        :meth:`Attempt.found_nothing`): the name and the entry are counted then,
+        together. Before the search only this process's own bans are looked at.
         """
         attempt = Attempt(self, _NAME + fold_user_name(username), place_of(address))
+        if entry_first:
+            self._refuse_if_banned_here(attempt.name, attempt.place)
+        else:
+            await attempt.count(None)
+        failed = False
         try:
-            await attempt.count_against(attempt.name)
             yield attempt
         except InvalidCredentials:
             await attempt.found_nothing()
-            await attempt.failed()
+            failed = True
             raise
         finally:
-            await attempt.release()
+            await attempt.end(failed=failed)
 
-    # -- the steps of an Attempt, for every "who" it names ----------------------
+    def _refuse_if_banned_here(self, name: str, place: str) -> None:
+        """:class:`Banned` if this process knows ``name`` may not try from ``place``
+        (no round trip: a check that asks Redis follows before any bind)."""
+        ban = self._ban(self._local.read_bans_now(self._check(name, place)))
+        if ban is not None:
+            self._metrics.bans.labels(ban[0]).inc()
+            raise Banned(*ban)
 
-    async def begin_check(self, who: str, place: str, *, first: bool) -> Hold:
-        """A check under way against ``who`` (and, for its first ``who``, the place),
-        or :class:`Banned` (and nothing under way)."""
-        charged = self._charged(who, place, first=first)
-        hold, reading = await self._store.begin(
-            charged, self._counts(who, place), _known_pair(who, place)
-        )
-        ban = self._ban(reading)
-        busy = self._busy(reading, charged)
-        if ban is None and busy is None:
-            return hold
-        await self.end_checks([hold])
-        scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
-        assert scope is not None
-        self._metrics.bans.labels(scope).inc()
-        raise Banned(scope, seconds)
+    # -- the steps of an Attempt ---------------------------------------------------
 
-    async def end_checks(self, holds: list[Hold]) -> None:
+    def _check(self, who: str, place: str, *, charged: bool = False, first: bool = False) -> Check:
+        """``who`` from ``place``: what may keep her from trying, and (``charged``) what
+        a check goes into: the place's counts too, once a check, for its ``first`` who."""
+        counts = self._counts(who, place)
+        going_into = (counts if first else counts[:2]) if charged else []
+        return Check(tuple(going_into), tuple(counts), _known_pair(who, place))
+
+    async def begin_checks(
+        self, whos: Sequence[str], place: str, *, first: bool, learnt: Learnt | None = None
+    ) -> list[Hold]:
+        """Checks under way against each of ``whos`` (for the ``first`` of a password
+        check, the place too), begun together, or :class:`Banned` (and nothing under way)."""
+        checks = [
+            self._check(who, place, charged=True, first=first and index == 0)
+            for index, who in enumerate(whos)
+        ]
+        begun = await self._store.begin(checks, learnt)
+        holds = [hold for hold, _ in begun]
+        for check, (_, reading) in zip(checks, begun, strict=True):
+            ban = self._ban(reading)
+            busy = self._busy(reading, check.charged)
+            if ban is None and busy is None:
+                continue
+            await self.end_checks(Ending(tuple(holds)))
+            scope, seconds = ban if ban is not None else (busy, BUSY_RETRY_SECONDS)
+            assert scope is not None
+            self._metrics.bans.labels(scope).inc()
+            raise Banned(scope, seconds)
+        return holds
+
+    async def end_checks(self, ending: Ending) -> None:
         # Every count of this process first: a cancellation while Redis is
         # asked must not leave any of them behind.
-        for hold in holds:
+        if not ending.holds:
+            return  # none began (the directory failed first): nothing to end
+        for hold in ending.holds:
             self._store.release(hold)
-        for hold in holds:
-            await self._store.unmark(hold)
+        await self._store.end(ending, self._limits)
 
-    async def count_failure(self, hold: Hold) -> None:
-        await self._store.fail(hold, self._limits)
-
-    async def count_success(self, who: str, place: str) -> None:
-        # Only this pair's count: the overall count stays, or the person's own
-        # login would hand an attacker elsewhere a fresh set of guesses.
-        await self._store.succeed(("person_at_place", _pair(who, place)), _known_pair(who, place))
-
-    async def learn_entry(self, name: str, entry: str) -> None:
-        await self._store.learn_entry(name, entry, stand_in=entry.startswith(_UNKNOWN))
+    def success(self, holds: tuple[Hold, ...], whos: Sequence[str], place: str) -> Ending:
+        """A successful check's ending: only each pair's count is forgotten (the
+        overall count stays, or the person's own login would hand an attacker
+        elsewhere a fresh set of guesses), and each pair becomes a usual place."""
+        return Ending(
+            holds,
+            forgotten=tuple(("person_at_place", _pair(who, place)) for who in whos),
+            known=tuple(dict.fromkeys(_known_pair(who, place) for who in whos)),
+        )
 
 
 class Attempt:
@@ -264,15 +295,10 @@ class Attempt:
     def __init__(self, regulator: Regulator, name: str, place: str) -> None:
         self._regulator = regulator
         self.name = name
-        self._place = place
+        self.place = place
         self._holds: dict[str, Hold] = {}  # per who, in the order counted
-
-    async def count_against(self, who: str) -> None:
-        """Count this check against ``who`` too; :class:`Banned` if ``who`` may not try now."""
-        if who in self._holds:
-            return
-        hold = await self._regulator.begin_check(who, self._place, first=not self._holds)
-        self._holds[who] = hold
+        self._entry: str | None = None  # the who the name led to, once known
+        self._succeeded = False
 
     async def found_entry(self, entry: str) -> None:
         """The directory entry the name led to (a canonical DN): counted as the same person.
@@ -280,33 +306,44 @@ class Attempt:
         Every spelling that reaches this entry shares its counts, whatever the
         directory folds. Raises :class:`Banned` before the bind when it is banned.
         """
-        # Learnt first: the banned page, asked for next, looks the name up.
-        await self._count_as_entry(_ENTRY + entry)
+        await self.count(_ENTRY + entry)
 
     async def found_nothing(self) -> None:
         """A failure without an entry (a name the directory lacks): counted against
         a stand-in entry, so that Redis is sent the same commands, in the same
         order, as for a wrong password (each one a round trip an attacker could
         time). Raises :class:`Banned` where a real entry's ban would have."""
-        if len(self._holds) == 1:
-            await self._count_as_entry(_UNKNOWN + self.name)
+        if self._entry is None:
+            await self.count(_UNKNOWN + self.name)
 
-    async def _count_as_entry(self, who: str) -> None:
-        """The name leads to ``who``: learnt (the banned page looks it up), then counted."""
-        await self._regulator.learn_entry(self.name, who)
-        await self.count_against(who)
-
-    async def failed(self) -> None:
-        for hold in self._holds.values():
-            await self._regulator.count_failure(hold)
+    async def count(self, entry: str | None) -> None:
+        """Count this check against the name, if not yet, and the entry it led to
+        (``None``: not known yet): one round trip, with the entry learnt first
+        (the banned page looks the name up). :class:`Banned` if either may not try now."""
+        whos = [] if self.name in self._holds else [self.name]
+        learnt = None
+        if entry is not None:
+            self._entry = entry
+            whos.append(entry)
+            learnt = Learnt(self.name, entry, stand_in=entry.startswith(_UNKNOWN))
+        first = not self._holds
+        holds = await self._regulator.begin_checks(whos, self.place, first=first, learnt=learnt)
+        self._holds.update(zip(whos, holds, strict=True))
 
     async def succeeded(self) -> None:
-        # Her name's stand-in too: failures counted while no entry was found
-        # (a directory without searches finds none) are hers from here as well.
-        for who in [*self._holds, _UNKNOWN + self.name]:
-            await self._regulator.count_success(who, self._place)
+        """The password was right; counted when the check ends."""
+        self._succeeded = True
 
-    async def release(self) -> None:
-        holds = list(self._holds.values())
+    async def end(self, *, failed: bool) -> None:
+        holds = tuple(self._holds.values())
+        if failed:
+            ending = Ending(holds, failed=True)
+        elif self._succeeded:
+            # Her name's stand-in too: failures counted while no entry was found
+            # (a directory without searches finds none) are hers from here as well.
+            whos = [*self._holds, _UNKNOWN + self.name]
+            ending = self._regulator.success(holds, whos, self.place)
+        else:
+            ending = Ending(holds)
         self._holds.clear()
-        await self._regulator.end_checks(holds)
+        await self._regulator.end_checks(ending)

@@ -11,6 +11,13 @@ run. Every write goes to this process's memory as well, and every answer is
 the larger of Redis's and its own: when Redis does not answer, or refuses
 writes, bans fall back to what this process counted itself, and logins go
 on (:mod:`sidecar.shared_state`).
+
+With Redis, a password check costs two round trips: one transaction when
+it begins (the name and the entry a search found for it, counted together,
+with the entry learnt), and one pipeline or script when it ends (failures
+and bans, or what a success forgets and learns, and the end of its marks).
+A name the directory lacks costs exactly as much: a stand-in entry is
+counted in its place.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from sidecar.shared_state import (
     SharedState,
     digest,
     done,
-    integers,
-    integers_then_score,
+    integer,
+    optional_score,
     optional_text,
+    shaped,
 )
 from sidecar.sliding_counter import EVICTION_SHARE, MAX_TRACKED_KEYS, SlidingCounter
 
@@ -87,35 +95,57 @@ class Hold:
     mark: str  # its member in Redis's sets of checks under way
 
 
+@dataclass(frozen=True)
+class Check:
+    """One "who" of a password check: the counts it goes into, the counts that may
+    stop it, and the pair of who and place whose earlier login spares her bans."""
+
+    charged: tuple[Count, ...]
+    consulted: tuple[Count, ...]
+    known: str
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """A name and the entry it led to (``stand_in``: the directory lacks the name)."""
+
+    name: str
+    entry: str
+    stand_in: bool
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a password check ends, for its store: ``failed`` counts a failure for every
+    count of every hold; a success forgets ``forgotten``'s failures, makes the pairs
+    ``known`` usual places. Neither: it counts against nobody."""
+
+    holds: tuple[Hold, ...]
+    failed: bool = False
+    forgotten: tuple[Count, ...] = ()
+    known: tuple[str, ...] = ()
+
+
 class RegulationStore(Protocol):
+    async def entry_of(self, name: str) -> str | None:
+        """The directory entry a search found for ``name`` lately, in any process."""
+
     async def begin(
-        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
-    ) -> tuple[Hold, Reading]:
-        """Count a check under way against ``charged``, then read ``consulted``."""
+        self, checks: Sequence[Check], learnt: Learnt | None = None
+    ) -> list[tuple[Hold, Reading]]:
+        """Count each check under way, then read what it consults; ``learnt`` first."""
 
     def release(self, hold: Hold) -> None:
         """The check is over, for this process's count: at once, whatever happens next."""
 
-    async def unmark(self, hold: Hold) -> None:
-        """The check is over, for the other processes too (after :meth:`release`)."""
+    async def end(self, ending: Ending, limits: Mapping[CountName, int]) -> None:
+        """The checks are over, for the other processes too (after :meth:`release`),
+        with what they found; a failure that reaches a limit is banned."""
 
-    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        """Bans of ``consulted`` and whether the pair ``known`` is known: what a ban
+    async def read(self, checks: Sequence[Check]) -> list[Reading]:
+        """Bans of what each check consults and whether its pair is known: what a ban
         check needs (asked before every cached Basic answer, so failures and checks
         under way, which only a password check needs, are left out where they cost)."""
-
-    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
-        """One failure for each of the hold's counts; one that reaches its limit is banned."""
-
-    async def succeed(self, count: Count, known: str) -> None:
-        """Forget ``count``'s failures and remember the pair ``known`` as a usual place."""
-
-    async def entry_of(self, name: str) -> str | None:
-        """The directory entry a search found for ``name`` lately."""
-
-    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
-        """Remember ``entry`` as ``name``'s; a ``stand_in`` (for a name the directory
-        lacks) only where it costs what a real one does, and for one window only."""
 
 
 class Remembered:
@@ -240,47 +270,83 @@ class MemoryStore:
             else:
                 self._under_way.pop(count, None)
 
-    def read_now(self, consulted: Sequence[Count], known: str) -> Reading:
+    def read_now(self, check: Check) -> Reading:
+        consulted = check.consulted
         return Reading(
             bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
             failures={count: self._counters[count[0]].recent(count[1]) for count in consulted},
             under_way={count: self._under_way.get(count, 0) for count in consulted},
-            known=self._known.knows(known),
+            known=self._known.knows(check.known),
         )
 
     async def begin(
-        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
-    ) -> tuple[Hold, Reading]:
-        hold = self.hold(charged)
-        return hold, self.read_now(consulted, known)
+        self, checks: Sequence[Check], learnt: Learnt | None = None
+    ) -> list[tuple[Hold, Reading]]:
+        if learnt is not None:
+            self.learn_entry(learnt)
+        return [(self.hold(check.charged), self.read_now(check)) for check in checks]
 
-    async def unmark(self, hold: Hold) -> None:
-        """Nobody else counts this process's checks."""
-
-    def read_bans_now(self, consulted: Sequence[Count], known: str) -> Reading:
+    def read_bans_now(self, check: Check) -> Reading:
         return Reading(
-            bans={count: self._counters[count[0]].banned_for(count[1]) for count in consulted},
-            known=self._known.knows(known),
+            bans={
+                count: self._counters[count[0]].banned_for(count[1]) for count in check.consulted
+            },
+            known=self._known.knows(check.known),
         )
 
-    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        return self.read_bans_now(consulted, known)
+    async def read(self, checks: Sequence[Check]) -> list[Reading]:
+        return [self.read_bans_now(check) for check in checks]
 
-    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
-        for name, key in hold.counts:
-            self._counters[name].record(key)
+    async def end(self, ending: Ending, limits: Mapping[CountName, int]) -> None:
+        self.count(ending)
 
-    async def succeed(self, count: Count, known: str) -> None:
-        self._counters[count[0]].forget(count[1])
-        self._known.learn(known)
+    def count(self, ending: Ending) -> None:
+        """What ``ending`` found, in this process's counts."""
+        if ending.failed:
+            for hold in ending.holds:
+                for name, key in hold.counts:
+                    self._counters[name].record(key)
+        for name, key in ending.forgotten:
+            self._counters[name].forget(key)
+        for pair in ending.known:
+            self._known.learn(pair)
 
     async def entry_of(self, name: str) -> str | None:
         return self._entries.get(name)
 
-    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
+    def learn_entry(self, learnt: Learnt) -> None:
         # In memory a stand-in costs no time worth hiding, and would push real entries out.
-        if not stand_in:
-            self._entries.set(name, entry)
+        if not learnt.stand_in:
+            self._entries.set(learnt.name, learnt.entry)
+
+
+# A failed check's end, in one round trip: per count, the failure (a unique member:
+# two at the same instant are two), the window trimmed, a ban once the limit is
+# reached; then each mark of the checks under way removed.
+# KEYS: per count, its failures and its ban; then per mark, its set of checks under way.
+# ARGV: now, the window's start, the window and the ban in ms, the failure's member,
+# the number of counts, each count's limit, then each mark.
+_END_FAILED = """
+local now, since, window_ms, ban_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local member, counts = ARGV[5], tonumber(ARGV[6])
+for index = 1, counts do
+  local failures, ban = KEYS[2 * index - 1], KEYS[2 * index]
+  redis.call('ZADD', failures, now, member)
+  redis.call('ZREMRANGEBYSCORE', failures, '-inf', since)
+  if redis.call('ZCARD', failures) >= tonumber(ARGV[6 + index]) then
+    redis.call('SET', ban, '1', 'PX', ban_ms)
+    redis.call('DEL', failures)
+  else
+    redis.call('PEXPIRE', failures, window_ms)
+  end
+end
+for index = 1, #KEYS - 2 * counts do
+  redis.call('ZREM', KEYS[2 * counts + index], ARGV[6 + counts + index])
+end
+return 1
+"""
+
+Expected = list[Callable[[object], Any]]
 
 
 class RedisStore:
@@ -305,6 +371,7 @@ class RedisStore:
         self._settings = settings
         self._local = local
         self._clock = clock
+        self._end_failed = shared.script(_END_FAILED)
 
     def _failures_key(self, count: Count) -> str:
         return self._key(f"failures:{count[0]}", count[1])
@@ -315,155 +382,183 @@ class RedisStore:
     def _ban_key(self, count: Count) -> str:
         return self._key(f"ban:{count[0]}", count[1])
 
-    async def begin(
-        self, charged: Sequence[Count], consulted: Sequence[Count], known: str
-    ) -> tuple[Hold, Reading]:
-        hold = self._local.hold(charged)
-        # This process's reading now, before any wait: checks it begins meanwhile come after.
-        local = self._local.read_now(consulted, known)
-        now = self._clock()
-        # One transaction, so the order is Redis's own: each check counts the checks
-        # that arrived before it and are still under way (of any two at once, the
-        # later counts the earlier), and failures as they were at that moment (a
-        # check that ended before has written its failure by then).
-
-        def queue(pipe: Pipeline) -> None:
-            for count in charged:
-                key = self._under_way_key(count)
-                pipe.zremrangebyscore(key, "-inf", now - UNDER_WAY_SECONDS)
-                pipe.zcard(key)
-                pipe.zadd(key, {hold.mark: now})
-                pipe.expire(key, UNDER_WAY_SECONDS)
-            self._queue_reading(pipe, consulted, known, now)
-
-        answered = integers_then_score(4 * len(charged) + _reading_length(consulted))
-        try:
-            answers = await self._shared.pipeline("begin", queue, answered, transaction=True)
-        except BaseException:
-            # Cancelled while Redis was asked: no count of this process stays
-            # behind (a mark in Redis, if made, expires by itself).
-            self._local.release(hold)
-            raise
-        if answers is None:
-            return hold, local
-        ahead = {count: int(answers[4 * index + 1]) + 1 for index, count in enumerate(charged)}
-        shared = self._reading(answers[4 * len(charged) :], consulted, ahead)
-        return hold, local.merged(shared)
-
-    def release(self, hold: Hold) -> None:
-        self._local.release(hold)
-
-    async def unmark(self, hold: Hold) -> None:
-        def queue(pipe: Pipeline) -> None:
-            for count in hold.counts:
-                pipe.zrem(self._under_way_key(count), hold.mark)
-
-        # Unanswered, the marks count until UNDER_WAY_SECONDS have passed.
-        await self._shared.pipeline("end", queue, done)
-
-    async def read(self, consulted: Sequence[Count], known: str) -> Reading:
-        local = self._local.read_bans_now(consulted, known)
-        now = self._clock()
-        answers = await self._shared.pipeline(
-            "read",
-            lambda pipe: self._queue_reading(pipe, consulted, known, now),
-            integers_then_score(_reading_length(consulted)),
-        )
-        return local if answers is None else local.merged(self._reading(answers, consulted, {}))
-
-    def _queue_reading(
-        self, pipe: Pipeline, consulted: Sequence[Count], known: str, now: float
-    ) -> None:
-        for count in consulted:
-            pipe.pttl(self._ban_key(count))
-            pipe.zcount(self._failures_key(count), f"({now - self._settings.window}", "+inf")
-        who, _, place = known.rpartition("\n")
-        pipe.zscore(self._known_key(who), digest(place))
+    def _entry_key(self, name: str) -> str:
+        return self._key("entry", name)
 
     def _known_key(self, who: str) -> str:
         # One sorted set per person: place digest -> when she last logged in there.
         return self._key("known-places", who)
 
-    def _reading(
-        self, answers: list[Any], consulted: Sequence[Count], under_way: dict[Count, int]
-    ) -> Reading:
-        # The set lives as long as her latest login keeps it; each place only its lifetime.
-        last_seen = answers[-1]
-        known = last_seen is not None and (
-            float(last_seen) > self._clock() - self._settings.known_address_lifetime
-        )
-        reading = Reading(under_way=under_way, known=known)
-        for index, count in enumerate(consulted):
-            milliseconds, failures = answers[2 * index : 2 * index + 2]
-            reading.bans[count] = max(0, milliseconds) / 1000  # -2: no such key, -1: no expiry
-            reading.failures[count] = int(failures)
-        return reading
+    async def entry_of(self, name: str) -> str | None:
+        key = self._entry_key(name)
+        found = await self._shared.command("entry", lambda redis: redis.get(key), optional_text)
+        return found if found is not None else await self._local.entry_of(name)
 
-    async def fail(self, hold: Hold, limits: Mapping[CountName, int]) -> None:
-        await self._local.fail(hold, limits)
+    async def begin(
+        self, checks: Sequence[Check], learnt: Learnt | None = None
+    ) -> list[tuple[Hold, Reading]]:
+        holds = [self._local.hold(check.charged) for check in checks]
+        # This process's readings now, before any wait: checks it begins meanwhile come after.
+        local = [self._local.read_now(check) for check in checks]
+        if learnt is not None:
+            self._local.learn_entry(learnt)
         now = self._clock()
-        window_ms = self._settings.window * 1000
+        expected: Expected = []
 
+        # One transaction, so the order is Redis's own: each check counts the checks
+        # that arrived before it and are still under way (of any two at once, the
+        # later counts the earlier), and failures as they were at that moment (a
+        # check that ended before has written its failure by then).
         def queue(pipe: Pipeline) -> None:
-            for count in hold.counts:
-                key = self._failures_key(count)
-                # A unique member per failure: two at the same instant are two.
-                pipe.zadd(key, {f"{now}:{hold.mark}": now})
-                pipe.zremrangebyscore(key, "-inf", now - self._settings.window)
-                pipe.zcard(key)
-                pipe.pexpire(key, window_ms)
+            if learnt is not None:
+                # First: the banned page, asked for next, looks the name up.
+                self._queue_learning(pipe, learnt, expected)
+            for check, hold in zip(checks, holds, strict=True):
+                for count in check.charged:
+                    key = self._under_way_key(count)
+                    pipe.zremrangebyscore(key, "-inf", now - UNDER_WAY_SECONDS)
+                    pipe.zcard(key)
+                    pipe.zadd(key, {hold.mark: now})
+                    pipe.expire(key, UNDER_WAY_SECONDS)
+                    expected.extend([integer] * 4)
+                self._queue_reading(pipe, check, now, expected)
 
-        answers = await self._shared.pipeline("fail", queue, integers(4 * len(hold.counts)))
+        try:
+            answers = await self._shared.pipeline(
+                "begin", queue, lambda answer: shaped(expected)(answer), transaction=True
+            )
+        except BaseException:
+            # Cancelled while Redis was asked: no count of this process stays
+            # behind (a mark in Redis, if made, expires by itself).
+            for hold in holds:
+                self._local.release(hold)
+            raise
         if answers is None:
-            return
-        reached = [
-            count
-            for index, count in enumerate(hold.counts)
-            if int(answers[4 * index + 2]) >= limits[count[0]]
+            return list(zip(holds, local, strict=True))
+        position = 1 if learnt is not None else 0
+        begun = []
+        for check, hold, mine in zip(checks, holds, local, strict=True):
+            ahead = {}
+            for count in check.charged:
+                ahead[count] = answers[position + 1] + 1
+                position += 4
+            reading, position = self._reading(answers, position, check, ahead)
+            begun.append((hold, mine.merged(reading)))
+        return begun
+
+    def release(self, hold: Hold) -> None:
+        self._local.release(hold)
+
+    async def end(self, ending: Ending, limits: Mapping[CountName, int]) -> None:
+        self._local.count(ending)
+        # Unanswered, the marks count until UNDER_WAY_SECONDS have passed.
+        marks = [
+            (self._under_way_key(count), hold.mark)
+            for hold in ending.holds
+            for count in hold.counts
         ]
-
-        def ban(pipe: Pipeline) -> None:
-            for count in reached:
-                pipe.set(self._ban_key(count), "1", px=self._settings.ban_time * 1000)
-                pipe.delete(self._failures_key(count))
-
-        if reached:
-            await self._shared.pipeline("ban", ban, done)
-
-    async def succeed(self, count: Count, known: str) -> None:
-        await self._local.succeed(count, known)
+        if ending.failed:
+            await self._end_failed_check(ending.holds, limits, marks)
+            return
         lifetime = self._settings.known_address_lifetime
         now = self._clock()
 
         def queue(pipe: Pipeline) -> None:
-            pipe.delete(self._failures_key(count))
+            for count in ending.forgotten:
+                pipe.delete(self._failures_key(count))
             if lifetime > 0:
-                who, _, place = known.rpartition("\n")
-                key = self._known_key(who)
-                pipe.zadd(key, {digest(place): now})
-                pipe.zremrangebyscore(key, "-inf", now - lifetime)
-                # The places she logged in from last are kept, the others forgotten.
-                pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
-                pipe.expire(key, lifetime)
+                for pair in ending.known:
+                    who, _, place = pair.rpartition("\n")
+                    key = self._known_key(who)
+                    pipe.zadd(key, {digest(place): now})
+                    pipe.zremrangebyscore(key, "-inf", now - lifetime)
+                    # The places she logged in from last are kept, the others forgotten.
+                    pipe.zremrangebyrank(key, 0, -MAX_KNOWN_PLACES_PER_PERSON - 1)
+                    pipe.expire(key, lifetime)
+            for key, mark in marks:
+                pipe.zrem(key, mark)
 
-        await self._shared.pipeline("succeed", queue, done)
+        await self._shared.pipeline("succeed" if ending.forgotten else "end", queue, done)
 
-    async def entry_of(self, name: str) -> str | None:
-        key = self._key("entry", name)
-        found = await self._shared.command("entry", lambda redis: redis.get(key), optional_text)
-        return found if found is not None else await self._local.entry_of(name)
+    async def _end_failed_check(
+        self, holds: Sequence[Hold], limits: Mapping[CountName, int], marks: list[tuple[str, str]]
+    ) -> None:
+        counts = [count for hold in holds for count in hold.counts]
+        now = self._clock()
+        member = f"{now}:{holds[0].mark if holds else ''}"
+        keys = [
+            key for count in counts for key in (self._failures_key(count), self._ban_key(count))
+        ]
+        arguments: list[object] = [
+            now,
+            now - self._settings.window,
+            self._settings.window * 1000,
+            self._settings.ban_time * 1000,
+            member,
+            len(counts),
+            *(limits[count[0]] for count in counts),
+        ]
+        await self._shared.evaluate(
+            "fail",
+            self._end_failed,
+            keys + [key for key, _ in marks],
+            arguments + [mark for _, mark in marks],
+            integer,
+        )
 
-    async def learn_entry(self, name: str, entry: str, *, stand_in: bool = False) -> None:
-        await self._local.learn_entry(name, entry, stand_in=stand_in)
+    async def read(self, checks: Sequence[Check]) -> list[Reading]:
+        local = [self._local.read_bans_now(check) for check in checks]
+        now = self._clock()
+        expected: Expected = []
+
+        def queue(pipe: Pipeline) -> None:
+            for check in checks:
+                self._queue_reading(pipe, check, now, expected)
+
+        answers = await self._shared.pipeline(
+            "read", queue, lambda answer: shaped(expected)(answer)
+        )
+        if answers is None:
+            return local
+        readings, position = [], 0
+        for check, mine in zip(checks, local, strict=True):
+            reading, position = self._reading(answers, position, check, {})
+            readings.append(mine.merged(reading))
+        return readings
+
+    def _queue_reading(self, pipe: Pipeline, check: Check, now: float, expected: Expected) -> None:
+        for count in check.consulted:
+            pipe.pttl(self._ban_key(count))
+            pipe.zcount(self._failures_key(count), f"({now - self._settings.window}", "+inf")
+            expected.extend([integer, integer])
+        who, _, place = check.known.rpartition("\n")
+        pipe.zscore(self._known_key(who), digest(place))
+        expected.append(optional_score)
+
+    def _queue_learning(self, pipe: Pipeline, learnt: Learnt, expected: Expected) -> None:
         # Written all the same for a stand-in, with the same command: a name the
         # directory lacks costs Redis what a known one does. Kept for one window
         # only, so that sprayed names do not pile up.
-        lifetime = self._settings.window if stand_in else self._settings.known_address_lifetime
-        lifetime = max(1, lifetime)
-        key, value = self._key("entry", name), entry.encode("utf-8", "surrogatepass")
-        await self._shared.command("entry", lambda redis: redis.set(key, value, ex=lifetime), done)
+        settings = self._settings
+        lifetime = settings.window if learnt.stand_in else settings.known_address_lifetime
+        value = learnt.entry.encode("utf-8", "surrogatepass")
+        pipe.set(self._entry_key(learnt.name), value, ex=max(1, lifetime))
+        expected.append(done)
 
-
-def _reading_length(consulted: Sequence[Count]) -> int:
-    """How many answers :meth:`RedisStore._queue_reading` queues: two a count, and her place."""
-    return 2 * len(consulted) + 1
+    def _reading(
+        self, answers: list[Any], position: int, check: Check, under_way: dict[Count, int]
+    ) -> tuple[Reading, int]:
+        """The reading :meth:`_queue_reading` queued at ``position``, and the position after."""
+        bans: dict[Count, float] = {}
+        failures: dict[Count, int] = {}
+        for count in check.consulted:
+            milliseconds, failed = answers[position : position + 2]
+            bans[count] = max(0, milliseconds) / 1000  # -2: no such key, -1: no expiry
+            failures[count] = failed
+            position += 2
+        # The set lives as long as her latest login keeps it; each place only its lifetime.
+        last_seen = answers[position]
+        known = last_seen is not None and (
+            last_seen > self._clock() - self._settings.known_address_lifetime
+        )
+        return Reading(bans, failures, under_way, known=known), position + 1

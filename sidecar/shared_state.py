@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sidecar.config.settings import StateSettings
@@ -114,17 +114,6 @@ def texts(answer: object) -> list[str]:
     return [item for item in found if item is not None]
 
 
-def integers(count: int) -> Callable[[object], list[int]]:
-    """The answers of a pipeline of ``count`` commands that each answer a number."""
-
-    def check(answer: object) -> list[int]:
-        if not isinstance(answer, list) or len(answer) != count:
-            raise WrongAnswer(f"not {count} answers")
-        return [integer(item) for item in answer]
-
-    return check
-
-
 def optional_score(answer: object) -> float | None:
     """A sorted set member's score (ZSCORE), or None: no such member."""
     if answer is None:
@@ -134,13 +123,13 @@ def optional_score(answer: object) -> float | None:
     return float(answer)
 
 
-def integers_then_score(count: int) -> Callable[[object], list[Any]]:
-    """A pipeline of ``count`` commands: numbers, and last a ZSCORE (a float or None)."""
+def shaped(expected: Sequence[Callable[[object], Any]]) -> Callable[[object], list[Any]]:
+    """The answers of a pipeline, one check per command, in the order they were queued."""
 
     def check(answer: object) -> list[Any]:
-        if not isinstance(answer, list) or len(answer) != count or count < 1:
-            raise WrongAnswer(f"not {count} answers")
-        return [*(integer(item) for item in answer[:-1]), optional_score(answer[-1])]
+        if not isinstance(answer, list) or len(answer) != len(expected):
+            raise WrongAnswer(f"not {len(expected)} answers")
+        return [each(item) for each, item in zip(expected, answer, strict=True)]
 
     return check
 

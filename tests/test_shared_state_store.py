@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -344,3 +345,89 @@ async def test_a_site_limit_holds_across_processes_and_falls_back_to_its_own(
     redis_server.stop()
     alone = SiteLimit("guest-names", 3, window=3600, ban_time=3600, shared=shared(redis))
     assert [await alone.wait_for("192.0.2.2") == 0 for _ in range(5)] == [True] * 3 + [False] * 2
+
+
+# -- round trips: what each login costs in Redis --------------------------------
+
+
+class CountingState(SharedState):
+    """A SharedState that notes the operation of every round trip it makes."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis, prefix="test:", metrics=Metrics())
+        self.round_trips: list[str] = []
+
+    async def _ask(self, operation: str, command: Awaitable[Any], expect: Any) -> Any:
+        self.round_trips.append(operation)
+        return await super()._ask(operation, command, expect)
+
+
+async def login(
+    regulator: Regulator, state: CountingState, name: str, entry: str | None, *, right: bool
+) -> list[str]:
+    """One password check as a directory that searches first makes it (``entry``:
+    what the search found); the round trips it cost."""
+    state.round_trips.clear()
+    try:
+        async with regulator.attempt(name, "192.0.2.7", entry_first=True) as attempt:
+            if entry is None:
+                raise InvalidCredentials  # found nothing
+            await attempt.found_entry(entry)
+            if not right:
+                raise InvalidCredentials
+            await attempt.succeeded()
+    except InvalidCredentials:
+        pass
+    return list(state.round_trips)
+
+
+async def under_way(redis: Redis) -> list[bytes]:
+    return [key async for key in redis.scan_iter("test:under-way:*")]
+
+
+async def test_a_login_costs_two_round_trips(redis: Redis) -> None:
+    state = CountingState(redis)
+    regulator = Regulator(SETTINGS, shared=state)
+    entry = "uid=anna,ou=people,dc=school"
+    # Begun against the name and the entry at once (the entry learnt), ended at once.
+    for _ in range(2):
+        assert await login(regulator, state, "anna", entry, right=True) == ["begin", "succeed"]
+    assert await login(regulator, state, "Anna", entry, right=False) == ["begin", "fail"]
+    # What Redis holds is what the counts need: the entry learnt, no mark left behind.
+    assert await redis.get(state.key("entry", "name:anna")) == f"entry:{entry}".encode()
+    assert await under_way(redis) == []
+
+
+async def test_a_name_the_directory_lacks_costs_the_round_trips_of_a_wrong_password(
+    redis: Redis,
+) -> None:
+    state = CountingState(redis)
+    regulator = Regulator(SETTINGS, shared=state)
+    for number in range(2):
+        wrong = await login(regulator, state, "bert", "uid=bert,dc=school", right=False)
+        unknown = await login(regulator, state, f"nobody{number}", None, right=False)
+        assert wrong == unknown == ["begin", "fail"]
+    assert await under_way(redis) == []
+
+
+async def test_the_checks_ban_is_seen_before_the_bind_and_the_failure_is_the_entrys(
+    redis: Redis,
+) -> None:
+    """Two spellings of one entry share its count; its ban is told before the bind."""
+    state = CountingState(redis)
+    regulator = Regulator(SETTINGS, shared=state)
+    entry = "uid=carla,ou=people,dc=school"
+    for number in range(LIMIT):
+        await login(regulator, state, f"carla{number}", entry, right=False)
+    bound = False
+
+    async def another_spelling() -> None:
+        nonlocal bound
+        async with regulator.attempt("Carla", "192.0.2.7", entry_first=True) as attempt:
+            await attempt.found_entry(entry)
+            bound = True
+
+    with pytest.raises(Banned):
+        await another_spelling()
+    assert not bound
+    assert await under_way(redis) == []

@@ -452,6 +452,12 @@ class Directory:
             raise DirectoryUnavailable(type(error).__name__) from error
 
     @property
+    def searches_first(self) -> bool:
+        """Whether a login searches for the person's entry before any bind (and tells
+        ``found`` what it found), rather than binding to a DN made from the name."""
+        return not self._settings.user_dn_template
+
+    @property
     def can_look_up(self) -> bool:
         """Whether people can be read without their password (a service account)."""
         return self._settings.bind_dn is not None
