@@ -14,11 +14,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cachetools import TTLCache
+
 from sidecar.config.settings import LoginMethod, RoleRule
 from sidecar.ldap.directory import Directory
 from sidecar.refusals import DirectoryUnavailable
 from sidecar.roles import RoleRules
-from sidecar.sessions import Session, SessionCookies
+from sidecar.sessions import OPENED_COOKIES, TOUCH_INTERVAL_SECONDS, Session, SessionCookies
+from sidecar.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,13 @@ class Visits:
         self._directory = directory
         self._roles = roles
         self._methods = methods
+        # Sessions whose role was re-read lately, by id: the browser sends the old
+        # cookie with the loads already under way (and a client that keeps no
+        # cookies, with every load), and those need no directory look-up of their own.
+        self._rechecked: TTLCache[str, SessionRole] = TTLCache(
+            OPENED_COOKIES, TOUCH_INTERVAL_SECONDS
+        )
+        self._rechecking: SingleFlight[str, SessionRole | None] = SingleFlight()
 
     def of(self, cookies: Mapping[str, str]) -> Visit:
         """The visit of a request carrying ``cookies``; nothing is loaded yet."""
@@ -61,32 +71,50 @@ class Visits:
         None (and the session ended) when no role is left."""
         sessions = self.sessions
         assert sessions is not None
-        changed: Session | None = None
         if sessions.role_check_due(session) and self._directory.can_look_up:
-            try:
-                person = await self._directory.look_up(session.user_id)
-            except DirectoryUnavailable:
-                # Keep the role until the session's lifetime ends: an outage
-                # must not throw a lesson out, and it cannot grant anything new.
-                # Ask again one refresh interval later, not at every page load.
-                log.info("role of %r kept: directory unavailable", session.user_id)
-                changed = sessions.rechecked(session, session.person(), session.role)
-            else:
-                found = self._roles.role_for(person) if person is not None else None
-                if person is None or found is None:
-                    log.info("session of %r ended: no longer has a role", session.user_id)
-                    await sessions.log_out(session)
-                    return None
-                if found.name != session.role:
-                    log.info("role of %r is now %s", session.user_id, found.name)
-                changed = sessions.rechecked(session, person, found.name)
-        current = changed or session
-        rule = self._roles.rule_named(current.role)
+            recent = self._rechecked.get(session.session_id)
+            if recent is not None and recent.session.issued_at == session.issued_at:
+                return recent
+            # The loads that come while the directory is asked wait for its answer.
+            return await self._rechecking.ask_once(
+                session.session_id, lambda: self._recheck(session)
+            )
+        rule = self._roles.rule_named(session.role)
         if rule is None:
             # The configuration no longer has this role.
             await sessions.log_out(session)
             return None
-        return SessionRole(current, rule, changed is not None)
+        return SessionRole(session, rule, changed=False)
+
+    async def _recheck(self, session: Session) -> SessionRole | None:
+        """:meth:`role_checked` when the role is due: re-read from the directory."""
+        sessions = self.sessions
+        assert sessions is not None
+        try:
+            person = await self._directory.look_up(session.user_id)
+        except DirectoryUnavailable:
+            # Keep the role until the session's lifetime ends: an outage
+            # must not throw a lesson out, and it cannot grant anything new.
+            # Ask again one refresh interval later, not at every page load.
+            log.info("role of %r kept: directory unavailable", session.user_id)
+            changed = sessions.rechecked(session, session.person(), session.role)
+        else:
+            found = self._roles.role_for(person) if person is not None else None
+            if person is None or found is None:
+                log.info("session of %r ended: no longer has a role", session.user_id)
+                await sessions.log_out(session)
+                return None
+            if found.name != session.role:
+                log.info("role of %r is now %s", session.user_id, found.name)
+            changed = sessions.rechecked(session, person, found.name)
+        rule = self._roles.rule_named(changed.role)
+        if rule is None:
+            # The configuration no longer has this role.
+            await sessions.log_out(session)
+            return None
+        checked = SessionRole(changed, rule, changed=True)
+        self._rechecked[session.session_id] = checked
+        return checked
 
 
 class Visit:

@@ -11,6 +11,7 @@ of each verdict is tested through nginx (tests/test_flows.py and others).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -500,6 +501,23 @@ async def test_an_outage_keeps_a_session_s_role(site: Site) -> None:
     assert kept is not None
     await site.decide("/Mathe7b", cookies=site.cookies(kept))
     assert site.directory.look_ups == 1
+
+
+async def test_loads_with_the_cookie_of_before_a_role_check_cost_one_look_up(
+    site: Site,
+) -> None:
+    """A browser's loads already under way (or a client that keeps no cookies) send
+    the cookie whose role check is due: the directory is asked once for all of them."""
+    cookies = site.session_of(TEACHER.uid, "teacher")
+    site.clock.now += site.settings.sessions.role_refresh
+    verdicts = await asyncio.gather(*(site.decide("/Mathe7b", cookies=cookies) for _ in range(5)))
+    verdicts.append(await site.decide("/Mathe7b", cookies=cookies))
+    assert site.directory.look_ups == 1
+    for verdict in verdicts:
+        assert isinstance(verdict, Redirect)
+        assert admit(token_in(verdict.location), site.jitsi_site, "Mathe7b").moderator
+    # Each answer carries the rechecked session, so the browser stops sending the old one.
+    assert all(sent is not None and sent.role_checked == site.clock.now for sent in site.sent)
 
 
 # -- guests ---------------------------------------------------------------------------------
