@@ -7,6 +7,8 @@ from urllib.parse import unquote
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.config.settings import MODERATOR_FEATURES, JitsiSettings, RoleRule, Secret
 from sidecar.jitsi.tokens import MIN_REMAINING_SECONDS, NOT_BEFORE_SLACK_SECONDS, RoomTokens
@@ -87,6 +89,28 @@ def test_header_and_times() -> None:
     admit(token, SITE, "Mathe7b", now=NOW - NOT_BEFORE_SLACK_SECONDS)
     with pytest.raises(TokenRefused):
         admit(token, SITE, "Mathe7b", now=NOW + SETTINGS.token_ttl)
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "RS256"])
+def test_a_token_is_the_one_pyjwt_would_make(algorithm: str) -> None:
+    """Minted from a header encoded once: byte for byte what jwt.encode gives
+    (PKCS#1 v1.5 signatures are deterministic too)."""
+    key: object = SECRET
+    extra: dict[str, object] = {}
+    header = None
+    if algorithm.startswith("RS"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        extra = {"signing_key": Secret(pem), "key_id": "meet/2026"}
+        header = {"kid": "meet/2026"}
+    settings = dataclasses.replace(SETTINGS, algorithm=algorithm, **extra)  # type: ignore[arg-type]
+    token = tokens(settings).mint(ANNA, TEACHER_RULE, "mathe7b")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert token == jwt.encode(claims, key, algorithm=algorithm, headers=header)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])

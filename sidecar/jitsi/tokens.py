@@ -14,6 +14,7 @@ only what Jitsi reads there.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -24,9 +25,7 @@ from typing import Any
 import jwt
 from cachetools import TLRUCache
 from cryptography.hazmat.primitives import serialization
-from jwt import PyJWS
-from jwt.algorithms import Algorithm
-from jwt.types import JWKDict
+from jwt.algorithms import get_default_algorithms
 
 from sidecar.config.settings import JitsiSettings, RoleRule
 from sidecar.people import Person
@@ -66,49 +65,9 @@ def signing_keys(settings: JitsiSettings) -> tuple[Any, Any]:
     return secret, secret
 
 
-class _KeyPreparedOnce(Algorithm):
-    """One of PyJWT's algorithms, with the site's one key prepared once.
-
-    PyJWT prepares the key again for every token it signs or checks (for a
-    secret that means trying to read it as PEM, SSH and DER first): a third of
-    the work of minting one.
-    """
-
-    def __init__(self, algorithm: Algorithm, keys: tuple[Any, ...]) -> None:
-        self._algorithm = algorithm
-        self._prepared = [(key, algorithm.prepare_key(key)) for key in keys]
-
-    def prepare_key(self, key: Any) -> Any:
-        for raw, prepared in self._prepared:
-            if key is raw:
-                return prepared
-        return self._algorithm.prepare_key(key)
-
-    def sign(self, msg: bytes, key: Any) -> bytes:
-        return self._algorithm.sign(msg, key)
-
-    def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
-        return self._algorithm.verify(msg, key, sig)
-
-    def check_key_length(self, key: Any) -> str | None:
-        return self._algorithm.check_key_length(key)
-
-    @staticmethod
-    def to_jwk(key_obj: Any, as_dict: bool = False) -> Any:
-        raise NotImplementedError("not used: keys are never exported as JWK here")
-
-    @staticmethod
-    def from_jwk(jwk: str | JWKDict) -> Any:
-        raise NotImplementedError("not used: keys are never read from JWK here")
-
-
-def _signer(settings: JitsiSettings, key: Any) -> PyJWS:
-    """PyJWT's signer for the configured algorithm alone, with ``key`` prepared once."""
-    signer = PyJWS(algorithms=[settings.algorithm])
-    original = signer.get_algorithm_by_name(settings.algorithm)
-    signer.unregister_algorithm(settings.algorithm)
-    signer.register_algorithm(settings.algorithm, _KeyPreparedOnce(original, (key,)))
-    return signer
+def _segment(data: bytes) -> bytes:
+    """One part of a compact JWT: URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 @dataclass(frozen=True)
@@ -127,12 +86,20 @@ class VerifiedToken:
 class RoomTokens:
     def __init__(self, settings: JitsiSettings, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
-        self._signing_key, self._verifying_key = signing_keys(settings)
-        self._signer = _signer(settings, self._signing_key)
+        signing_key, self._verifying_key = signing_keys(settings)
+        # What jwt.encode does for every token, done once: the key prepared (for
+        # a secret, PyJWT tries to read it as PEM, SSH and DER first) and the
+        # header encoded, with the same bytes (keys sorted, no spaces).
+        self._algorithm = get_default_algorithms()[settings.algorithm]
+        self._signing_key = self._algorithm.prepare_key(signing_key)
         # Prosody finds an RS* token's public key by its kid.
-        self._header = {"typ": "JWT"}
+        self._header: dict[str, str] = {"typ": "JWT"}
         if settings.algorithm.startswith("RS"):
             self._header["kid"] = settings.key_id
+        header = {"alg": settings.algorithm, **self._header}
+        self._header_segment = _segment(
+            json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii")
+        )
         self._clock = clock
         # Tokens whose signature checked out, by their exact text, until they expire:
         # every room page load brings its token again, and verifying is most of its cost.
@@ -174,11 +141,10 @@ class RoomTokens:
             "moderator": rule.moderator,
             "context": self._context(person, rule),
         }
-        # What jwt.encode does, with the key prepared once (see _KeyPreparedOnce).
         payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-        return self._signer.encode(
-            payload, self._signing_key, algorithm=settings.algorithm, headers=self._header
-        )
+        signed = self._header_segment + b"." + _segment(payload)
+        signature = self._algorithm.sign(signed, self._signing_key)
+        return (signed + b"." + _segment(signature)).decode("ascii")
 
     @staticmethod
     def _context(person: Person, rule: RoleRule) -> dict[str, Any]:
