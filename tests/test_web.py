@@ -7,7 +7,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -167,3 +169,39 @@ async def test_verify_loads_the_session_once(teacher_asking: TeacherAsking) -> N
     assert response.status == 401
     assert response.headers[REDIRECT_HEADER].startswith("/Mathe7b?jwt=")
     assert teacher_asking.loads.count == 1
+
+
+async def test_the_challenge_page_is_rendered_once_per_language_and_room(
+    https_settings: Settings, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every wrong Basic password is followed by the challenge page: the same page
+    for the same room and language, rendered the first time only."""
+    client = await aiohttp_client(create_app(https_settings))
+    renders: list[str] = []
+    get_template = jinja2.Environment.get_template
+
+    def counted(environment: jinja2.Environment, name: str, *more: Any) -> jinja2.Template:
+        if name == "message.html":  # not the templates it extends and includes
+            renders.append(name)
+        return get_template(environment, name, *more)
+
+    monkeypatch.setattr(jinja2.Environment, "get_template", counted)
+
+    async def challenge(room: str, language: str) -> tuple[str, str]:
+        headers = {"X-Original-URI": f"/{room}", "Accept-Language": language}
+        response = await client.get("/auth/page/challenge", headers=headers)
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+        return await response.text(), response.headers["Content-Type"]
+
+    first = await challenge("Mathe7b", "de")
+    for _ in range(3):
+        assert await challenge("Mathe7b", "de") == first
+    assert renders == ["message.html"]
+    assert 'href="/Mathe7b"' in first[0]
+    # Another language or another room is another page.
+    english = await challenge("Mathe7b", "en")
+    other_room = await challenge("Physik8a", "de")
+    assert english != first
+    assert 'href="/Physik8a"' in other_room[0]
+    assert renders == ["message.html"] * 3

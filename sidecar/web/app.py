@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jinja2
 from aiohttp import web
+from cachetools import LRUCache
 
 from sidecar.authentication import Authenticator
 from sidecar.config.settings import Settings
@@ -61,6 +62,7 @@ from sidecar.web.app_keys import (
     LINK_LIMIT,
     METRICS,
     REGULATOR,
+    RENDERED,
     ROLES,
     ROOM_SIZE,
     SESSIONS,
@@ -84,6 +86,8 @@ PAGE_HEADER = "X-Jitsi-Auth-Page"
 USER_HEADER = "X-Jitsi-Auth-User"
 
 MAX_FORM_BYTES = 16 * 1024
+# Message pages kept as rendered (a few KB each): every language, page and room link in use.
+RENDERED_PAGES = 256
 # How long one readiness answer is believed (load balancers poll every second or so).
 READINESS_SECONDS = 2.0
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
@@ -351,6 +355,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[METRICS] = Metrics()
     app[DECISION_LOG] = DecisionLog(settings.server.log_format)
     app[TEMPLATES] = make_templates()
+    app[RENDERED] = LRUCache(RENDERED_PAGES)
     app[CSRF_TOKENS] = CsrfTokens(policy)
     app[WAITING] = WaitingPace(policy)
     app[ACCEPT_FAILURES] = AcceptFailures()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 from aiohttp import web
+from cachetools import LRUCache
 
 from sidecar.authentication import Authenticator
 from sidecar.config.settings import Settings
@@ -26,6 +27,8 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 DECISION_LOG = web.AppKey("decision_log", DecisionLog)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+# Message pages as rendered, by everything they show (sidecar.web.pages.message).
+RENDERED: web.AppKey[LRUCache[tuple[object, ...], str]] = web.AppKey("rendered")
 CSRF_TOKENS = web.AppKey("csrf_tokens", CsrfTokens)
 REGULATOR = web.AppKey("regulator", Regulator)
 # None when form login is off (no sessions.keys_file).

@@ -19,6 +19,7 @@ from sidecar.web.app_keys import (
     DECISION_LOG,
     METRICS,
     REGULATOR,
+    RENDERED,
     SESSIONS,
     SETTINGS,
     TEMPLATES,
@@ -63,9 +64,13 @@ def translator(request: web.Request) -> Translator:
 def render(
     request: web.Request, template: str, *, status: int = 200, **context: Any
 ) -> web.Response:
+    body = _rendered(request, translator(request), template, **context)
+    return web.Response(status=status, text=body, content_type="text/html")
+
+
+def _rendered(request: web.Request, t: Translator, template: str, **context: Any) -> str:
     settings = request.app[SETTINGS]
-    t = translator(request)
-    body = (
+    return (
         request.app[TEMPLATES]
         .get_template(template)
         .render(
@@ -76,7 +81,6 @@ def render(
             **context,
         )
     )
-    return web.Response(status=status, text=body, content_type="text/html")
 
 
 def message(
@@ -88,19 +92,30 @@ def message(
     link_text: str | None = None,
     logout_link: bool = False,
 ) -> web.Response:
-    """Page ``name``: its words, a link onwards, and always one to the start page."""
+    """Page ``name``: its words, a link onwards, and always one to the start page.
+
+    Rendered once for each thing it shows (its language, words and links): the
+    Basic challenge follows every wrong password, the same page for the same room.
+    """
     t = translator(request)
-    return render(
-        request,
-        "message.html",
-        status=PAGE_STATUS.get(name, 200),
-        name=name,
-        text=text if text is not None else t(f"{name}.text"),
-        link=link,
-        link_text=link_text,
-        logout_link=logout_link,
-        with_help=name in HELP_PAGES,
-    )
+    text = text if text is not None else t(f"{name}.text")
+    shown = (t.language, name, text, link, link_text, logout_link)
+    rendered = request.app[RENDERED]
+    body = rendered.get(shown)
+    if body is None:
+        body = _rendered(
+            request,
+            t,
+            "message.html",
+            name=name,
+            text=text,
+            link=link,
+            link_text=link_text,
+            logout_link=logout_link,
+            with_help=name in HELP_PAGES,
+        )
+        rendered[shown] = body
+    return web.Response(status=PAGE_STATUS.get(name, 200), text=body, content_type="text/html")
 
 
 def _banned_page(request: web.Request, minutes: int) -> web.Response:
