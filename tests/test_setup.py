@@ -14,6 +14,7 @@ import re
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,17 +78,36 @@ def directory_options(slapd: Slapd, password_file: Path) -> list[str]:
     ]
 
 
-def setup(
-    root: Path,
-    *options: str,
-    stdin: str = "",
+@dataclass
+class Setup:
+    """``jitsi-auth-sidecar setup`` on a tree, its output captured; ``directory``:
+    the answers about the test's slapd."""
+
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+    directory: list[str]
+
+    def __call__(self, root: Path, *options: str, stdin: str = "") -> tuple[int, str, str]:
+        self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["setup", "--root", str(root), "--nginx", NGINX, *options])
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def answered(self, root: Path, *, reloaded: Path | None = None) -> tuple[int, str, str]:
+        """Every question answered: yes to all, the directory's answers, and a
+        reload that makes the file ``reloaded`` (none without)."""
+        reload = ["--reload-command", f"touch {reloaded}"] if reloaded else ["--no-reload"]
+        return self(root, "--yes", *reload, *self.directory)
+
+
+@pytest.fixture
+def run(
+    slapd: Slapd,
+    password_file: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(["setup", "--root", str(root), "--nginx", NGINX, *options])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+) -> Setup:
+    return Setup(capsys, monkeypatch, directory_options(slapd, password_file))
 
 
 @pytest.fixture
@@ -111,22 +131,13 @@ def section(text: str, header: str) -> str:
 
 def test_debian_setup_wires_jitsi_and_a_teacher_gets_an_accepted_token(
     debian: Path,
-    slapd: Slapd,
-    password_file: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    run: Setup,
 ) -> None:
     before = snapshot(debian)
     reloaded = debian.parent / "reloaded"
-    code, out, err = setup(
-        debian,
-        "--yes",
-        "--reload-command",
-        f"touch {reloaded}",
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, out, err = run.answered(debian, reloaded=reloaded)
     assert code == 0, err
     assert "nginx -t: the configuration is fine" in out
     assert reloaded.exists()
@@ -194,45 +205,25 @@ def test_debian_setup_wires_jitsi_and_a_teacher_gets_an_accepted_token(
     # A second run with the same answers changes nothing and reloads nothing.
     after = snapshot(debian)
     reloaded.unlink()
-    code, out, err = setup(
-        debian,
-        "--yes",
-        "--reload-command",
-        f"touch {reloaded}",
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, out, err = run.answered(debian, reloaded=reloaded)
     assert code == 0, err
     assert "nothing to change" in out
     assert snapshot(debian) == after
     assert not reloaded.exists()
     # Nor does a run without the options: it starts from what the first one wrote.
-    code, out, err = setup(debian, "--yes", "--no-reload", capsys=capsys, monkeypatch=monkeypatch)
+    code, out, err = run(debian, "--yes", "--no-reload")
     assert code == 0, err
     assert snapshot(debian) == after
 
     # --undo: every file as before, byte for byte and mode for mode.
-    code, out, err = setup(debian, "--undo", "--no-reload", capsys=capsys, monkeypatch=monkeypatch)
+    code, out, err = run(debian, "--undo", "--no-reload")
     assert code == 0, err
     assert snapshot(debian) == before
 
 
-def test_dry_run_shows_the_diff_and_writes_nothing(
-    debian: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_dry_run_shows_the_diff_and_writes_nothing(debian: Path, run: Setup) -> None:
     before = snapshot(debian)
-    code, out, err = setup(
-        debian,
-        "--dry-run",
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, out, err = run(debian, "--dry-run", *run.directory)
     assert code == 0, err
     assert snapshot(debian) == before
     assert f"+++ /{PROSODY}" in out
@@ -246,21 +237,13 @@ def test_dry_run_shows_the_diff_and_writes_nothing(
     assert "nothing written" in out
 
 
-def test_answers_are_checked_live_and_asked_again(
-    debian: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    options = directory_options(slapd, password_file)
+def test_answers_are_checked_live_and_asked_again(debian: Path, run: Setup) -> None:
+    options = list(run.directory)
     typo = SCHOOL.teachers_group_dn.replace("cn=", "cn=x", 1)
     options[options.index(SCHOOL.teachers_group_dn)] = typo
     # The typo is refused, the right DN given, then every file agreed to but jicofo's.
     answers = SCHOOL.teachers_group_dn + "\n" + "y\ny\ny\nn\ny\n"
-    code, out, err = setup(
-        debian, *options, "--no-reload", stdin=answers, capsys=capsys, monkeypatch=monkeypatch
-    )
+    code, out, err = run(debian, *options, "--no-reload", stdin=answers)
     assert code == 0, err
     assert f"FAILED  the group {typo!r} does not exist" in out
     config = (debian / ETC / "config.toml").read_text()
@@ -271,65 +254,36 @@ def test_answers_are_checked_live_and_asked_again(
 
 
 def test_a_wrong_service_password_stops_before_any_change(
-    debian: Path,
-    slapd: Slapd,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    debian: Path, slapd: Slapd, tmp_path: Path, run: Setup
 ) -> None:
     wrong = tmp_path / "wrong"
     wrong.write_text("not the password", "utf-8")
     before = snapshot(debian)
-    code, out, err = setup(
-        debian, "--yes", *directory_options(slapd, wrong), capsys=capsys, monkeypatch=monkeypatch
-    )
+    code, out, err = run(debian, "--yes", *directory_options(slapd, wrong))
     assert code == 1
     assert f"refused the password of {SCHOOL.service_dn}" in err + out
     assert snapshot(debian) == before
 
 
-def test_a_failing_nginx_test_puts_every_file_back(
-    debian: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_failing_nginx_test_puts_every_file_back(debian: Path, run: Setup) -> None:
     # An include nginx refuses: the site with it must not stay, nor anything else.
     (debian / "etc/nginx/snippets/jitsi-auth-sidecar.conf").write_text("location {\n", "utf-8")
     before = snapshot(debian)
     reloaded = debian.parent / "reloaded"
-    code, _out, err = setup(
-        debian,
-        "--yes",
-        "--reload-command",
-        f"touch {reloaded}",
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, _out, err = run.answered(debian, reloaded=reloaded)
     assert code == 1
     assert "nginx -t failed, every file of this run put back" in err
     assert snapshot(debian) == before
     assert not reloaded.exists()
 
 
-def test_undo_leaves_a_file_the_admin_changed_since(
-    debian: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_undo_leaves_a_file_the_admin_changed_since(debian: Path, run: Setup) -> None:
     before = snapshot(debian)
-    options = directory_options(slapd, password_file)
-    assert (
-        setup(debian, "--yes", "--no-reload", *options, capsys=capsys, monkeypatch=monkeypatch)[0]
-        == 0
-    )
+    options = list(run.directory)
+    assert run(debian, "--yes", "--no-reload", *options)[0] == 0
     edited = (debian / JICOFO).read_text() + "# the admin's own line\n"
     (debian / JICOFO).write_text(edited, "utf-8")
-    code, out, _ = setup(debian, "--undo", "--no-reload", capsys=capsys, monkeypatch=monkeypatch)
+    code, out, _ = run(debian, "--undo", "--no-reload")
     assert code == 1
     assert f"left alone {debian / JICOFO}" in out
     assert (debian / JICOFO).read_text() == edited
@@ -337,21 +291,13 @@ def test_undo_leaves_a_file_the_admin_changed_since(
     assert (debian / SITE).read_bytes() == before[SITE][0]
 
 
-def test_no_jitsi_is_said_plainly(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code, _, err = setup(tmp_path, "--yes", capsys=capsys, monkeypatch=monkeypatch)
+def test_no_jitsi_is_said_plainly(tmp_path: Path, run: Setup) -> None:
+    code, _, err = run(tmp_path, "--yes")
     assert code == 2
     assert "no Jitsi Meet site found" in err
 
 
-def test_docker_setup_writes_env_and_the_custom_include(
-    tmp_path: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_docker_setup_writes_env_and_the_custom_include(tmp_path: Path, run: Setup) -> None:
     root = tmp_path / "root"
     checkout = docker_tree(root)
     before = snapshot(root)
@@ -362,9 +308,9 @@ def test_docker_setup_writes_env_and_the_custom_include(
         "--include",
         str(include),
         "--no-reload",
-        *directory_options(slapd, password_file),
+        *run.directory,
     ]
-    code, out, err = setup(root, "--yes", *options, capsys=capsys, monkeypatch=monkeypatch)
+    code, out, err = run(root, "--yes", *options)
     assert code == 0, err
     assert "nginx -t: the configuration is fine" in out
     custom = root / "srv/jitsi-meet-cfg/web/nginx-custom/jitsi-auth-sidecar.conf"
@@ -395,37 +341,23 @@ def test_docker_setup_writes_env_and_the_custom_include(
     assert config.server.public_url == f"https://{DOMAIN}"
 
     after = snapshot(root)
-    code, out, err = setup(root, "--yes", *options, capsys=capsys, monkeypatch=monkeypatch)
+    code, out, err = run(root, "--yes", *options)
     assert code == 0, err
     assert "nothing to change" in out
     assert snapshot(root) == after
 
-    code, out, err = setup(
-        root,
-        "--undo",
-        "--docker",
-        "/srv/docker-jitsi-meet",
-        "--no-reload",
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, out, err = run(root, "--undo", "--docker", "/srv/docker-jitsi-meet", "--no-reload")
     assert code == 0, err
     assert snapshot(root) == before
 
 
-def test_docker_include_is_tested_by_nginx(
-    tmp_path: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_docker_include_is_tested_by_nginx(tmp_path: Path, run: Setup) -> None:
     root = tmp_path / "root"
     docker_tree(root)
     broken = tmp_path / "broken.conf"
     broken.write_text("location = /x { proxy_pass; }\n", "utf-8")
     before = snapshot(root)
-    code, _, err = setup(
+    code, _, err = run(
         root,
         "--yes",
         "--no-reload",
@@ -433,39 +365,23 @@ def test_docker_include_is_tested_by_nginx(
         "/srv/docker-jitsi-meet",
         "--include",
         str(broken),
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
+        *run.directory,
     )
     assert code == 1
     assert "nginx -t failed" in err
     assert snapshot(root) == before
 
 
-def test_a_file_setup_cannot_read_is_named(
-    debian: Path,
-    slapd: Slapd,
-    password_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_file_setup_cannot_read_is_named(debian: Path, run: Setup) -> None:
     (debian / JICOFO).write_bytes(b"jicofo { \xff }\n")
     before = snapshot(debian)
-    code, _, err = setup(
-        debian,
-        "--yes",
-        *directory_options(slapd, password_file),
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, _, err = run(debian, "--yes", *run.directory)
     assert code == 2
     assert "not UTF-8" in err
     assert snapshot(debian) == before
 
 
-def test_every_answer_can_be_typed(
-    debian: Path, slapd: Slapd, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_answer_can_be_typed(debian: Path, slapd: Slapd, run: Setup) -> None:
     """Nothing given on the command line: each question asked in turn, then each file."""
     typed = [
         slapd.ldap_url,
@@ -475,13 +391,7 @@ def test_every_answer_can_be_typed(
         SCHOOL.teachers_group_dn,
         SCHOOL.pupils_group_dn,
     ]
-    code, out, err = setup(
-        debian,
-        "--no-reload",
-        stdin="\n".join(typed + ["y"] * 8) + "\n",
-        capsys=capsys,
-        monkeypatch=monkeypatch,
-    )
+    code, out, err = run(debian, "--no-reload", stdin="\n".join(typed + ["y"] * 8) + "\n")
     assert code == 0, err
     for prompt in ("LDAP URL", "service account DN", "the teachers' group DN"):
         assert f"{prompt}" in out
@@ -493,16 +403,8 @@ def test_every_answer_can_be_typed(
     assert [rule.name for rule in settings.roles] == ["teacher", "pupil"]
     # Input that ends early is an answer missing, said as such; nothing more is written.
     before = snapshot(debian)
-    code, out, err = setup(
-        debian,
-        "--no-reload",
-        "--domain",
-        DOMAIN,
-        "--ldap-url",
-        "ldap://127.0.0.1:1",
-        stdin="",
-        capsys=capsys,
-        monkeypatch=monkeypatch,
+    code, out, err = run(
+        debian, "--no-reload", "--domain", DOMAIN, "--ldap-url", "ldap://127.0.0.1:1", stdin=""
     )
     assert code == 1
     assert "FAILED  no LDAP server answers at ldap://127.0.0.1:1" in out
