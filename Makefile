@@ -17,11 +17,15 @@ DEMO_DEBIAN_PACKAGES := gcc python3-dev python3-venv slapd ldap-utils nginx libl
 .PHONY: test demo bench soak test-jitsi deb lint debian-packages jitsi-debian-packages \
 	deb-debian-packages demo-debian-packages clean
 
+# Two test processes, each taking whole files (module fixtures stay in one process):
+# most tests wait for servers they started, so two halve the suite's time on two cores.
+TEST_PROCESSES ?= 2
+
 test: $(VENV)/.installed deb-debian-packages node_modules/.installed
 	$(BIN)/ruff check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/ruff format --check sidecar demo tests testbed bench soak realjitsi
 	$(BIN)/mypy --strict
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 # The demo needs slapd, nginx and the daemon's own libraries: no browser, no test tools.
 demo: $(VENV)/.demo-installed
