@@ -18,7 +18,7 @@ from sidecar.daemon.descriptors import (
     quiet_accept_failures,
     raise_descriptor_limit,
 )
-from sidecar.daemon.memory import settle_after_start
+from sidecar.daemon.memory import return_free_memory, settle_after_start
 from sidecar.daemon.systemd import inherited_socket, notify
 from sidecar.daemon.workers import listening_socket
 from sidecar.web.app import ACCEPT_FAILURES, DIRECTORY, PathOnlyAccessLogger, create_app
@@ -109,9 +109,11 @@ async def serve(
     if on_ready is not None:
         on_ready()
     notify("READY=1")
+    trimming = asyncio.create_task(return_free_memory())
     try:
         await stop.wait()
     finally:
+        trimming.cancel()
         notify("STOPPING=1")
         # Stop accepting first: what comes now waits in the socket's backlog for
         # the next process. Then answer every request already taken in (closing
