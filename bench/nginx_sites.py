@@ -3,11 +3,11 @@
 Every nginx here is ``demo.nginx.Nginx`` (one worker, the Jitsi-shaped site);
 what differs is the include and what sits at http level:
 
-- the sidecar's nginx and the bare baseline's nginx use the include as it
-  is, pointed at their socket: one new connection per verify subrequest;
-- the keep-alive baseline uses the same include with its ``proxy_pass``
-  lines pointed at an ``upstream {}`` with ``keepalive`` (HTTP/1.1 and an
-  empty ``Connection`` header, without which nginx closes each one);
+- the sidecar's nginx and the keep-alive baseline's nginx use the include
+  as it is, with its upstream (``nginx/jitsi-auth-sidecar-upstream.conf``),
+  pointed at their socket: verify subrequests on kept connections;
+- the new-connection baseline uses the include as ``setup --docker`` writes
+  it (``without_upstream``): one new connection per verify subrequest;
 - "nginx answering 200" is a site of its own with one ``return 200``;
 - the peer's site is nginx-ldap-auth's own shape: ``auth_request`` to a
   location that proxies to the daemon with the LDAP settings as headers.
@@ -36,10 +36,6 @@ server {{
 }}
 """
 
-KEEPALIVE_UPSTREAM = "bench_bare_keepalive"
-# Idle connections each worker keeps: as many as wrk keeps open to nginx.
-KEEPALIVE_CONNECTIONS = 32
-
 _SOCKET_PROXY_PASS = re.compile(
     r"proxy_pass http://" + re.escape(SOCKET_LITERAL) + r"(?::(?P<uri>/[^;\s]*))?;"
 )
@@ -60,34 +56,6 @@ def include_connection_handling(include_text: str) -> str:
     if _SOCKET_PROXY_PASS.search(verify.group("body")):
         return NEW_CONNECTION
     return KEEPALIVE
-
-
-def with_upstream_keepalive(include_text: str) -> str:
-    """The include with each ``proxy_pass`` to the sidecar's socket sent through the upstream."""
-
-    def through_upstream(match: re.Match[str]) -> str:
-        return (
-            f"proxy_pass http://{KEEPALIVE_UPSTREAM}{match.group('uri') or ''};\n"
-            "    proxy_http_version 1.1;\n"
-            '    proxy_set_header Connection "";'
-        )
-
-    rewritten, count = _SOCKET_PROXY_PASS.subn(through_upstream, include_text)
-    if count == 0:
-        raise IncludeNotUnderstood(
-            f"no `proxy_pass http://{SOCKET_LITERAL}...` in the include to send through an upstream"
-        )
-    return rewritten
-
-
-def keepalive_upstream(socket_path: str) -> str:
-    """The http-level block the rewritten include names."""
-    return (
-        f"    upstream {KEEPALIVE_UPSTREAM} {{\n"
-        f"        server unix:{socket_path};\n"
-        f"        keepalive {KEEPALIVE_CONNECTIONS};\n"
-        "    }\n"
-    )
 
 
 # Formatted twice: first here with the peer's settings (doubled braces stay

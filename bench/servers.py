@@ -36,6 +36,7 @@ from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
+from sidecar.admin.jitsi_edits import without_upstream
 from sidecar.config.settings import load_settings
 from testbed.redis_server import RedisServer
 from testbed.stack import SidecarProcess, until_answering
@@ -307,9 +308,9 @@ def start_servers(
     """``peer_daemon``: nginx-ldap-auth-daemon.py to run; None: the stand-in."""
     include_text = default_include().read_text("utf-8")
     handling = nginx_sites.include_connection_handling(include_text)
-    if handling != nginx_sites.NEW_CONNECTION:
+    if handling != nginx_sites.KEEPALIVE:
         raise nginx_sites.IncludeNotUnderstood(
-            "the include no longer proxies to the sidecar's socket directly: "
+            "the include no longer checks through its upstream: "
             "the bare baselines in bench/nginx_sites.py must follow it"
         )
 
@@ -339,8 +340,8 @@ def start_servers(
         stack, workdir / "peer", peer_daemon, _peer_ldap(uncached_sidecar.config)
     )
 
-    keepalive_include = workdir / "keepalive-include.conf"
-    keepalive_include.write_text(nginx_sites.with_upstream_keepalive(include_text), "utf-8")
+    direct_include = workdir / "direct-include.conf"
+    direct_include.write_text(without_upstream(include_text), "utf-8")
     sites = {
         "alone": Nginx(
             workdir / "nginx-alone",
@@ -354,14 +355,13 @@ def start_servers(
             port=free_port(),
             sidecar_socket=bare_app.socket_path,
             xmpp_port=free_port(),
+            include=direct_include,
         ),
         "bare_keepalive": Nginx(
             workdir / "nginx-bare-keepalive",
             port=free_port(),
             sidecar_socket=bare_app.socket_path,
             xmpp_port=free_port(),
-            include=keepalive_include,
-            http_extra=nginx_sites.keepalive_upstream(str(bare_app.socket_path)),
         ),
     }
     for nginx in sites.values():

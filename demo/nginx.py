@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -35,6 +36,11 @@ def free_port() -> int:
 def default_include() -> Path:
     """The include file of this source tree (``nginx/jitsi-auth-sidecar.conf``)."""
     return Path(__file__).resolve().parents[1] / "nginx" / "jitsi-auth-sidecar.conf"
+
+
+def default_upstream() -> Path:
+    """The http-level upstream the include names (``nginx/jitsi-auth-sidecar-upstream.conf``)."""
+    return default_include().with_name("jitsi-auth-sidecar-upstream.conf")
 
 
 SITE = """\
@@ -114,7 +120,7 @@ http {{
     uwsgi_temp_path {workdir}/tmp/uwsgi;
     scgi_temp_path {workdir}/tmp/scgi;
     server_names_hash_bucket_size 64;
-{http_extra}
+{upstream}{http_extra}
     include {workdir}/site.conf;
 }}
 """
@@ -153,6 +159,7 @@ class Nginx:
         http_extra: str = "",
         demo_rooms_url: str | None = None,
         tenants: str | None = None,
+        with_upstream: bool = True,
     ) -> None:
         self.workdir = workdir
         self.site = site
@@ -163,6 +170,9 @@ class Nginx:
         self.sidecar_socket = sidecar_socket
         self.xmpp_port = xmpp_port
         self.include_source = include or default_include()
+        # False: nginx as docker-jitsi-meet's web container runs it, with no
+        # http-level file of the sidecar's (the include as setup --docker writes it).
+        self.with_upstream = with_upstream
         self.webroot = workdir / "webroot"
         self.config = workdir / "nginx.conf"
         self.access_log = workdir / "access.log"
@@ -178,12 +188,20 @@ class Nginx:
             (self.workdir / "tmp" / name).mkdir(parents=True, exist_ok=True)
         make_webroot(self.webroot, demo_rooms_url=self.demo_rooms_url)
         include_text = self.include_source.read_text("utf-8")
-        # Pointing the include at another address is exactly this one replacement.
+        # Pointing the include (and its upstream) at another address is exactly this
+        # one replacement.
         include = self.workdir / "jitsi-auth-sidecar.conf"
         include_text = include_text.replace(SOCKET_LITERAL, f"unix:{self.sidecar_socket}")
         if self.tenants is not None:
             include_text = include_text.replace(TENANTS_LITERAL, self.tenants)
         include.write_text(include_text, "utf-8")
+        # The upstream, as the package puts it in conf.d, pointed at the same socket.
+        upstream = self.workdir / "jitsi-auth-sidecar-upstream.conf"
+        upstream_text = default_upstream().read_text("utf-8")
+        upstream.write_text(
+            upstream_text.replace(SOCKET_LITERAL, f"unix:{self.sidecar_socket}"), "utf-8"
+        )
+        upstream_line = f"    include {upstream};\n" if self.with_upstream else ""
         (self.workdir / "site.conf").write_text(
             self.site.format(
                 port=self.port, webroot=self.webroot, include=include, xmpp_port=self.xmpp_port
@@ -194,7 +212,13 @@ class Nginx:
         # the sidecar's socket in a private temp directory.
         user = "user root;" if os.geteuid() == 0 else ""
         self.config.write_text(
-            MAIN.format(user=user, workdir=self.workdir, http_extra=self.http_extra), "utf-8"
+            MAIN.format(
+                user=user,
+                workdir=self.workdir,
+                upstream=upstream_line,
+                http_extra=self.http_extra,
+            ),
+            "utf-8",
         )
 
     def check(self) -> subprocess.CompletedProcess[str]:
@@ -227,6 +251,11 @@ class Nginx:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError("nginx did not start listening")
+
+    def reload(self) -> None:
+        """``nginx -s reload``: new workers; the old ones close idle connections at once."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -217,7 +217,13 @@ class Stack:
 
 @contextmanager
 def nginx_in_front(
-    sidecar: SidecarProcess, workdir: Path, *, site: str, http_extra: str = ""
+    sidecar: SidecarProcess,
+    workdir: Path,
+    *,
+    site: str,
+    http_extra: str = "",
+    include: Path | None = None,
+    with_upstream: bool = True,
 ) -> Iterator[Nginx]:
     """Another nginx site (with its own Prosody stand-in) in front of a running sidecar."""
     xmpp = XmppStandIn(workdir)
@@ -229,6 +235,8 @@ def nginx_in_front(
         xmpp_port=xmpp.port,
         site=site,
         http_extra=http_extra,
+        include=include,
+        with_upstream=with_upstream,
     )
     try:
         nginx.start()

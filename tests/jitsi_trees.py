@@ -298,11 +298,16 @@ def debian_tree(root: Path, *, http_port: int = 8080, https_port: int = 8443) ->
     (root / "etc/nginx/conf.d").mkdir(parents=True)
     for folder in ("run", "var/log/nginx", "var/lib/nginx"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    # What the sidecar's package installs: the include, and the secrets its postinst makes.
+    # What the sidecar's package installs: the include and its upstream, and the
+    # secrets its postinst makes.
     snippets = root / "etc/nginx/snippets"
     snippets.mkdir(parents=True)
     shutil.copyfile(
         REPOSITORY / "nginx" / "jitsi-auth-sidecar.conf", snippets / "jitsi-auth-sidecar.conf"
+    )
+    shutil.copyfile(
+        REPOSITORY / "nginx" / "jitsi-auth-sidecar-upstream.conf",
+        root / "etc/nginx/conf.d/jitsi-auth-sidecar-upstream.conf",
     )
     (root / "var/lib/jitsi-auth-sidecar").mkdir(parents=True)
     etc = root / "etc/jitsi-auth-sidecar"

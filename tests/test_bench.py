@@ -51,7 +51,7 @@ CASES = {
     "login-post",
     "token-cached-basic@half",
     "token-session@half",
-    "bare-new-connection@half",
+    "bare-keepalive@half",
     "rush-bind-each",
     "peer-basic-bind-each",
     "peer-wrong-password",

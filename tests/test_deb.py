@@ -136,6 +136,7 @@ def test_package_is_named_and_depends_as_documented(deb: Path) -> None:
         f"/etc/{PACKAGE}/config.toml",
         f"/etc/nginx/snippets/{PACKAGE}.conf",
         f"/etc/nginx/conf.d/{PACKAGE}-log.conf",
+        f"/etc/nginx/conf.d/{PACKAGE}-upstream.conf",
     ]
     listing = run("dpkg-deb", "--contents", deb).stdout
     for path in (

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from demo.nginx import Nginx
+from demo.nginx import Nginx, default_include
 from demo.school import SCHOOL
+from sidecar.admin.jitsi_edits import without_upstream
 from testbed.stack import Stack, followed, nginx_in_front, request
 
 TOKEN = "eyJoYW5nLXVwLXRva2Vu.c2VjcmV0LXBhcnQ.c2lnbmF0dXJl"
@@ -104,9 +105,19 @@ server {{
 
 @pytest.fixture(scope="module")
 def docker_nginx(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    """The docker-shaped site in front of the shared stack's sidecar."""
+    """The docker-shaped site in front of the shared stack's sidecar, with the include
+    as setup --docker writes it, and no http-level file of the sidecar's."""
     workdir: Path = tmp_path_factory.mktemp("docker-site")
-    with nginx_in_front(stack.sidecar, workdir, site=DOCKER_SITE, http_extra=DOCKER_HTTP) as nginx:
+    include = workdir / "docker-include.conf"
+    include.write_text(without_upstream(default_include().read_text("utf-8")), "utf-8")
+    with nginx_in_front(
+        stack.sidecar,
+        workdir,
+        site=DOCKER_SITE,
+        http_extra=DOCKER_HTTP,
+        include=include,
+        with_upstream=False,
+    ) as nginx:
         yield nginx
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from demo.school import SCHOOL
 from demo.slapd import Slapd
-from sidecar.admin.jitsi_edits import env_values
+from sidecar.admin.jitsi_edits import env_values, without_upstream
 from sidecar.cli import main
 from sidecar.config.settings import load_settings
 from tests.jitsi_rules import JitsiSite, admit
@@ -265,6 +265,15 @@ def test_a_wrong_service_password_stops_before_any_change(
     assert snapshot(debian) == before
 
 
+def test_a_missing_upstream_is_named_before_any_change(debian: Path, run: Setup) -> None:
+    (debian / "etc/nginx/conf.d/jitsi-auth-sidecar-upstream.conf").unlink()
+    before = snapshot(debian)
+    code, _out, err = run.answered(debian)
+    assert code == 2
+    assert "/etc/nginx/conf.d/jitsi-auth-sidecar-upstream.conf" in err
+    assert snapshot(debian) == before
+
+
 def test_a_failing_nginx_test_puts_every_file_back(debian: Path, run: Setup) -> None:
     # An include nginx refuses: the site with it must not stay, nor anything else.
     (debian / "etc/nginx/snippets/jitsi-auth-sidecar.conf").write_text("location {\n", "utf-8")
@@ -314,7 +323,12 @@ def test_docker_setup_writes_env_and_the_custom_include(tmp_path: Path, run: Set
     assert code == 0, err
     assert "nginx -t: the configuration is fine" in out
     custom = root / "srv/jitsi-meet-cfg/web/nginx-custom/jitsi-auth-sidecar.conf"
-    assert custom.read_bytes() == include.read_bytes()
+    # The container reads no http-level file of the sidecar's: the checks go to
+    # the socket straight (and nginx -t above passed without the upstream).
+    written = custom.read_text("utf-8")
+    assert written == without_upstream(include.read_text("utf-8"))
+    assert "http://jitsi_auth_sidecar" not in written
+    assert "proxy_pass http://unix:/run/jitsi-auth-sidecar/http.sock:/auth/verify;" in written
     env = (checkout / ".env").read_text()
     values = env_values(env)
     app_secret = (root / ETC / "app_secret").read_text().strip()

@@ -102,6 +102,7 @@ install -D -m 0644 "$source_tree/systemd/$package.service" "$root/lib/systemd/sy
 install -D -m 0644 "$source_tree/systemd/$package.socket" "$root/lib/systemd/system/$package.socket"
 install -D -m 0644 "$source_tree/nginx/$package.conf" "$root/etc/nginx/snippets/$package.conf"
 install -D -m 0644 "$source_tree/nginx/$package-log.conf" "$root/etc/nginx/conf.d/$package-log.conf"
+install -D -m 0644 "$source_tree/nginx/$package-upstream.conf" "$root/etc/nginx/conf.d/$package-upstream.conf"
 
 # The configuration: the example, without the *_file keys of the secrets that
 # the unit passes in as credentials (its dynamic user cannot read those files).

@@ -30,6 +30,8 @@ CONTRIB_MODULES = ("token_affiliation", "token_lobby_bypass")
 LUA_COMMENT = "--"
 HASH_COMMENT = "#"
 NGINX_INCLUDE = "include snippets/jitsi-auth-sidecar.conf;"
+# The http-level upstream (nginx/jitsi-auth-sidecar-upstream.conf) the include's checks go through.
+NGINX_UPSTREAM = "jitsi_auth_sidecar"
 
 _SECTION = re.compile(r"""^\s*(VirtualHost|Component)\s+"([^"]+)"(?:\s+"([^"]*)")?""")
 _MODULES_START = re.compile(r"^\s*modules_enabled\s*=\s*\{")
@@ -187,6 +189,25 @@ def nginx_site(text: str) -> str:
             depth += code.count("{") - code.count("}")
         raise CannotEdit("the meet server block has no location to put the include before")
     raise CannotEdit("no server block serving Jitsi's /config.js in the nginx site")
+
+
+def without_upstream(include: str) -> str:
+    """The include with its checks sent straight to the sidecar's socket, a new
+    connection each, for an nginx without the http-level upstream file (the web
+    container of docker-jitsi-meet reads only server-level files). The address
+    is the one the include's own ``/auth/`` location names."""
+    through = f"proxy_pass http://{NGINX_UPSTREAM}/"
+    if through not in include:
+        return include  # an include of the admin's own, sent as it is
+    # unix:/run/jitsi-auth-sidecar/http.sock as shipped, or host:port where the admin
+    # pointed it elsewhere.
+    direct = re.search(r"proxy_pass http://(unix:[^;\s:]+|[^;\s/:]+(?::\d+)?)/?;", include)
+    if direct is None:
+        raise CannotEdit("the include's /auth/ location names no address of the sidecar")
+    address = direct.group(1)
+    # nginx separates a socket's path from the URI with a colon.
+    prefix = f"{address}:/" if address.startswith("unix:") else f"{address}/"
+    return include.replace(through, f"proxy_pass http://{prefix}")
 
 
 # -- docker-jitsi-meet --------------------------------------------------------------------

@@ -15,6 +15,8 @@ from sidecar.admin.jitsi_edits import CONTRIB_MODULES, env_values
 
 SIDECAR_ETC = "etc/jitsi-auth-sidecar"
 INCLUDE = "etc/nginx/snippets/jitsi-auth-sidecar.conf"
+# At http level: the connections the include's checks go through.
+UPSTREAM = "etc/nginx/conf.d/jitsi-auth-sidecar-upstream.conf"
 STATE = "var/lib/jitsi-auth-sidecar/setup"
 DEBIAN_PLUGINS = "usr/share/jitsi-meet/prosody-plugins"
 
@@ -54,6 +56,10 @@ class DebianJitsi:
     @property
     def include(self) -> Path:
         return under(self.root, INCLUDE)
+
+    @property
+    def upstream(self) -> Path:
+        return under(self.root, UPSTREAM)
 
     def missing_plugins(self) -> list[str]:
         """jitsi-contrib's modules that are not where Prosody loads Jitsi's from."""

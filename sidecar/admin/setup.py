@@ -31,11 +31,13 @@ from sidecar.admin.jitsi_edits import (
     jicofo_conf,
     nginx_site,
     prosody_host_file,
+    without_upstream,
 )
 from sidecar.admin.jitsi_layout import (
     INCLUDE,
     SIDECAR_ETC,
     STATE,
+    UPSTREAM,
     DebianJitsi,
     DockerJitsi,
     NotFound,
@@ -254,6 +256,11 @@ def _debian_plan(args: argparse.Namespace, root: Path, asker: Asker, out: TextIO
             f"the nginx include is not at /{INCLUDE}: install the jitsi-auth-sidecar package "
             "(or copy nginx/jitsi-auth-sidecar.conf there)"
         )
+    if not jitsi.upstream.is_file():
+        raise NotFound(
+            f"the nginx upstream the include names is not at /{UPSTREAM}: install the "
+            "jitsi-auth-sidecar package (or copy nginx/jitsi-auth-sidecar-upstream.conf there)"
+        )
     print(f"Jitsi Meet (Debian packages) for {jitsi.domain}", file=out)
     plan = Plan()
     token = _common(plan, root, args, asker, out, f"https://{jitsi.domain}", jitsi.domain)
@@ -318,7 +325,7 @@ def _docker_plan(args: argparse.Namespace, root: Path, asker: Asker, out: TextIO
     plan.add(
         Change(
             docker.nginx_custom,
-            include.read_bytes(),
+            without_upstream(include.read_text("utf-8")).encode(),
             "the web container's nginx: the include that asks the sidecar",
         ),
         DOCKER_RELOAD,
