@@ -151,50 +151,60 @@ class RegulationStore(Protocol):
 class Remembered:
     """A value per key for ``lifetime`` seconds after it was last set, for at most
     ``max_keys`` keys: when full, those past their lifetime go first, then the ones
-    set longest ago. Keys are kept as their hash (as in :mod:`sidecar.sliding_counter`)."""
+    set longest ago. Keys are kept as their hash (as in :mod:`sidecar.sliding_counter`),
+    and an empty value takes no room beside its time."""
 
     def __init__(self, lifetime: int, *, clock: Callable[[], float], max_keys: int) -> None:
         self._lifetime = lifetime
         self._clock = clock
         self._max_keys = max_keys
         self._batch = max(1, max_keys // EVICTION_SHARE)
-        # (until, value), in the order set: every entry lives as long, so also the order they end.
-        self._items: dict[int, tuple[float, str]] = {}
+        # Until when, in the order set: every entry lives as long, so also the order they end.
+        self._until: dict[int, float] = {}
+        self._values: dict[int, str] = {}
 
     def get(self, key: str) -> str | None:
-        item = self._items.get(hash(key))
-        if item is None or item[0] <= self._clock():
+        slot = hash(key)
+        until = self._until.get(slot)
+        if until is None or until <= self._clock():
             return None
-        return item[1]
+        return self._values.get(slot, "")
 
-    def set(self, key: str, value: str) -> None:
+    def set(self, key: str, value: str = "") -> int:
+        """Remembered from now on; the key's slot, for :meth:`forget_slot`."""
         now = self._clock()
         slot = hash(key)
-        self._items.pop(slot, None)
-        if len(self._items) >= self._max_keys:
-            items = self._items
-            ended = list(itertools.takewhile(lambda slot: items[slot][0] <= now, items))
-            for old in ended or list(itertools.islice(items, self._batch)):
-                del items[old]
-        self._items[slot] = (now + self._lifetime, value)
+        self.forget_slot(slot)
+        if len(self._until) >= self._max_keys:
+            until = self._until
+            ended = list(itertools.takewhile(lambda slot: until[slot] <= now, until))
+            for old in ended or list(itertools.islice(until, self._batch)):
+                self.forget_slot(old)
+        self._until[slot] = now + self._lifetime
+        if value:
+            self._values[slot] = value
+        return slot
 
-    def forget(self, key: str) -> None:
-        self._items.pop(hash(key), None)
+    def forget_slot(self, slot: int) -> None:
+        self._until.pop(slot, None)
+        self._values.pop(slot, None)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._until)
 
 
 class KnownPlaces:
     """Pairs of person and place known from a successful login, at most
     :data:`MAX_KNOWN_PLACES_PER_PERSON` per person (the ones seen last) and
-    ``max_keys`` in all (see :class:`Remembered`)."""
+    ``max_keys`` in all (see :class:`Remembered`). Pairs are kept as their
+    hashes alone: tens of thousands of them are a school's usual places."""
 
     def __init__(self, lifetime: int, *, clock: Callable[[], float], max_keys: int) -> None:
         self._known = Remembered(lifetime, clock=clock, max_keys=max_keys)
         self._max_people = max_keys
-        # Per person (hashed), her pairs in the order last seen; people in the order last seen.
-        self._pairs_of: dict[int, dict[str, None]] = {}
+        # Per person (hashed), her pairs' slots in the order last seen; people in the
+        # order last seen.
+        self._pairs_of: dict[int, dict[int, None]] = {}
 
     def knows(self, pair: str) -> bool:
         return self._known.get(pair) is not None
@@ -202,17 +212,17 @@ class KnownPlaces:
     def learn(self, pair: str) -> None:
         person = hash(pair.rpartition("\n")[0])
         pairs = self._pairs_of.pop(person, {})
-        pairs.pop(pair, None)
-        pairs[pair] = None
+        slot = self._known.set(pair)
+        pairs.pop(slot, None)
+        pairs[slot] = None
         while len(pairs) > MAX_KNOWN_PLACES_PER_PERSON:
             oldest = next(iter(pairs))
             del pairs[oldest]
-            self._known.forget(oldest)
+            self._known.forget_slot(oldest)
         self._pairs_of[person] = pairs
         if len(self._pairs_of) > self._max_people:
             # Whose last login is oldest: her places are the ones Remembered drops first, too.
             del self._pairs_of[next(iter(self._pairs_of))]
-        self._known.set(pair, "")
 
     def __len__(self) -> int:
         return len(self._known)

@@ -63,8 +63,11 @@ NEW_BASIC = "new basic"
 FORM_LOGIN = "form login"
 WRONG_PASSWORD = "wrong password"  # noqa: S105 - a kind of request
 UNKNOWN_NAME = "unknown name"
+# Each rotating person from each of SOURCES in turn: after that many logins, every
+# pair of person and address the load ever makes is a known place (see soak.phases).
+USUAL_PLACE = "usual place"
 # Kinds that need the directory (a bind or a search) to be answered.
-DIRECTORY_KINDS = frozenset({NEW_BASIC, FORM_LOGIN, WRONG_PASSWORD, UNKNOWN_NAME})
+DIRECTORY_KINDS = frozenset({NEW_BASIC, FORM_LOGIN, WRONG_PASSWORD, UNKNOWN_NAME, USUAL_PLACE})
 MUST_NOT_ENTER = frozenset({WRONG_PASSWORD, UNKNOWN_NAME})
 
 DEFAULT_WEIGHTS = {
@@ -92,6 +95,7 @@ class LoadJob:
     basic_ttl: float  # the sidecar's cache.basic_ttl: a login after that is new
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     seed: int = 1
+    first_place: int = 0  # usual places: where the pairs go on from (one fill step to the next)
     host: str = "127.0.0.1"
 
 
@@ -195,7 +199,9 @@ class Load:
             FORM_LOGIN: self.form_login,
             WRONG_PASSWORD: self.wrong_password,
             UNKNOWN_NAME: self.unknown_name,
+            USUAL_PLACE: self.usual_place,
         }
+        self.places_visited = 0
 
     # -- requests --------------------------------------------------------------
 
@@ -302,6 +308,19 @@ class Load:
         async with self.fresh:
             await self.timed(
                 UNKNOWN_NAME, lambda: send_once(self.job.host, self.job.port, raw, source)
+            )
+
+    async def usual_place(self) -> None:
+        """The next pair of a rotating person and one of SOURCES, on a connection of
+        its own from that address: a Basic login that the sidecar checks and learns."""
+        index = self.job.first_place + self.places_visited
+        self.places_visited += 1
+        uid, password = self.job.rotating[index % len(self.job.rotating)]
+        source = SOURCES[(index // len(self.job.rotating)) % len(SOURCES)]
+        raw = request_bytes("GET", TEACHER_ROOM, {"Authorization": basic(uid, password)})
+        async with self.fresh:
+            await self.timed(
+                USUAL_PLACE, lambda: send_once(self.job.host, self.job.port, raw, source)
             )
 
     # -- setup and the loops -----------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 from sidecar.sliding_counter import MAX_TRACKED_KEYS
 from soak import guests, tally
 from soak.browser import Browser
-from soak.load import UNKNOWN_NAME
+from soak.load import SOURCES, UNKNOWN_NAME, USUAL_PLACE
 from soak.service import ServiceError, descriptor_kinds, descriptor_limit
 from soak.stack import OPEN_ROOM, SoakStack
 from soak.watch import Sample
@@ -121,11 +121,11 @@ def _outage(
     pid = stack.service.pid
     stack.warm_up(min(durations.calm, WARM_UP_SECONDS))
     stack.watch.sample()
-    kinds_before = descriptor_kinds(pid)
     descriptors: dict[str, Any] = {
         "limit": descriptor_limit(pid),
-        "idle before": stack.descriptors(),
+        "idle before": stack.idle_descriptors(),
     }
+    kinds_before = descriptor_kinds(pid)
     timeline = Timeline()
     planned = 2 * durations.calm + outage_seconds + SLACK_SECONDS + LOGIN_BACK_LIMIT
     with stack.load(name, planned) as run:
@@ -390,27 +390,44 @@ def _by_minute(
     return rows
 
 
-def fill_caps(stack: SoakStack, names: int) -> dict[str, Any] | None:
-    """Made-up names, each from an address of its own, until every per-key table
-    of failure counts is full: the state of a daemon after a busy week, which
-    the mixed load then runs on. Without it the 15 minutes would measure the
-    tables filling (about 40 new keys a second at the soak's rate) rather than
-    whether anything grows once they are full and turning over."""
-    if names <= 0:
-        return None
-    before = stack.watch.sample()
-    started = time.monotonic()
+def _fill(stack: SoakStack, kind: str, requests: int, deadline: float) -> int:
+    """Closed-loop steps of ``kind`` alone until ``requests`` were answered (or the
+    deadline passed); how many were."""
     sent = 0
-    while sent < names and time.monotonic() - started < FILL_MAX_SECONDS:
+    while sent < requests and time.monotonic() < deadline:
         with stack.load(
-            f"fill-{sent}", FILL_STEP_SECONDS, mode="closed", weights={UNKNOWN_NAME: 1.0}
+            f"fill-{kind.replace(' ', '-')}-{sent}",
+            FILL_STEP_SECONDS,
+            mode="closed",
+            weights={kind: 1.0},
+            first_place=sent,
         ) as run:
             time.sleep(FILL_STEP_SECONDS)
         counted = tally.answers(run.result, run.result["started"], run.result["ended"] + 1)
         sent += sum(counted.values())
+    return sent
+
+
+def fill_caps(stack: SoakStack, names: int) -> dict[str, Any] | None:
+    """The state of a daemon after a busy week, which the mixed load then runs on:
+    made-up names, each from an address of its own, until every per-key table of
+    failure counts is full; then every person the load logs in, from each address
+    it logs in from, so that the tables of usual places and directory entries hold
+    all they will. Without it the 15 minutes would measure the tables filling
+    (about 40 new keys a second at the soak's rate, and the usual places a few a
+    second: a school's 32,000 of them over weeks) rather than whether anything
+    grows once they are full and turning over."""
+    if names <= 0:
+        return None
+    before = stack.watch.sample()
+    started = time.monotonic()
+    sent = _fill(stack, UNKNOWN_NAME, names, started + FILL_MAX_SECONDS)
+    places = len(stack.rotating()) * len(SOURCES)
+    logins = _fill(stack, USUAL_PLACE, places, time.monotonic() + FILL_MAX_SECONDS)
     after = stack.watch.sample()
     return {
         "names": sent,
+        "usual places": logins,
         "seconds": round(time.monotonic() - started, 1),
         "resident MB before": megabytes(before.resident_kib) if before else None,
         "resident MB after": megabytes(after.resident_kib) if after else None,

@@ -203,7 +203,9 @@ def _filled(filled: dict[str, Any] | None) -> list[str]:
     return [
         "",
         f"Before it, {filled['names']:,} made-up names from addresses of their own filled "
-        f"every failure-count table ({filled['seconds']} s): resident "
+        f"every failure-count table, and {filled.get('usual places', 0):,} logins of the "
+        "load's people from each of its addresses the tables of usual places and entries "
+        f"({filled['seconds']} s): resident "
         f"{filled['resident MB before']} → {filled['resident MB after']} MB.",
     ]
 

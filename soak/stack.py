@@ -34,6 +34,7 @@ from soak.proxy import DelayingProxy
 from soak.service import Service, open_descriptors
 from soak.statedisk import StateDirectory, state_directory
 from soak.watch import Watch
+from testbed.kept_connections import let_go
 from testbed.redis_server import RedisServer
 
 # Nothing here is about bans: every failure is a made-up name or password.
@@ -235,10 +236,21 @@ class SoakStack:
     def descriptors(self) -> int | None:
         return open_descriptors(self.service.pid) if self.service.current else None
 
+    def idle_descriptors(self) -> int | None:
+        """The sidecar's descriptors without nginx's kept connections (a reload lets
+        them go), for a count to compare with the one after a fault."""
+        if self.service.current is None:
+            return None
+        let_go(self.nginx, self.service.pid, self.socket_path, self.options.settle_seconds)
+        return self.descriptors()
+
     def settled_descriptors(self, target: int | None) -> int | None:
-        """The sidecar's descriptors once the load's connections are gone: polled
-        until back at ``target`` or for ``settle_seconds``, whichever comes first."""
+        """The sidecar's descriptors once the load's connections are gone (nginx's kept
+        ones let go): polled until back at ``target`` or for ``settle_seconds``,
+        whichever comes first."""
         deadline = time.monotonic() + self.options.settle_seconds
+        if self.service.current is not None:
+            let_go(self.nginx, self.service.pid, self.socket_path, self.options.settle_seconds)
         count = self.descriptors()
         while count is not None and target is not None and count > target:
             if time.monotonic() > deadline:
@@ -248,6 +260,11 @@ class SoakStack:
         return count
 
     # -- the load ---------------------------------------------------------------------
+
+    def rotating(self) -> list[tuple[str, str]]:
+        """The people new logins take in turn: everybody with a role but the few the load
+        keeps logged in (sessions, cached Basic)."""
+        return self.job("open", 0).rotating
 
     def job(self, mode: str, seconds: float, weights: dict[str, float] | None = None) -> LoadJob:
         teachers = [(p.uid, p.password) for p in self.school.teachers]
@@ -280,11 +297,13 @@ class SoakStack:
         *,
         mode: str = "open",
         weights: dict[str, float] | None = None,
+        first_place: int = 0,
     ) -> Iterator[LoadRun]:
         """Load for at most ``seconds`` (stopped earlier on leaving): at the soak's
         rate (``open``), or as fast as the connections go (``closed``)."""
         self.loaded = True
-        run = LoadRun(self.workdir, self.job(mode, seconds, weights), name).start()
+        job = replace(self.job(mode, seconds, weights), first_place=first_place)
+        run = LoadRun(self.workdir, job, name).start()
         try:
             yield run
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from contextlib import AsyncExitStack
 
 import pytest
@@ -15,7 +16,7 @@ from sidecar.regulation import (
     fold_user_name,
     place_of,
 )
-from sidecar.regulation_store import MAX_KNOWN_PLACES_PER_PERSON
+from sidecar.regulation_store import MAX_KNOWN_PLACES, MAX_KNOWN_PLACES_PER_PERSON, KnownPlaces
 from sidecar.sliding_counter import SlidingCounter
 
 PER_USER = 3
@@ -483,6 +484,27 @@ async def test_known_places_stay_at_their_cap(clock: Clock) -> None:
     for number in range(3 * CAP):
         await succeed(regulator, f"person-{number}", f"192.0.2.{number % 250}")
     assert regulator.tracked()["known places"] <= CAP
+
+
+def test_a_full_table_of_known_places_takes_little_memory() -> None:
+    """Every person's usual places at the cap (a school's logins fill it over weeks):
+    kept as hashes and times, not as the pairs' text in two tables."""
+    places = KnownPlaces(30 * 86400, clock=lambda: 1_800_000_000.0, max_keys=MAX_KNOWN_PLACES)
+    people = MAX_KNOWN_PLACES // MAX_KNOWN_PLACES_PER_PERSON
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for person in range(people):
+            for place in range(MAX_KNOWN_PLACES_PER_PERSON):
+                places.learn(f"schueler.{person:05d}\n2001:db8:{person:x}:{place:x}::")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(places) == people * MAX_KNOWN_PLACES_PER_PERSON
+    assert places.knows("schueler.00007\n2001:db8:7:3::")
+    assert not places.knows("schueler.00007\n2001:db8:8:3::")
+    # The pairs' text in both tables took about 280 bytes a pair.
+    assert grown / len(places) < 200
 
 
 async def test_a_person_is_known_at_her_places_seen_last_only(
