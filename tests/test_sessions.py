@@ -14,6 +14,7 @@ import statistics
 import string
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from sidecar.people import Person
 from sidecar.revocations import BUCKET_SECONDS, HEADER, RevokedSessions
 from sidecar.sessions import (
     MAX_COOKIE_LENGTH,
+    ROLE_CHECK_SPREAD,
     TOUCH_INTERVAL_SECONDS,
     Session,
     SessionCookies,
@@ -630,10 +632,40 @@ def test_touch_rewrites_only_after_the_touch_interval(
 def test_role_check_is_due_after_role_refresh(cookies: SessionCookies, clock: Clock) -> None:
     session = cookies.new(ANNA, "teacher")
     assert not cookies.role_check_due(session)
-    clock.advance(ROLE_REFRESH - 1)
+    clock.advance(ROLE_REFRESH - ROLE_REFRESH // ROLE_CHECK_SPREAD - 1)
     assert not cookies.role_check_due(session)
-    clock.advance(1)
+    clock.advance(ROLE_REFRESH // ROLE_CHECK_SPREAD + 1)
     assert cookies.role_check_due(session)
+
+
+def test_sessions_begun_together_come_due_over_the_last_fifth(
+    cookies: SessionCookies, clock: Clock
+) -> None:
+    """A class logging in at once is not re-checked at once (each load would wait for
+    the directory); a session is due from its moment on, whoever asks."""
+    sessions = [cookies.new(ANNA, "pupil") for _ in range(200)]
+    first_due: dict[str, int] = {}
+    for second in range(ROLE_REFRESH + 1):
+        for session in sessions:
+            due = cookies.role_check_due(session)
+            if session.session_id in first_due:
+                assert due  # once due, due until checked
+            elif due:
+                first_due[session.session_id] = second
+        clock.advance(1)
+    assert len(first_due) == len(sessions)
+    earliest = ROLE_REFRESH - ROLE_REFRESH // ROLE_CHECK_SPREAD
+    assert min(first_due.values()) >= earliest
+    # Spread: no second has more than a few of the class (200 over 61 s; at once
+    # they would all be due in one).
+    busiest = max(Counter(first_due.values()).values())
+    assert busiest <= 15, busiest
+    # The same moment for another process with the same settings.
+    other = SessionCookies(settings(KEY_A), clock=clock)
+    clock.advance(-(ROLE_REFRESH + 1) + first_due[sessions[0].session_id])
+    assert other.role_check_due(sessions[0])
+    clock.advance(-1)
+    assert not other.role_check_due(sessions[0])
 
 
 def test_a_recheck_takes_the_new_role_and_name_and_restarts_the_refresh(
