@@ -9,6 +9,7 @@ answers every check with 200 and notes which connection each came on.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from demo.nginx import SOCKET_LITERAL, Nginx, default_include, free_port
+from demo.nginx import SOCKET_LITERAL, Nginx, default_include, default_upstream, free_port
 from sidecar.admin.jitsi_edits import without_upstream
+from sidecar.web.server import IDLE_CONNECTION_SECONDS
 
 PAGE_LOADS = 30
 # keepalive_requests in the upstream: a kept connection is replaced after this many checks.
@@ -148,3 +150,12 @@ def test_without_the_upstream_checks_go_where_auth_goes(address: str, verify: st
     assert f"proxy_pass http://{verify}auth/verify;" in direct
     assert f"proxy_pass http://{address};" in direct
     assert "http://jitsi_auth_sidecar" not in direct
+
+
+def test_the_sidecar_keeps_an_idle_connection_longer_than_nginx_does() -> None:
+    """nginx closes an idle kept connection first: a check is never sent on one that
+    the sidecar is closing at that moment (nginx would send it again, but a POST not)."""
+    upstream = default_upstream().read_text("utf-8")
+    found = re.search(r"^\s*keepalive_timeout (\d+)s;", upstream, re.MULTILINE)
+    assert found is not None
+    assert int(found.group(1)) < IDLE_CONNECTION_SECONDS

@@ -29,8 +29,13 @@ from sidecar.web.metrics_app import start_metrics_listener
 log = logging.getLogger("sidecar")
 
 MAX_HEADER_BYTES = 65536
-# nginx opens a connection per verify; under a burst the default 128 overflows
-# and nginx answers 500 for the rest.
+# An idle connection from nginx is closed after this long: longer than the include's
+# upstream keeps one (keepalive_timeout 60s), so that nginx closes it first and
+# never sends a check on a connection the sidecar is closing (aiohttp's own
+# default is an hour).
+IDLE_CONNECTION_SECONDS = 75.0
+# nginx opens a connection per verify beyond the ones it keeps; under a burst the
+# default 128 overflows and nginx answers 500 for the rest.
 LISTEN_BACKLOG = 4096
 # A stop is bounded, so that requests waiting in the listen queue meanwhile
 # (systemd's socket keeps them for the next process) still get their answer
@@ -71,6 +76,7 @@ async def serve(
         max_line_size=MAX_HEADER_BYTES,
         # What the drain (below) left busy is cut at once: the stop is bounded.
         shutdown_timeout=0.1,
+        keepalive_timeout=IDLE_CONNECTION_SECONDS,
     )
     await runner.setup()
     settle_after_start()
