@@ -191,23 +191,40 @@ def nginx_site(text: str) -> str:
     raise CannotEdit("no server block serving Jitsi's /config.js in the nginx site")
 
 
+_AUTH_LOCATION = re.compile(r"^\s*location\s+\^~\s+/auth/\s*\{(?P<body>.*?)^\}", re.DOTALL | re.M)
+# unix:/run/jitsi-auth-sidecar/http.sock as shipped, or host:port ([v6]:port) where
+# the admin pointed it elsewhere.
+_DIRECT_PASS = re.compile(
+    r"^\s*proxy_pass\s+http://(unix:[^;\s]+?|\[[0-9a-fA-F:.]+\](?::\d+)?|[^;\s/:\[]+(?::\d+)?)/?;",
+    re.M,
+)
+
+
 def without_upstream(include: str) -> str:
-    """The include with its checks sent straight to the sidecar's socket, a new
-    connection each, for an nginx without the http-level upstream file (the web
-    container of docker-jitsi-meet reads only server-level files). The address
-    is the one the include's own ``/auth/`` location names."""
+    """The include with its checks sent straight to the sidecar, a new connection
+    each, for an nginx without the http-level upstream file (the web container of
+    docker-jitsi-meet reads only server-level files): to the address the include's
+    own ``/auth/`` location names, comments aside."""
     through = f"proxy_pass http://{NGINX_UPSTREAM}/"
     if through not in include:
         return include  # an include of the admin's own, sent as it is
-    # unix:/run/jitsi-auth-sidecar/http.sock as shipped, or host:port where the admin
-    # pointed it elsewhere.
-    direct = re.search(r"proxy_pass http://(unix:[^;\s:]+|[^;\s/:]+(?::\d+)?)/?;", include)
+    code = "\n".join(_code(line) for line in include.splitlines())
+    auth = _AUTH_LOCATION.search(code)
+    direct = _DIRECT_PASS.search(auth.group("body")) if auth else None
     if direct is None:
-        raise CannotEdit("the include's /auth/ location names no address of the sidecar")
+        raise CannotEdit("the include's location ^~ /auth/ names no address of the sidecar")
     address = direct.group(1)
     # nginx separates a socket's path from the URI with a colon.
     prefix = f"{address}:/" if address.startswith("unix:") else f"{address}/"
-    return include.replace(through, f"proxy_pass http://{prefix}")
+    note = "# setup --docker: straight to the sidecar, a new connection each (no upstream here)\n"
+    lines = []
+    for line in include.splitlines(keepends=True):
+        if through in _code(line):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(indent + note)
+            line = line.replace(through, f"proxy_pass http://{prefix}")
+        lines.append(line)
+    return "".join(lines)
 
 
 # -- docker-jitsi-meet --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TextIO
 
 from sidecar.admin.file_changes import Change, StateFolder, apply, undo
 from sidecar.admin.jitsi_edits import (
+    NGINX_UPSTREAM,
     CannotEdit,
     TokenSettings,
     docker_env,
@@ -256,7 +257,8 @@ def _debian_plan(args: argparse.Namespace, root: Path, asker: Asker, out: TextIO
             f"the nginx include is not at /{INCLUDE}: install the jitsi-auth-sidecar package "
             "(or copy nginx/jitsi-auth-sidecar.conf there)"
         )
-    if not jitsi.upstream.is_file():
+    names_upstream = f"http://{NGINX_UPSTREAM}/" in jitsi.include.read_text("utf-8")
+    if names_upstream and not jitsi.upstream.is_file():
         raise NotFound(
             f"the nginx upstream the include names is not at /{UPSTREAM}: install the "
             "jitsi-auth-sidecar package (or copy nginx/jitsi-auth-sidecar-upstream.conf there)"

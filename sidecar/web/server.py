@@ -47,6 +47,22 @@ STOP_SECONDS = 5.0
 STOP_DIRECTORY_SECONDS = 3.0
 
 
+def runner_for(app: web.Application) -> web.AppRunner:
+    """How the app is served to nginx."""
+    return web.AppRunner(
+        app,
+        access_log_class=PathOnlyAccessLogger,
+        handle_signals=False,
+        # nginx may hand over request lines longer than aiohttp's 8 KiB default;
+        # a 400 from the verify endpoint would become a 500 in nginx.
+        max_field_size=MAX_HEADER_BYTES,
+        max_line_size=MAX_HEADER_BYTES,
+        # What the drain (in serve) left busy is cut at once: the stop is bounded.
+        shutdown_timeout=0.1,
+        keepalive_timeout=IDLE_CONNECTION_SECONDS,
+    )
+
+
 class ListenError(RuntimeError):
     """The configured address cannot be listened on (one line for the admin)."""
 
@@ -66,18 +82,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     quiet_accept_failures(loop)
     app = create_app(settings, worker=worker)
-    runner = web.AppRunner(
-        app,
-        access_log_class=PathOnlyAccessLogger,
-        handle_signals=False,
-        # nginx may hand over request lines longer than aiohttp's 8 KiB default;
-        # a 400 from the verify endpoint would become a 500 in nginx.
-        max_field_size=MAX_HEADER_BYTES,
-        max_line_size=MAX_HEADER_BYTES,
-        # What the drain (below) left busy is cut at once: the stop is bounded.
-        shutdown_timeout=0.1,
-        keepalive_timeout=IDLE_CONNECTION_SECONDS,
-    )
+    runner = runner_for(app)
     await runner.setup()
     settle_after_start()
     listen = settings.server.listen
