@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from demo.nginx import SOCKET_LITERAL, Nginx, default_include, default_upstream, free_port
-from sidecar.admin.jitsi_edits import without_upstream
+from sidecar.admin.jitsi_edits import CannotEdit, without_upstream
 from sidecar.web import server
 
 PAGE_LOADS = 30
@@ -184,3 +184,25 @@ async def test_the_sidecar_keeps_an_idle_connection_longer_than_nginx_does(
 
 async def _ok(_request: web.Request) -> web.Response:
     return web.Response()
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "# proxy_pass http://example.org;\n",
+        "location = /elsewhere {\n    proxy_pass http://example.org;\n}\n",
+    ],
+)
+def test_without_the_upstream_only_the_auth_location_names_the_address(before: str) -> None:
+    """A commented proxy_pass, or an admin's own location before /auth/, is not the
+    sidecar: checks carry people's passwords and cookies."""
+    direct = without_upstream(before + default_include().read_text("utf-8"))
+    assert f"proxy_pass http://{SOCKET_LITERAL}:/auth/verify;" in direct
+    assert "example.org/auth/verify" not in direct
+
+
+def test_without_the_upstream_an_include_without_an_auth_address_is_refused() -> None:
+    include = default_include().read_text("utf-8")
+    broken = include.replace(f"proxy_pass http://{SOCKET_LITERAL};", "proxy_pass $somewhere;")
+    with pytest.raises(CannotEdit):
+        without_upstream(broken)
