@@ -31,7 +31,8 @@ from pathlib import Path
 
 from bench import nginx_sites, procstat
 from bench.drivers import REPO_ROOT, SYSTEM_PYTHON
-from demo.nginx import Nginx, default_include, free_port
+from demo.nginx import Nginx, default_include
+from demo.ports import free_port
 from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import School

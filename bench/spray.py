@@ -23,7 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
+from demo.ports import free_port
 from demo.run import write_demo_config
 from demo.slapd import Slapd
 from testbed.stack import SidecarProcess, XmppStandIn

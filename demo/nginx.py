@@ -26,13 +26,6 @@ SOCKET_LITERAL = "unix:/run/jitsi-auth-sidecar/http.sock"
 NGINX = "/usr/sbin/nginx"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def default_include() -> Path:
     """The include file of this source tree (``nginx/jitsi-auth-sidecar.conf``)."""
     return Path(__file__).resolve().parents[1] / "nginx" / "jitsi-auth-sidecar.conf"

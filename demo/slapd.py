@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from demo.ports import free_ports
 from demo.processes import terminate
 from demo.school import SCHOOL, School, ssha512
 
@@ -98,18 +99,6 @@ access to *
 
 class SlapdError(RuntimeError):
     """slapd did not come up, or the school could not be put into it."""
-
-
-def _free_loopback_ports(count: int) -> list[int]:
-    # Holding all probes open at once keeps the ports distinct.
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -202,7 +191,7 @@ class Slapd:
     def __init__(self, workdir: Path, *, school: School = SCHOOL) -> None:
         self.workdir = workdir
         self.school = school
-        self.port, self.tls_port = _free_loopback_ports(2)
+        self.port, self.tls_port = free_ports(2)
         self.admin_dn = f"cn=admin,{school.base_dn}"
         self.admin_password = secrets.token_urlsafe(24)
         self.config = workdir / "slapd.conf"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.slapd import Slapd
 from realjitsi import checks
 from realjitsi.prosody import (

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.processes import terminate
 
 PROSODY = "/usr/bin/prosody"

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import threading
 
-from demo.nginx import free_port
+from demo.ports import free_port
 
 CHUNK_BYTES = 65536
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from bench.school import generated_school, people_with_a_role
 from demo.jitsi_http import JitsiHttp
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
+from demo.ports import free_port
 from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import School
 from demo.slapd import Slapd

@@ -20,7 +20,8 @@ from email.message import Message
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
+from demo.ports import free_port
 from demo.processes import terminate
 from demo.slapd import Slapd
 from sidecar.config.settings import Secret, SessionSettings

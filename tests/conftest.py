@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from demo.jitsi_http import JitsiHttp
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.run import DEMO_METHODS, SUBJECT, write_demo_config
 from demo.slapd import Slapd
 from testbed.configs import LENIENT_REGULATION, SHARED_SECRETS

@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
+from demo.ports import free_port
 from demo.processes import terminate
 from demo.run import write_demo_config
 from demo.school import SCHOOL

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from demo.jitsi_http import Fault, JitsiHttp
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd

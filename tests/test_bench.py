@@ -25,7 +25,8 @@ from bench.drivers import SYSTEM_PYTHON
 from bench.nginx_sites import PEER_REALM, PeerLdap, peer_site
 from bench.peer_launcher import BACKLOG
 from bench.servers import PEER_DAEMON_LABEL, PEER_STAND_IN_LABEL, PeerProcess
-from demo.nginx import Nginx, free_port
+from demo.nginx import Nginx
+from demo.ports import free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from testbed.stack import basic_auth

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from demo.jitsi_http import JitsiHttp
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd

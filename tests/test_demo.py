@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.school import SCHOOL, Person
 from testbed.demo_process import REPOSITORY, wait_for_banner
 from testbed.poll import poll_until

@@ -13,7 +13,8 @@ from pathlib import Path
 import bonsai
 import pytest
 
-from demo.nginx import default_include, free_port
+from demo.nginx import default_include
+from demo.ports import free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from sidecar.config.settings import MAX_DEADLINE_SECONDS, LdapSettings

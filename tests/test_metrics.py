@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from demo.jitsi_http import JitsiHttp
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.run import classroom_config
 from demo.school import SCHOOL
 from demo.slapd import Slapd

@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from demo.nginx import SOCKET_LITERAL, Nginx, default_include, default_upstream, free_port
+from demo.nginx import SOCKET_LITERAL, Nginx, default_include, default_upstream
+from demo.ports import free_port
 from sidecar.admin.jitsi_edits import CannotEdit, without_upstream
 from sidecar.web import server
 

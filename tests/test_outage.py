@@ -6,9 +6,7 @@ slapd is stopped mid-test and started again; the sidecar recovers without a rest
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -77,28 +75,13 @@ def test_outage_keeps_people_in_and_never_lets_anyone_new_in(
 
 # -- an outage under load -------------------------------------------------------------
 
-# Below Linux's ephemeral range (ip_local_port_range starts at 32768): while
-# slapd is down, the many connections of a loaded test would otherwise soon
-# take its free port as their source port, and slapd could not listen there again.
-LOW_PORTS = range(20000, 32000)
-
-
-def low_free_port() -> int:
-    for port in random.sample(LOW_PORTS, 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
-
 
 @pytest.fixture
 def restartable_slapd(tmp_path: Path) -> Iterator[Slapd]:
     """A slapd of this test's own that can be killed and started again under load."""
+    # Its ports lie below the ephemeral range (demo.ports): while it is down,
+    # the load's connections cannot take them as their source ports.
     server = Slapd(tmp_path / "restartable-slapd")
-    server.port, server.tls_port = low_free_port(), low_free_port()
     with server:
         yield server
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.run import write_demo_config
 
 REPOSITORY = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from demo.nginx import free_port
+from demo.ports import free_port
 from demo.school import SCHOOL
 from demo.slapd import Slapd
 from testbed.guests import create_link, enter_as_guest, guest_urls, teacher_browser
