@@ -65,10 +65,13 @@ class Authenticator:
         # Bans first, the cache after: an answer from the cache tells right from
         # wrong as well as a bind does, and a banned address or name learns
         # nothing from a guess (the person's own known places stay open).
-        await self._regulator.refuse_if_banned(credentials.username, address)
+        new_places = await self._regulator.refuse_if_banned(credentials.username, address)
         person = self._cache.cached(credentials)
         self._metrics.cache.labels("miss" if person is None else "hit").inc()
         if person is not None:
+            # Right credentials from a new place make it one of her usual places,
+            # as a bind would: failures of others there do not lock her out.
+            await self._regulator.learn_places(new_places)
             return person
         # Concurrent requests with the same credentials (a browser's parallel
         # loads) are one check: one bind, counted once.

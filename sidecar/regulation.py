@@ -32,6 +32,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 
 from sidecar.config.settings import RegulationSettings
 from sidecar.metrics import Metrics
@@ -100,6 +101,10 @@ SCOPES: dict[CountName, BanScope] = {
 _BUSY_ORDER: tuple[CountName, ...] = ("person_at_place", "place_for_everybody", "person", "place")
 
 
+# Pairs of who and place not known yet (see Regulator.refuse_if_banned).
+NewPlaces: TypeAlias = tuple[str, ...]
+
+
 def _pair(who: str, place: str) -> str:
     # Neither a folded name, a DN nor a place holds a newline.
     return f"{who}\n{place}"
@@ -128,6 +133,8 @@ class Regulator:
             "place_for_everybody": settings.max_failures_per_address * KNOWN_PEOPLE_FACTOR,
         }
         self._metrics = metrics or Metrics()
+        # known_address_lifetime = 0: no place is ever usual, nothing to learn.
+        self._learns_places = settings.known_address_lifetime > 0
         self._local = MemoryStore(settings, self._limits, clock=clock, max_keys=max_tracked_keys)
         local = self._local
         self._store: RegulationStore = (
@@ -170,33 +177,53 @@ class Regulator:
 
     async def banned_for(self, username: str, address: str) -> float:
         """Seconds until ``username`` from ``address`` may try again; 0 when now."""
-        return (await self._longest_ban(username, address))[0]
+        return (await self._standing(username, address))[0]
 
-    async def refuse_if_banned(self, username: str, address: str) -> None:
+    async def refuse_if_banned(self, username: str, address: str) -> NewPlaces:
         """:class:`Banned` when ``username`` may not try from ``address`` now.
 
         For answers that need no check (good credentials cached lately): they
         tell right from wrong as well as a check does, so a ban holds for them
-        too. Nothing is counted (the answer costs no bind).
+        too. Nothing is counted (the answer costs no bind). Returned: the pairs
+        not yet known here, for :meth:`learn_places` once the answer admits.
         """
-        seconds, scope = await self._longest_ban(username, address)
+        seconds, scope, new_places = await self._standing(username, address)
         if scope is not None:
             self._metrics.bans.labels(scope).inc()
             raise Banned(scope, seconds)
+        return new_places
 
-    async def _longest_ban(self, username: str, address: str) -> tuple[float, BanScope | None]:
+    async def learn_places(self, new_places: NewPlaces) -> None:
+        """Good credentials from the cache admitted someone at a place new to her: it
+        becomes one of her usual places, as a bind's success makes it (a write only
+        the first time, not on every cached answer)."""
+        if new_places:
+            await self._store.end(Ending((), known=new_places), self._limits)
+
+    async def _standing(
+        self, username: str, address: str
+    ) -> tuple[float, BanScope | None, NewPlaces]:
         name = _NAME + fold_user_name(username)
         place = place_of(address)
         # Two readings whether or not an entry is known: as many Redis commands
         # for a name the directory lacks as for one it has, in one round trip.
-        whos = [name, await self._store.entry_of(name) or _UNKNOWN + name]
+        entry = await self._store.entry_of(name)
+        whos = [name, entry or _UNKNOWN + name]
         readings = await self._store.read([self._check(who, place) for who in whos])
         longest: tuple[float, BanScope | None] = (0.0, None)
         for reading in readings:
             ban = self._ban(reading)
             if ban is not None and ban[1] > longest[0]:
                 longest = (ban[1], ban[0])
-        return longest
+        # Only whos a check would have learnt: the name, and the entry if known.
+        new_places = tuple(
+            dict.fromkeys(
+                _known_pair(who, place)
+                for who, reading in zip(whos, readings, strict=True)
+                if self._learns_places and not reading.known and not who.startswith(_UNKNOWN)
+            )
+        )
+        return (*longest, new_places)
 
     @asynccontextmanager
     async def attempt(

@@ -147,6 +147,7 @@ class Site:
         basic: tuple[str, str] | None = None,
         method: str = "GET",
         decision: DecisionRecord | None = None,
+        address: str = ADDRESS,
     ) -> Verdict:
         authorization = basic_auth(*basic)["Authorization"] if basic is not None else None
         visit = self.visits.of(cookies or {})
@@ -156,7 +157,7 @@ class Site:
                 visit=visit,
                 method=method,
                 authorization=authorization,
-                client_address=ADDRESS,
+                client_address=address,
             ),
             decision,
         )
@@ -477,6 +478,26 @@ async def test_too_many_wrong_passwords_get_the_banned_page_before_any_bind(site
     assert verdict == Page("banned")
     assert site.directory.binds == binds
     assert decision.reason.startswith("banned")
+
+
+async def test_cached_basic_credentials_make_a_new_address_one_of_her_usual_places(
+    site: Site,
+) -> None:
+    """Her browser sends the Basic header it was given at home from school as well: the
+    cache answers there without a bind, and school becomes a usual place, which
+    an attacker's failures from elsewhere do not close."""
+    teacher = (TEACHER.uid, TEACHER.password)
+    assert isinstance(await site.decide("/Mathe7b", basic=teacher), Redirect)
+    binds = site.directory.binds
+    school = "198.51.100.20"
+    assert isinstance(await site.decide("/Mathe7b", basic=teacher, address=school), Redirect)
+    assert site.directory.binds == binds
+    regulation = site.settings.regulation
+    assert regulation.max_failures_per_user_overall < 250
+    for number in range(regulation.max_failures_per_user_overall):
+        await site.decide("/Mathe7b", basic=(TEACHER.uid, "wrong"), address=f"203.0.113.{number}")
+    assert await site.decide("/Mathe7b", basic=teacher, address="203.0.113.251") == Page("banned")
+    assert isinstance(await site.decide("/Mathe7b", basic=teacher, address=school), Redirect)
 
 
 async def test_an_unavailable_directory_gets_its_page(site: Site) -> None:

@@ -522,3 +522,44 @@ async def test_a_person_is_known_at_her_places_seen_last_only(
     assert await regulator.banned_for("anna", places[4]) == 0
     assert await regulator.banned_for("anna", places[-1]) == 0
     assert regulator.tracked()["known places"] == MAX_KNOWN_PLACES_PER_PERSON
+
+
+# -- places learnt from cached credentials ---------------------------------------------
+
+
+async def admitted_from_cache(regulator: Regulator, name: str, address: str) -> None:
+    """A good answer from the Basic cache, as the authenticator gives it."""
+    await regulator.learn_places(await regulator.refuse_if_banned(name, address))
+
+
+async def test_cached_credentials_at_a_new_place_make_it_a_usual_place(
+    regulator: Regulator,
+) -> None:
+    await succeed(regulator, "anna", "198.51.100.7")
+    # Her browser sends the same Basic header from school: the cache answers, no bind.
+    await admitted_from_cache(regulator, "anna", "203.0.113.5")
+    for number in range(OVERALL):
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    assert await regulator.banned_for("anna", "192.0.2.200") == BAN_TIME
+    assert await regulator.banned_for("anna", "203.0.113.5") == 0
+
+
+async def test_a_place_already_usual_is_not_written_again(regulator: Regulator) -> None:
+    await succeed(regulator, "anna", "198.51.100.7")
+    assert await regulator.refuse_if_banned("anna", "198.51.100.7") == ()
+    assert await regulator.refuse_if_banned("anna", "203.0.113.5") != ()
+
+
+async def test_a_banned_answer_learns_no_place(regulator: Regulator) -> None:
+    for number in range(OVERALL):
+        await fail(regulator, "anna", f"192.0.2.{number}")
+    with pytest.raises(Banned):
+        await admitted_from_cache(regulator, "anna", "203.0.113.5")
+    assert await regulator.banned_for("anna", "203.0.113.5") == BAN_TIME
+
+
+async def test_without_usual_places_a_cached_answer_learns_nothing(clock: Clock) -> None:
+    settings = RegulationSettings(known_address_lifetime=0)
+    regulator = Regulator(settings, clock=clock)
+    assert await regulator.refuse_if_banned("anna", "203.0.113.5") == ()
+    assert regulator.tracked()["known places"] == 0

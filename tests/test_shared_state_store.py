@@ -398,6 +398,26 @@ async def test_a_login_costs_two_round_trips(redis: Redis) -> None:
     assert await under_way(redis) == []
 
 
+async def test_cached_credentials_learn_a_new_place_once_for_every_process(
+    redis: Redis,
+) -> None:
+    """A cached answer reads the entry and the bans; at a place new to her it
+    writes it once as a usual place, which the other process then knows too."""
+    state = CountingState(redis)
+    regulator = Regulator(SETTINGS, shared=state)
+    entry = "uid=anna,ou=people,dc=school"
+    await login(regulator, state, "anna", entry, right=True)
+    trips = []
+    for _ in range(2):
+        state.round_trips.clear()
+        await regulator.learn_places(await regulator.refuse_if_banned("anna", "198.51.100.9"))
+        trips.append(list(state.round_trips))
+    assert trips == [["entry", "read", "end"], ["entry", "read"]]
+    other = Regulator(SETTINGS, shared=CountingState(redis))
+    assert await other.refuse_if_banned("anna", "198.51.100.9") == ()
+    assert await other.refuse_if_banned("anna", "198.51.100.10") != ()
+
+
 async def test_a_name_the_directory_lacks_costs_the_round_trips_of_a_wrong_password(
     redis: Redis,
 ) -> None:
