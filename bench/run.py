@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -15,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 
 from bench import procstat
 from bench.cases import (
@@ -38,6 +36,7 @@ from bench.school import generated_school, people_with_a_role
 from bench.servers import CACHED_BASIC_TTL, Servers, start_servers
 from bench.targets import HALF_LOAD_CASES, verdicts
 from bench.wrk import WRK, Load
+from demo.processes import stop_on_sigterm
 from testbed.stack import SidecarProcess
 
 RESULTS = Path(__file__).with_name("results")
@@ -73,18 +72,6 @@ class Progress:
 
     def say(self, text: str) -> None:
         print(f"[{self.elapsed:5.0f}s] {text}", flush=True)
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM stops a run as Ctrl-C does, so that every server is stopped on the way out."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            raise KeyboardInterrupt  # started in the background: Ctrl-C is ignored
-        # Through SIGINT's own handler: within asyncio.run, it cancels the task cleanly.
-        signal.raise_signal(signal.SIGINT)
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _version(command: Sequence[str]) -> str:
@@ -248,7 +235,7 @@ def run(
     """``peer_daemon``: nginx-ldap-auth-daemon.py to measure; None: its stand-in."""
     progress = Progress()
     started = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
-    _stop_on_sigterm()
+    stop_on_sigterm()
     with ExitStack() as stack:
         if keep:
             workdir = Path(tempfile.mkdtemp(prefix="jitsi-auth-sidecar-bench-"))

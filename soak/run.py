@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from demo.processes import stop_on_sigterm
 from soak.phases import FILL_NAMES, PHASES, RUNNERS, Durations
 from soak.report import markdown, verdicts
 from soak.service import RESTART_ORDERS
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     scale_with_minutes(args)
+    stop_on_sigterm()
     if args.keep:
         workdir = tempfile.mkdtemp(prefix="soak-")
         print(f"soak: working in {workdir}, kept", file=sys.stderr)
