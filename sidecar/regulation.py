@@ -207,8 +207,7 @@ class Regulator:
         place = place_of(address)
         # Two readings whether or not an entry is known: as many Redis commands
         # for a name the directory lacks as for one it has, in one round trip.
-        entry = await self._store.entry_of(name)
-        whos = [name, entry or _UNKNOWN + name]
+        whos = [name, await self._store.entry_of(name) or _UNKNOWN + name]
         readings = await self._store.read([self._check(who, place) for who in whos])
         longest: tuple[float, BanScope | None] = (0.0, None)
         for reading in readings:
