@@ -29,6 +29,8 @@ when it starts and when it ends, and counted in ``jitsi_auth_state_errors``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -56,6 +58,10 @@ REFUSED_PAUSE_SECONDS = 1.0
 SLOW_FAILURE_SHARE = 0.8
 # Connections to Redis at once; more requests wait (state.timeout at most) for one.
 MAX_CONNECTIONS = 64
+# Pooled connections not in use are closed this often: a burst (requests piling
+# up behind a Redis restart or a slow directory) opens up to MAX_CONNECTIONS,
+# and without this they would stay open, idle, until the daemon stops.
+IDLE_CONNECTIONS_SECONDS = 15.0
 # Marks kept for writing later, at most (the oldest are dropped first).
 MAX_UNWRITTEN_MARKS = 10_000
 
@@ -172,6 +178,19 @@ def open_redis(settings: StateSettings) -> Redis | None:
         health_check_interval=0,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+async def close_idle_connections(redis: Redis, seconds: float = IDLE_CONNECTIONS_SECONDS) -> None:
+    """Until cancelled: every ``seconds``, close the pooled connections that no
+    command is using. The next command that needs one opens it again (on a unix
+    socket or a LAN, a fraction of a millisecond)."""
+    from redis.exceptions import RedisError
+
+    while True:
+        await asyncio.sleep(seconds)
+        # A connection that fails to close is closed already, as far as the pool goes.
+        with contextlib.suppress(RedisError, OSError):
+            await redis.connection_pool.disconnect(inuse_connections=False)
 
 
 def digest(text: str) -> str:

@@ -22,6 +22,7 @@ from sidecar.shared_state import (
     PAUSE_SECONDS,
     REFUSED_PAUSE_SECONDS,
     SharedState,
+    close_idle_connections,
     open_redis,
     optional_text,
 )
@@ -451,3 +452,26 @@ async def test_the_checks_ban_is_seen_before_the_bind_and_the_failure_is_the_ent
         await another_spelling()
     assert not bound
     assert await under_way(redis) == []
+
+
+# -- the pool's connections ------------------------------------------------------------
+
+
+async def clients(redis: Redis) -> int:
+    """Connections Redis has open, this question's own among them."""
+    return len(await redis.client_list())
+
+
+async def test_connections_a_burst_opened_are_closed_once_idle(redis: Redis) -> None:
+    """Requests piled up behind an outage each take a connection (up to the pool's
+    cap); once idle they are closed again, and the next command opens what it needs."""
+    # Each waits 0.2 s in Redis, holding its connection: twelve at once, twelve connections.
+    await asyncio.gather(*(redis.blpop(["test:nothing"], timeout=0.2) for _ in range(12)))
+    assert await clients(redis) >= 12
+    closing = asyncio.create_task(close_idle_connections(redis, seconds=0.05))
+    try:
+        await asyncio.sleep(0.3)
+        assert await clients(redis) <= 2  # the one asking, and perhaps one closing
+        assert await redis.set("test:after", "1")
+    finally:
+        closing.cancel()

@@ -9,6 +9,7 @@ shows instead of a room.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,7 +48,7 @@ from sidecar.metrics import Metrics
 from sidecar.regulation import Regulator
 from sidecar.roles import RoleRules
 from sidecar.sessions import SessionCookies
-from sidecar.shared_state import SharedState, open_redis
+from sidecar.shared_state import SharedState, close_idle_connections, open_redis
 from sidecar.single_flight import SingleFlight
 from sidecar.visits import Visits
 from sidecar.web import guest_pages, pages, room_state, start
@@ -267,6 +268,9 @@ def _resources(
             if redis is not None
             else None
         )
+        closing_idle = (
+            asyncio.create_task(close_idle_connections(redis)) if redis is not None else None
+        )
         directory = Directory(settings.ldap, metrics=metrics)
         regulator = Regulator(settings.regulation, shared=shared, metrics=metrics)
         roles = RoleRules(settings.roles)
@@ -335,6 +339,8 @@ def _resources(
         app[DECISION_LOG].flush()
         directory.close()
         await client.close()
+        if closing_idle is not None:
+            closing_idle.cancel()
         if redis is not None:
             await redis.aclose()
 
