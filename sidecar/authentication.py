@@ -85,6 +85,8 @@ class Authenticator:
         async with self._regulator.attempt(
             credentials.username, address, entry_first=self._directory.searches_first
         ) as attempt:
-            person = await self._directory.authenticate(credentials, found=attempt.found_entry)
+            person = await self._directory.authenticate(
+                credentials, found=attempt.found_entry, usual=attempt.usual_entry
+            )
             await attempt.succeeded()
         return person

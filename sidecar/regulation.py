@@ -272,11 +272,16 @@ class Regulator:
         going_into = (counts if first else counts[:2]) if charged else []
         return Check(tuple(going_into), tuple(counts), _known_pair(who, place))
 
+    async def entry_of(self, name: str) -> str | None:
+        """The who-key of the entry ``name`` led to lately, if any."""
+        return await self._store.entry_of(name)
+
     async def begin_checks(
         self, whos: Sequence[str], place: str, *, first: bool, learnt: Learnt | None = None
-    ) -> list[Hold]:
+    ) -> list[tuple[Hold, bool]]:
         """Checks under way against each of ``whos`` (for the ``first`` of a password
-        check, the place too), begun together, or :class:`Banned` (and nothing under way)."""
+        check, the place too), begun together, or :class:`Banned` (and nothing under way).
+        Beside each hold: whether the place is one of that who's usual places."""
         checks = [
             self._check(who, place, charged=True, first=first and index == 0)
             for index, who in enumerate(whos)
@@ -293,7 +298,7 @@ class Regulator:
             assert scope is not None
             self._metrics.bans.labels(scope).inc()
             raise Banned(scope, seconds)
-        return holds
+        return [(hold, reading.known) for hold, reading in begun]
 
     async def end_checks(self, ending: Ending) -> None:
         # Every count of this process first: a cancellation while Redis is
@@ -332,7 +337,24 @@ class Attempt:
         Every spelling that reaches this entry shares its counts, whatever the
         directory folds. Raises :class:`Banned` before the bind when it is banned.
         """
-        await self.count(_ENTRY + entry)
+        if self._entry != _ENTRY + entry:  # counted already when it was the usual entry
+            await self.count(_ENTRY + entry)
+
+    async def usual_entry(self) -> str | None:
+        """The entry (a canonical DN) this name led to lately, when this place is one of
+        that entry's usual places: the directory may bind to it before its search
+        confirms it (a slow directory then costs one round trip a login, not two).
+
+        The entry is counted first, as :meth:`found_entry` counts it, so its bans
+        hold before that bind. Only at a usual place: elsewhere, an answer coming
+        sooner for a name that logged in lately would tell an attacker which names
+        those are. None when there is no such entry.
+        """
+        who = await self._regulator.entry_of(self.name)
+        if who is None or not who.startswith(_ENTRY):
+            return None  # never found, or only its stand-in (the directory lacked it)
+        usual = await self.count(who)
+        return who.removeprefix(_ENTRY) if usual else None
 
     async def found_nothing(self) -> None:
         """A failure without an entry (a name the directory lacks): counted against
@@ -342,10 +364,11 @@ class Attempt:
         if self._entry is None:
             await self.count(_UNKNOWN + self.name)
 
-    async def count(self, entry: str | None) -> None:
+    async def count(self, entry: str | None) -> bool:
         """Count this check against the name, if not yet, and the entry it led to
         (``None``: not known yet): one round trip, with the entry learnt first
-        (the banned page looks the name up). :class:`Banned` if either may not try now."""
+        (the banned page looks the name up). :class:`Banned` if either may not try now.
+        Returned: whether this place is one of the entry's usual places."""
         whos = [] if self.name in self._holds else [self.name]
         learnt = None
         if entry is not None:
@@ -353,8 +376,9 @@ class Attempt:
             whos.append(entry)
             learnt = Learnt(self.name, entry, stand_in=entry.startswith(_UNKNOWN))
         first = not self._holds
-        holds = await self._regulator.begin_checks(whos, self.place, first=first, learnt=learnt)
-        self._holds.update(zip(whos, holds, strict=True))
+        begun = await self._regulator.begin_checks(whos, self.place, first=first, learnt=learnt)
+        self._holds.update(zip(whos, (hold for hold, _ in begun), strict=True))
+        return entry is not None and begun[-1][1]
 
     async def succeeded(self) -> None:
         """The password was right; counted when the check ends."""

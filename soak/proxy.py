@@ -24,6 +24,8 @@ class DelayingProxy:
         # had under way side by side while the directory was slow.
         self.held = 0
         self.most_held = 0
+        # Connections made through it: with a pool already open, one per bind.
+        self.connections = 0
         self._target_port = target_port
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -70,6 +72,7 @@ class DelayingProxy:
             if not self.forwarding:
                 raise ConnectionRefusedError
             server_in, server_out = await asyncio.open_connection("127.0.0.1", self._target_port)
+            self.connections += 1
         except OSError:
             client_out.close()  # the directory is down: so is the way to it
             return

@@ -361,6 +361,114 @@ async def test_with_a_slow_directory_the_group_search_goes_beside_the_bind(slapd
         proxy.stop()
 
 
+class Usual:
+    """A login's answer to "which entry may a bind start with": ``entry``, and how often
+    it was asked."""
+
+    def __init__(self, entry: str | None) -> None:
+        self.entry = entry
+        self.asked = 0
+
+    async def __call__(self) -> str | None:
+        self.asked += 1
+        return self.entry
+
+
+@pytest.fixture
+async def slow_directory(slapd: Slapd) -> AsyncIterator[tuple[Directory, DelayingProxy]]:
+    """A directory whose answers come 1 s late once the test says so; the teacher
+    logged in once while it was quick (her entry's spelling known, a pooled
+    connection open)."""
+    proxy = DelayingProxy(slapd.port).start()
+    directory = Directory(ldap_settings(slapd, urls=(proxy.url,), timeout=5.0))
+    try:
+        await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+        proxy.delay = 1.0
+        proxy.connections = 0
+        yield directory, proxy
+        assert directory._pool.in_use == 0
+    finally:
+        directory.close()
+        proxy.stop()
+
+
+async def test_a_returning_person_binds_beside_a_slow_search(
+    slow_directory: tuple[Directory, DelayingProxy],
+) -> None:
+    """Her usual entry named: its bind goes out with the search (one round trip a
+    login, not two), and it is the only bind."""
+    directory, proxy = slow_directory
+    usual = Usual(canonical_dn(TEACHER.dn))
+    person = await directory.authenticate(login(TEACHER.uid, TEACHER.password), usual=usual)
+    assert person.user_id == TEACHER.uid
+    assert TEACHERS in person.groups
+    assert usual.asked == 1
+    assert proxy.most_held == 2
+    assert proxy.connections == 1
+    # No usual entry: search, then bind, one after the other.
+    proxy.most_held = 0
+    person = await directory.authenticate(login(TEACHER.uid, TEACHER.password), usual=Usual(None))
+    assert person.user_id == TEACHER.uid
+    assert proxy.most_held == 1
+    assert proxy.connections == 2
+
+
+async def test_a_wrong_password_beside_a_slow_search_is_one_refused_bind(
+    slow_directory: tuple[Directory, DelayingProxy],
+) -> None:
+    directory, proxy = slow_directory
+    usual = Usual(canonical_dn(TEACHER.dn))
+    with pytest.raises(InvalidCredentials):
+        await directory.authenticate(login(TEACHER.uid, "not the password"), usual=usual)
+    assert proxy.most_held == 2
+    assert proxy.connections == 1
+
+
+async def test_a_bind_to_another_entry_than_the_search_finds_never_counts(
+    slow_directory: tuple[Directory, DelayingProxy],
+) -> None:
+    """The usual entry is the teacher's, the name a pupil's (a name given to someone
+    else since, say): the teacher's password admits nobody under the pupil's name,
+    and the pupil's own password admits the pupil, never the teacher."""
+    directory, proxy = slow_directory
+    teachers_entry = Usual(canonical_dn(TEACHER.dn))
+    with pytest.raises(InvalidCredentials):
+        await directory.authenticate(login(PUPIL.uid, TEACHER.password), usual=teachers_entry)
+    person = await directory.authenticate(login(PUPIL.uid, PUPIL.password), usual=teachers_entry)
+    assert person.user_id == PUPIL.uid
+    assert TEACHERS not in person.groups
+    assert teachers_entry.asked == 2
+    # Each login: the discarded bind beside the search, then the pupil's own.
+    assert proxy.connections == 4
+
+
+async def test_no_bind_before_the_search_to_an_entry_this_process_never_bound_to(
+    slow_directory: tuple[Directory, DelayingProxy],
+) -> None:
+    """Only the spelling a search gave is bound to: a canonical DN from elsewhere
+    (another process's entry, through Redis) may not be how the directory spells it."""
+    directory, proxy = slow_directory
+    usual = Usual(canonical_dn(PUPIL.dn))
+    person = await directory.authenticate(login(PUPIL.uid, PUPIL.password), usual=usual)
+    assert person.user_id == PUPIL.uid
+    assert usual.asked == 1
+    assert proxy.most_held == 1
+    # Now it bound to her once, the next login binds beside the search.
+    proxy.most_held = 0
+    await directory.authenticate(login(PUPIL.uid, PUPIL.password), usual=usual)
+    assert proxy.most_held == 2
+
+
+async def test_a_quick_directory_is_searched_then_bound_as_before(
+    directory: Directory,
+) -> None:
+    await directory.authenticate(login(TEACHER.uid, TEACHER.password))
+    usual = Usual(canonical_dn(TEACHER.dn))
+    person = await directory.authenticate(login(TEACHER.uid, TEACHER.password), usual=usual)
+    assert person.user_id == TEACHER.uid
+    assert usual.asked == 0
+
+
 async def test_a_slow_directory_never_admits_a_wrong_password_for_its_groups(
     slapd: Slapd,
 ) -> None:

@@ -40,7 +40,7 @@ from sidecar.guest_links import GuestLinks
 from sidecar.jitsi.room_budget import RoomBudget
 from sidecar.jitsi.room_size import ANSWER_SECONDS, Asker, RoomSize
 from sidecar.jitsi.tokens import RoomTokens
-from sidecar.ldap.directory import Directory, EntryFound
+from sidecar.ldap.directory import Directory, EntryFound, UsualEntry
 from sidecar.ldap.dn import canonical_dn
 from sidecar.people import Person
 from sidecar.refusals import DirectoryUnavailable, InvalidCredentials
@@ -80,12 +80,21 @@ class StandInDirectory(Directory):
         self.available = True
         self.binds = 0
         self.look_ups = 0
+        # Searches that take long: the directory asks which entry a bind may start with.
+        self.slow = False
+        self.usual_entries: list[str | None] = []
 
     async def authenticate(
-        self, credentials: Credentials, *, found: EntryFound | None = None
+        self,
+        credentials: Credentials,
+        *,
+        found: EntryFound | None = None,
+        usual: UsualEntry | None = None,
     ) -> Person:
         if not self.available:
             raise DirectoryUnavailable("ConnectionError")
+        if self.slow and usual is not None:
+            self.usual_entries.append(await usual())
         person = self.people.get(credentials.username)
         if person is None:
             raise InvalidCredentials
@@ -498,6 +507,23 @@ async def test_cached_basic_credentials_make_a_new_address_one_of_her_usual_plac
         await site.decide("/Mathe7b", basic=(TEACHER.uid, "wrong"), address=f"203.0.113.{number}")
     assert await site.decide("/Mathe7b", basic=teacher, address="203.0.113.251") == Page("banned")
     assert isinstance(await site.decide("/Mathe7b", basic=teacher, address=school), Redirect)
+
+
+async def test_a_bind_may_start_before_a_slow_search_only_at_her_usual_place(
+    site: Site,
+) -> None:
+    """A slow directory may be sent the bind to her entry beside its search: at
+    her usual place only. Elsewhere, or for a name never admitted, the answer must
+    not come sooner than a stranger's would."""
+    teacher = (TEACHER.uid, TEACHER.password)
+    assert isinstance(await site.decide("/Mathe7b", basic=teacher), Redirect)
+    site.directory.slow = True
+    entries = site.directory.usual_entries
+    await site.decide("/Mathe7b", basic=(TEACHER.uid, "wrong"))
+    assert entries == [canonical_dn(TEACHER.dn)]
+    await site.decide("/Mathe7b", basic=(TEACHER.uid, "wrong"), address="203.0.113.7")
+    await site.decide("/Mathe7b", basic=(PUPIL.uid, "wrong"))
+    assert entries[1:] == [None, None]
 
 
 async def test_an_unavailable_directory_gets_its_page(site: Site) -> None:

@@ -190,6 +190,58 @@ async def test_look_alike_spellings_share_one_count(regulator: Regulator) -> Non
         assert await regulator.banned_for(spelling, "192.0.2.1") == BAN_TIME
 
 
+async def succeed_as(regulator: Regulator, name: str, address: str, entry: str) -> None:
+    async with regulator.attempt(name, address, entry_first=True) as attempt:
+        await attempt.found_entry(entry)
+        await attempt.succeeded()
+
+
+async def usual_entry(regulator: Regulator, name: str, address: str) -> str | None:
+    async with regulator.attempt(name, address, entry_first=True) as attempt:
+        return await attempt.usual_entry()
+
+
+async def test_her_entry_is_named_before_the_search_only_at_her_usual_places(
+    regulator: Regulator,
+) -> None:
+    entry = "uid=anna,ou=people,dc=school,dc=example"
+    assert await usual_entry(regulator, "anna", "192.0.2.1") is None
+    await succeed_as(regulator, "anna", "192.0.2.1", entry)
+    assert await usual_entry(regulator, "anna", "192.0.2.1") == entry
+    assert await usual_entry(regulator, "ANNA", "192.0.2.1") == entry
+    assert await usual_entry(regulator, "anna", "192.0.2.9") is None
+    assert await usual_entry(regulator, "bert", "192.0.2.1") is None
+
+
+async def test_a_banned_entry_is_refused_before_a_bind_to_it(regulator: Regulator) -> None:
+    """Another spelling's failures banned her entry here: naming it for a bind
+    before the search is refused, as the search's finding it would be."""
+    entry = "uid=anna,ou=people,dc=school,dc=example"
+    await succeed_as(regulator, "anna", "192.0.2.1", entry)
+    for _ in range(PER_USER):
+        await fail(regulator, "a.mueller", "192.0.2.1", entry)
+    with pytest.raises(Banned):
+        await usual_entry(regulator, "anna", "192.0.2.1")
+
+
+async def test_an_entry_named_before_the_search_is_counted_once(regulator: Regulator) -> None:
+    entry = "uid=anna,ou=people,dc=school,dc=example"
+    await succeed_as(regulator, "anna", "192.0.2.1", entry)
+
+    async def wrong_password(spelling: str) -> None:
+        async with regulator.attempt(spelling, "192.0.2.1", entry_first=True) as attempt:
+            assert await attempt.usual_entry() == entry
+            await attempt.found_entry(entry)  # the search confirms it
+            raise InvalidCredentials
+
+    for spelling in ("anna", "Anna", "ANNA")[:PER_USER]:
+        with pytest.raises(InvalidCredentials):
+            await wrong_password(spelling)
+        if spelling != "ANNA":
+            assert await regulator.banned_for("anna", "192.0.2.1") == 0
+    assert await regulator.banned_for("anna", "192.0.2.1") == BAN_TIME
+
+
 async def test_every_spelling_that_reaches_one_entry_shares_its_count(regulator: Regulator) -> None:
     """What the directory folds (or a filter matching uid or mail) joins here too."""
     entry = "uid=anna,ou=people,dc=school,dc=example"

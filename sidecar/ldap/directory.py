@@ -42,6 +42,11 @@ MAX_GROUP_NAME = 64
 
 # Told the entry a search found, before its bind: may refuse it (a ban) by raising.
 EntryFound = Callable[[str], Awaitable[None]]
+# Asked, when a person's search is slow, for the entry (a canonical DN) a bind may
+# start with before the search answers; None: wait for the search. May raise (a ban).
+UsualEntry = Callable[[], Awaitable[str | None]]
+# Entries bound to lately, by canonical DN: the spelling a bind before the search uses.
+MAX_BIND_SPELLINGS = 4096
 _Read = TypeVar("_Read")
 # A person's bind unanswered this long (local binds take milliseconds): the
 # directory is slow, and the group search starts beside the bind.
@@ -285,6 +290,8 @@ class Directory:
         self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
         self._metrics.pool_idle.set_function(lambda: self._pool.idle)
         self._bind_timings = BindTimings()
+        # Canonical DN -> the DN as the directory spells it, oldest first (see _bind_early).
+        self._bind_spellings: dict[str, str] = {}
         self._servers = ServerHealth(
             settings.urls, probe=self._answers, retry_interval=settings.retry_interval
         )
@@ -432,19 +439,24 @@ class Directory:
         return [*names, *(name for name in optional if name), MEMBER_OF]
 
     async def authenticate(
-        self, credentials: Credentials, *, found: EntryFound | None = None
+        self,
+        credentials: Credentials,
+        *,
+        found: EntryFound | None = None,
+        usual: UsualEntry | None = None,
     ) -> Person:
         """The person these credentials belong to, with their groups.
 
         Raises InvalidCredentials or DirectoryUnavailable, or whatever
-        ``found`` raises when it is told the entry a search found.
+        ``found`` raises when it is told the entry a search found, or ``usual``
+        when it is asked which entry a bind may start with (see _bind_early).
         """
         try:
             # One deadline for all of it, well inside nginx's proxy_read_timeout.
             async with self.deadlines.within():
                 if self._settings.user_dn_template:
                     return await self._authenticate_direct(credentials)
-                return await self._authenticate_by_search(credentials, found)
+                return await self._authenticate_by_search(credentials, found, usual)
         except (InvalidCredentials, DirectoryUnavailable):
             raise
         except (bonsai.LDAPError, TimeoutError, OSError) as error:
@@ -510,38 +522,60 @@ class Directory:
         return self._person(entry, credentials.username, groups)
 
     async def _authenticate_by_search(
-        self, credentials: Credentials, found: EntryFound | None
+        self, credentials: Credentials, found: EntryFound | None, usual: UsualEntry | None
     ) -> Person:
         settings = self._settings
         filter_exp = settings.user_filter.format(
             username=bonsai.escape_filter_exp(credentials.username)
         )
-        entries = await self._pooled_search(
-            settings.user_base, bonsai.LDAPSearchScope.SUBTREE, filter_exp, self._attributes()
-        )
-        if len(entries) != 1:
-            if len(entries) > 1:
-                log.warning("ldap.user_filter matches %d entries for one login", len(entries))
-            # As long as a wrong password's bind would have taken: see bind_timing.
-            await asyncio.sleep(self._bind_timings.draw() + self._bind_timings.settle())
-            raise InvalidCredentials
-        entry = entries[0]
-        if found is not None:
-            await found(_entry_key(entry))
-        if settings.bind_dn is None:
-            # Anonymous searches may not see groups: they are read as the person.
-            conn = await self._bind_as(str(entry.dn), credentials.password)
-            try:
-                groups = await self._groups(entry, credentials.username, conn)
-            finally:
-                conn.close()
-        else:
-            conn, groups = await self._bind_and_read(
-                self._bind_as(str(entry.dn), credentials.password),
-                lambda: self._groups(entry, credentials.username, None),
+        early = None if usual is None else _EarlyBind(self, usual, credentials.password)
+        try:
+            entries = await self._pooled_search(
+                settings.user_base, bonsai.LDAPSearchScope.SUBTREE, filter_exp, self._attributes()
             )
-            conn.close()
+            if early is not None:
+                await early.settle()
+            if len(entries) != 1:
+                if len(entries) > 1:
+                    log.warning("ldap.user_filter matches %d entries for one login", len(entries))
+                # As long as a wrong password's bind would have taken: see bind_timing.
+                await asyncio.sleep(self._bind_timings.draw() + self._bind_timings.settle())
+                raise InvalidCredentials
+            entry = entries[0]
+            if found is not None:
+                await found(_entry_key(entry))
+            taken = None if early is None else early.take(str(entry.dn))
+            binding = taken or self._bind_as(str(entry.dn), credentials.password)
+            if settings.bind_dn is None:
+                # Anonymous searches may not see groups: they are read as the person.
+                conn = await binding
+                try:
+                    groups = await self._groups(entry, credentials.username, conn)
+                finally:
+                    conn.close()
+            else:
+                conn, groups = await self._bind_and_read(
+                    binding, lambda: self._groups(entry, credentials.username, None)
+                )
+                conn.close()
+        finally:
+            if early is not None:
+                await early.discard()
+        self._remember_spelling(entry)
         return self._person(entry, credentials.username, groups)
+
+    def spelling_of(self, key: str) -> str | None:
+        """The DN, as the directory spells it, of the entry with canonical DN ``key``, if
+        a person logged in with it lately in this process."""
+        return self._bind_spellings.get(key)
+
+    def _remember_spelling(self, entry: Any) -> None:
+        """The entry a person just logged in with, for a bind before her next search."""
+        key = _entry_key(entry)
+        spellings = self._bind_spellings
+        if key not in spellings and len(spellings) >= MAX_BIND_SPELLINGS:
+            del spellings[next(iter(spellings))]
+        spellings[key] = str(entry.dn)
 
     async def _bind_and_read(
         self, bind: Awaitable[Any], read: Callable[[], Awaitable[_Read]]
@@ -614,3 +648,74 @@ class Directory:
             context_group=(group or "")[:MAX_GROUP_NAME],
             avatar=avatar if avatar and _is_https_url(avatar) else "",
         )
+
+
+class _EarlyBind:
+    """A returning person's bind, sent beside her search when the directory is slow.
+
+    Only once the search has gone unanswered for OVERLAP_AFTER (a quick
+    directory answers a login as before: search, then bind), and only to the
+    entry ``usual`` names, in the spelling the directory gave it when this
+    process last bound to it. The bind counts only if the search then finds
+    that very entry (:meth:`take`); any other outcome discards it, and the
+    found entry is bound to as usual. ``usual`` counts the entry first, so
+    its bans hold before this bind, and the directory is asked one bind a
+    login either way.
+
+    The search itself stays in the login's own task: an error a task of its own
+    kept would hold its frames, and with them its connection's socket, until the
+    collector's next full run.
+    """
+
+    def __init__(self, directory: Directory, usual: UsualEntry, password: str) -> None:
+        self._directory = directory
+        self._usual = usual
+        self._password = password
+        self._asking = False  # past OVERLAP_AFTER: usual() is asked, a bind may follow
+        self._dn: str | None = None
+        self._binding: asyncio.Task[Any] | None = None
+        self._starting = asyncio.create_task(self._start())
+
+    async def _start(self) -> None:
+        await asyncio.sleep(OVERLAP_AFTER)
+        self._asking = True
+        key = await self._usual()
+        self._dn = None if key is None else self._directory.spelling_of(key)
+        if self._dn is not None:
+            self._binding = asyncio.create_task(self._directory._bind_as(self._dn, self._password))
+
+    async def settle(self) -> None:
+        """The search has answered: no bind starts from now on, and one already decided
+        on has begun (or what refused it, a ban, is raised here)."""
+        starting = self._starting
+        if not self._asking:
+            starting.cancel()
+        await asyncio.wait({starting})
+        if not starting.cancelled() and (error := starting.exception()) is not None:
+            raise error.with_traceback(None)
+
+    def take(self, dn: str) -> asyncio.Task[Any] | None:
+        """The bind, if it went to ``dn`` (the entry the search found): the login's now."""
+        if self._binding is None or self._dn != dn:
+            return None
+        binding, self._binding = self._binding, None
+        return binding
+
+    async def discard(self) -> None:
+        """What the login did not take: cancelled, and a connection made anyway closed,
+        so that no socket outlives the login. A refused discarded bind is not news."""
+        pending = [task for task in (self._starting, self._binding) if task and not task.done()]
+        for task in pending:
+            # usual() once asked is let finish: a count begun is then ended with the login.
+            if task is not self._starting or not self._asking:
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            if self._binding is not None and not self._binding.done():
+                self._binding.cancel()  # began while usual() was let finish
+                await asyncio.wait({self._binding})
+        if not self._starting.cancelled():
+            self._starting.exception()
+        binding, self._binding = self._binding, None
+        if binding is not None and not binding.cancelled() and binding.exception() is None:
+            binding.result().close()
