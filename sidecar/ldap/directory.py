@@ -671,14 +671,17 @@ class _EarlyBind:
         self._directory = directory
         self._usual = usual
         self._password = password
-        self._asking = False  # past OVERLAP_AFTER: usual() is asked, a bind may follow
         self._dn: str | None = None
         self._binding: asyncio.Task[Any] | None = None
+        # A timer, not a task, until OVERLAP_AFTER has passed: a quick search (nearly
+        # every login) costs only its cancelling.
+        self._starting: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(OVERLAP_AFTER, self._overlap)
+
+    def _overlap(self) -> None:
         self._starting = asyncio.create_task(self._start())
 
     async def _start(self) -> None:
-        await asyncio.sleep(OVERLAP_AFTER)
-        self._asking = True
         key = await self._usual()
         self._dn = None if key is None else self._directory.spelling_of(key)
         if self._dn is not None:
@@ -687,9 +690,10 @@ class _EarlyBind:
     async def settle(self) -> None:
         """The search has answered: no bind starts from now on, and one already decided
         on has begun (or what refused it, a ban, is raised here)."""
+        self._timer.cancel()
         starting = self._starting
-        if not self._asking:
-            starting.cancel()
+        if starting is None:
+            return
         await asyncio.wait({starting})
         if not starting.cancelled() and (error := starting.exception()) is not None:
             raise error.with_traceback(None)
@@ -703,19 +707,18 @@ class _EarlyBind:
 
     async def discard(self) -> None:
         """What the login did not take: cancelled, and a connection made anyway closed,
-        so that no socket outlives the login. A refused discarded bind is not news."""
-        pending = [task for task in (self._starting, self._binding) if task and not task.done()]
-        for task in pending:
-            # usual() once asked is let finish: a count begun is then ended with the login.
-            if task is not self._starting or not self._asking:
-                task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-            if self._binding is not None and not self._binding.done():
-                self._binding.cancel()  # began while usual() was let finish
-                await asyncio.wait({self._binding})
-        if not self._starting.cancelled():
-            self._starting.exception()
+        so that no socket outlives the login. A refused discarded bind is not news.
+        usual() once asked is let finish: a count begun then ends with the login."""
+        self._timer.cancel()
+        if self._starting is not None:
+            await asyncio.wait({self._starting})
+            if not self._starting.cancelled():
+                self._starting.exception()
         binding, self._binding = self._binding, None
-        if binding is not None and not binding.cancelled() and binding.exception() is None:
+        if binding is None:
+            return
+        if not binding.done():
+            binding.cancel()
+            await asyncio.wait({binding})
+        if not binding.cancelled() and binding.exception() is None:
             binding.result().close()
