@@ -290,7 +290,7 @@ class Directory:
         self._metrics.pool_in_use.set_function(lambda: self._pool.in_use)
         self._metrics.pool_idle.set_function(lambda: self._pool.idle)
         self._bind_timings = BindTimings()
-        # Canonical DN -> the DN as the directory spells it, oldest first (see _bind_early).
+        # Canonical DN -> the DN as the directory spells it, oldest first (see _EarlyBind).
         self._bind_spellings: dict[str, str] = {}
         self._servers = ServerHealth(
             settings.urls, probe=self._answers, retry_interval=settings.retry_interval
@@ -449,7 +449,7 @@ class Directory:
 
         Raises InvalidCredentials or DirectoryUnavailable, or whatever
         ``found`` raises when it is told the entry a search found, or ``usual``
-        when it is asked which entry a bind may start with (see _bind_early).
+        when it is asked which entry a bind may start with (see _EarlyBind).
         """
         try:
             # One deadline for all of it, well inside nginx's proxy_read_timeout.
