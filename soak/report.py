@@ -64,16 +64,31 @@ def _memory(phase: dict[str, Any]) -> str:
     return f"{found['first']} → {found['last']}" if found["first"] is not None else "-"
 
 
+def _calibration(rate: dict[str, Any]) -> str:
+    """How the rate was found (nothing when it was given)."""
+    if "closed-loop req/s" not in rate:
+        return ""
+    closed = f"a closed loop of the same mix got {rate['closed-loop req/s']:,} req/s"
+    steps = rate.get("open-loop steps")
+    if steps is None:  # results from before the open-loop steps
+        return f" (half of {rate['closed-loop req/s']:,} req/s, a closed loop of the same mix)"
+    tried = ", ".join(
+        f"{step['req/s']:,} {'kept up' if step['kept up'] else 'did not'}" for step in steps
+    )
+    if rate.get("sustainable req/s") is None:
+        return f" ({closed}; open-loop steps {tried}: none kept up, half the lowest)"
+    return (
+        f" (half of {rate['sustainable req/s']:,} req/s, the highest open-loop rate the stack"
+        f" kept up with; {closed}; steps {tried})"
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     rate = report.get("rate", {})
     lines = [
         f"make soak, {report['when']}, {report['minutes']} minutes: "
         f"{rate.get('soak rate req/s')} req/s"
-        + (
-            f" (half of {rate['closed-loop req/s']:,} req/s, a closed loop of the same mix)"
-            if "closed-loop req/s" in rate
-            else ""
-        )
+        + _calibration(rate)
         + f", {report['settings']['people']:,} people, the sidecar's descriptor limit "
         f"{report['settings']['nofile']}, state files on {report.get('state files on')}.",
         "",

@@ -4,7 +4,9 @@ while the things it depends on fail, one phase at a time, then the counts.
 The load (``soak.load``) is people with sessions (with and without a token on
 the URL), pupils waiting for a closed room, cached and new Basic logins, form
 logins, wrong passwords and unknown names (each from an address of its own),
-at half the rate a closed loop of the same mix gets (``--rate`` to fix it).
+at half the highest open-loop rate the stack keeps up with, found by steps
+down from a closed loop of the same mix (``soak.calibration``; ``--rate`` to
+fix it).
 The sidecar runs as systemd runs it (``soak.service``), under a descriptor
 limit of 1024. The phases (``--phases``, all by default) are in
 ``soak.phases``. What must hold, and is reported for each phase: no answer
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if args.rate is None
             else {"soak rate req/s": args.rate}
         )
+        print(f"soak: {report['rate']}", file=sys.stderr, flush=True)
         report["state files on"] = (
             "a 64 KiB tmpfs"
             if stack.state.mounted

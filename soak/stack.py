@@ -28,6 +28,7 @@ from demo.ports import free_port
 from demo.run import SUBJECT, classroom_config, write_demo_config
 from demo.school import School
 from demo.slapd import Slapd
+from soak import calibration
 from soak.browser import Browser
 from soak.client import ANSWER_TIMEOUT, QUEUE_TIMEOUT
 from soak.load import LoadJob
@@ -56,6 +57,10 @@ REDIS_CLI = "/usr/bin/redis-cli"
 LOAD_READY_TIMEOUT = 120.0
 SETTLE_STEP = 0.5
 POLL_SECONDS = 0.1
+# Between the calibration's steps: what the step before left waiting is answered.
+CALIBRATION_PAUSE = 5.0
+# A step's load is planned this much longer than it runs: it is stopped, never ends early.
+SLACK = 10.0
 OPEN_ROOM = "gastraum"  # the room guests and the logged-out pupil try: open, so a token means in
 
 
@@ -324,17 +329,33 @@ class SoakStack:
             last = now
 
     def calibrate(self, seconds: float) -> dict[str, Any]:
-        """The closed loop's rate with ``connections`` clients; the soak runs at half of it."""
+        """The closed loop's rate with ``connections`` clients, then open-loop steps down
+        from it (see :mod:`soak.calibration`); the soak runs at half the highest step
+        the stack kept up with (at half the lowest step when it kept up with none)."""
         self.loaded = True
         run = LoadRun(self.workdir, self.job("closed", seconds), "calibration").start()
         time.sleep(seconds)
         result = run.stop()
         answered = sum(sum(counts.values()) for counts in result["answers"].values())
-        elapsed = max(result["ended"] - result["started"], 1e-3)
-        sustainable = answered / elapsed
-        if self.options.rate is None:
-            self.rate = round(sustainable / 2)
-        return {"closed-loop req/s": round(sustainable), "soak rate req/s": self.rate}
+        closed = answered / max(result["ended"] - result["started"], 1e-3)
+        steps: list[calibration.Step] = []
+        for share in calibration.STEP_SHARES:
+            time.sleep(CALIBRATION_PAUSE)  # what the last step left waiting is answered
+            rate = max(1.0, share * closed)
+            job = replace(self.job("open", calibration.STEP_SECONDS + SLACK), rate=rate)
+            step = LoadRun(self.workdir, job, f"calibration-{round(share * 100)}").start()
+            time.sleep(calibration.STEP_SECONDS)
+            steps.append(calibration.step_of(step.stop(), rate, calibration.STEP_SECONDS))
+            if steps[-1].kept_up:
+                break
+        kept_up = calibration.sustainable(steps)
+        self.rate = round((kept_up or steps[-1].rate) / 2)
+        return {
+            "closed-loop req/s": round(closed),
+            "open-loop steps": [step.as_dict() for step in steps],
+            "sustainable req/s": None if kept_up is None else round(kept_up),
+            "soak rate req/s": self.rate,
+        }
 
     # -- probes -------------------------------------------------------------------------
 
