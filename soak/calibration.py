@@ -3,13 +3,11 @@
 A closed loop (every connection sends its next request as soon as the last
 is answered) keeps each of its connections busy, so every turn of the
 sidecar's event loop serves many requests at once; the soak's load is open
-(requests on a schedule, whether or not the last ones were answered), and
-there each request costs more: on this project's 2-core machine 1.1 ms of
-the sidecar's CPU against 0.7 in the closed loop, with the load generator,
-nginx and slapd on the same two cores. Half the closed loop's rate was 85-95
-% of a core for the sidecar, and requests piled up. So the closed loop only
-gives the top: open-loop steps come down from there, and the first rate the
-stack keeps up with is the sustainable one.
+(requests on a schedule, whether or not the last ones were answered), where
+each request costs more, with the load generator, nginx and slapd on the
+same cores. So the closed loop only gives the top: open-loop steps come down
+from there, and the first rate the stack keeps up with is the sustainable
+one.
 """
 
 from __future__ import annotations
